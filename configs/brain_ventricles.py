@@ -1,0 +1,28 @@
+"""CUTS on brain MRI slices, evaluated on the ventricles (paper, Tables V-VI).
+
+    python -m cuts_jax.main --config=configs/brain_ventricles.py --workdir=/tmp/brain \
+        --config.data.root=../shared/data/brain_mri/test_scan.npz
+
+The volume .npz holds `vol` (intensities) and `seg` (FreeSurfer labels).
+Slices along `data.axis` that cross the ventricles are kept; the ventricle
+labels form the evaluation target and are never used in training.
+"""
+
+from configs import default
+
+# FreeSurfer ids: lateral ventricles (4, 43), inferior lateral ventricles (5, 44),
+# 3rd ventricle (14), 4th ventricle (15).
+VENTRICLE_LABELS = (4, 43, 5, 44, 14, 15)
+
+
+def get_config(model_preset: str = "paper"):
+  config = default.get_config(model_preset)
+  config.data.kind = "volume"
+  config.data.root = ""  # Set with --config.data.root=/path/to/volume.npz.
+  config.data.axis = 0
+  config.data.label_ids = VENTRICLE_LABELS
+  config.data.min_target_pixels = 100  # Slices that show the ventricles clearly.
+  config.training.num_steps = 300
+  config.training.log_every = 10
+  config.training.checkpoint_every = 50
+  return config

@@ -1,0 +1,33 @@
+"""A config that trains in seconds on a CPU, for tests and smoke runs.
+
+    python -m cuts_jax.main --config=configs/tiny.py --workdir=/tmp/cuts_tiny
+
+Small images from scikit-image's samples, a two-layer encoder and a few steps:
+about 10 s on a 2-core CPU including compilation. It checks that everything
+runs, not that segments are good.
+"""
+
+from configs import default
+
+
+def get_config(model_preset: str = "paper"):
+  config = default.get_config(model_preset)
+  config.data.kind = "demo"
+  config.data.image_size = (32, 32)
+  config.data.limit = 4
+  config.model.kernel_sizes = (5, 3)
+  config.model.features = (8, 16)
+  config.model.embedding_dim = 16
+  config.sampling.patch_size = 5
+  config.sampling.ssim_filter_size = 5
+  config.sampling.num_anchors = 8
+  config.sampling.num_positive_candidates = 4
+  config.sampling.num_negative_candidates = 4
+  config.sampling.negative_min_distance = 8.0
+  config.optim.warmup_steps = 1
+  config.training.batch_size = 4
+  config.training.num_steps = 4
+  config.training.log_every = 2
+  config.training.checkpoint_every = 2
+  config.training.keep_checkpoints = 2
+  return config

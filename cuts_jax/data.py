@@ -1,0 +1,371 @@
+"""Host-side data loading (numpy only; nothing here runs inside `jit`).
+
+Every loader returns a `Dataset` whose images are float32 (N, H, W, C) in
+[0, 1] at the configured size; grayscale images keep one channel. Intensities
+are mapped to [0, 1] by `to_unit_range`: uint8 by /255, bool as 0/1, and
+everything else (16-bit, float, ...) by min-max scaling of the whole image or
+volume, unless it already lies in [0, 1].
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+import pathlib
+import re
+from typing import Iterator, Optional, Sequence
+
+import ml_collections
+import numpy as np
+
+IMAGE_EXTENSIONS = (".png", ".jpg", ".jpeg", ".tif", ".tiff", ".bmp", ".npy")
+
+DATA_KINDS = ("demo", "retina", "bsds500", "volume", "folder")
+
+
+@dataclasses.dataclass
+class Dataset:
+  """Images, their names and whatever ground truth the data set has.
+
+  Attributes:
+    images: float32 (N, H, W, C) in [0, 1].
+    names: one name per image (file stem or slice id).
+    masks: uint8 (N, H, W) binary target region at the images' size, or None.
+    human_segmentations: for BSDS500, one list per image of the human label
+      maps (int32, at the original resolution), or None.
+    original_images: for BSDS500, the images at their original resolution
+      (float32 (h, w, 3) each), or None.
+  """
+
+  images: np.ndarray
+  names: list[str]
+  masks: Optional[np.ndarray] = None
+  human_segmentations: Optional[list[list[np.ndarray]]] = None
+  original_images: Optional[list[np.ndarray]] = None
+
+  def __len__(self) -> int:
+    return len(self.images)
+
+
+class DataError(ValueError):
+  """A data set is missing, empty or malformed."""
+
+
+def to_unit_range(image: np.ndarray) -> np.ndarray:
+  """Maps an image or volume of any numeric dtype to float32 in [0, 1].
+
+  uint8 is divided by 255; bool becomes 0/1; other dtypes already within
+  [0, 1] are kept; anything else is min-max scaled over the whole array (a
+  constant array becomes zeros).
+
+  Raises:
+    DataError: when the array holds NaN or infinite values, or is not numeric.
+  """
+  array = np.asarray(image)
+  if array.dtype == np.uint8:
+    return array.astype(np.float32) / 255.0
+  if array.dtype == bool:
+    return array.astype(np.float32)
+  if not (np.issubdtype(array.dtype, np.integer) or np.issubdtype(array.dtype, np.floating)):
+    raise DataError(f"image dtype {array.dtype} is not numeric; expected integers or floats.")
+  array = array.astype(np.float64)
+  if not np.all(np.isfinite(array)):
+    raise DataError("image holds NaN or infinite values; replace them (e.g. np.nan_to_num) "
+                    "before segmenting.")
+  low, high = float(array.min()), float(array.max())
+  if low >= 0.0 and high <= 1.0:
+    return array.astype(np.float32)
+  if high == low:
+    return np.zeros_like(array, dtype=np.float32)
+  return ((array - low) / (high - low)).astype(np.float32)
+
+
+def resize_image(image: np.ndarray, size: Sequence[int]) -> np.ndarray:
+  """(h, w, C) float -> (H, W, C) float32, antialiased bilinear."""
+  from skimage import transform
+  if tuple(image.shape[:2]) == tuple(size):
+    return image.astype(np.float32)
+  resized = transform.resize(image, tuple(size) + image.shape[2:], order=1,
+                             anti_aliasing=True, preserve_range=True)
+  return np.clip(resized, 0.0, 1.0).astype(np.float32)
+
+
+def resize_labels(labels: np.ndarray, size: Sequence[int]) -> np.ndarray:
+  """Nearest-neighbour resize of a label map, keeping its dtype."""
+  from skimage import transform
+  if tuple(labels.shape[:2]) == tuple(size):
+    return labels
+  return transform.resize(labels, tuple(size), order=0, anti_aliasing=False,
+                          preserve_range=True).astype(labels.dtype)
+
+
+def as_channels_last(image: np.ndarray, path: os.PathLike | str = "image") -> np.ndarray:
+  """(H, W) -> (H, W, 1); (H, W, 4) RGBA -> RGB; checks the rank and channels."""
+  if image.ndim == 2:
+    return image[..., None]
+  if image.ndim != 3:
+    raise DataError(f"{path}: expected a 2-D image (H, W) or (H, W, C), got shape "
+                    f"{image.shape}.")
+  if image.shape[-1] == 4:
+    return image[..., :3]
+  if image.shape[-1] not in (1, 2, 3):
+    raise DataError(f"{path}: expected 1, 3 or 4 channels in the last axis, got shape "
+                    f"{image.shape}.")
+  return image
+
+
+def read_image(path: os.PathLike | str) -> np.ndarray:
+  """Reads PNG/JPG/TIFF/BMP or .npy (never pickled) as an (H, W, C) array.
+
+  Raises:
+    DataError: when the file cannot be read or has an unusable shape.
+  """
+  path = pathlib.Path(path)
+  try:
+    if path.suffix.lower() == ".npy":
+      array = np.load(path, allow_pickle=False)
+    else:
+      from skimage import io
+      array = io.imread(path)
+  except Exception as error:  # Any decoder failure means the same to the user.
+    raise DataError(f"{path}: cannot read the image ({type(error).__name__}: {error}).") \
+        from error
+  return as_channels_last(np.asarray(array), path)
+
+
+def _natural_key(path: pathlib.Path):
+  return [int(part) if part.isdigit() else part for part in re.split(r"(\d+)", path.name)]
+
+
+def _require_dir(root: os.PathLike | str, what: str, flag_hint: str) -> pathlib.Path:
+  if not root:
+    raise DataError(f"No {what} location is set. Pass {flag_hint}=/path/to/it.")
+  root = pathlib.Path(root).expanduser()
+  if not root.is_dir():
+    raise DataError(f"{what} not found at {root}. Put the data there or pass "
+                    f"{flag_hint}=/path/to/it.")
+  return root
+
+
+def _shard(items: list, shard_index: int, shard_count: int) -> list:
+  return items[shard_index::shard_count]
+
+
+def _finish(images: list[np.ndarray], names: list[str], where: str, **extras) -> Dataset:
+  if not images:
+    raise DataError(f"no images found in {where}.")
+  channels = {image.shape[-1] for image in images}
+  if len(channels) > 1:
+    # Mixed grayscale and colour: promote everything to RGB.
+    images = [np.repeat(image, 3, axis=-1) if image.shape[-1] == 1 else image
+              for image in images]
+  return Dataset(images=np.stack(images).astype(np.float32), names=names, **extras)
+
+
+def load_retina(root: os.PathLike | str, image_size: Sequence[int], *, limit: int = 0,
+                shard_index: int = 0, shard_count: int = 1) -> Dataset:
+  """The retina GA layout: image_with_GA/imageN.png and label_with_GA/labelN.npy.
+
+  Returns the images with their binary GA masks (uint8 0/1).
+  """
+  root = _require_dir(root, "the retina GA data set", "--config.data.root")
+  image_dir, label_dir = root / "image_with_GA", root / "label_with_GA"
+  paths = sorted(image_dir.glob("image*.png"), key=_natural_key)
+  if not paths:
+    raise DataError(f"no image_with_GA/imageN.png files under {root}; expected the retina "
+                    "layout image_with_GA/imageN.png + label_with_GA/labelN.npy.")
+  if limit:
+    paths = paths[:limit]
+  images, masks, names = [], [], []
+  for path in _shard(paths, shard_index, shard_count):
+    number = re.sub(r"\D", "", path.stem)
+    label_path = label_dir / f"label{number}.npy"
+    if not label_path.exists():
+      raise DataError(f"{path} has no matching label {label_path}.")
+    image = to_unit_range(read_image(path))
+    label = np.load(label_path, allow_pickle=False)
+    if label.ndim == 3:
+      label = label[..., 0]
+    if label.shape != image.shape[:2]:
+      raise DataError(f"{label_path} has shape {label.shape}; expected the image's "
+                      f"{image.shape[:2]}.")
+    images.append(resize_image(image, image_size))
+    masks.append(resize_labels((label > 0).astype(np.uint8), image_size))
+    names.append(path.stem)
+  return _finish(images, names, str(root), masks=np.stack(masks))
+
+
+def load_bsds500(root: os.PathLike | str, image_size: Sequence[int], *,
+                 splits: Sequence[str] = ("train", "val"), limit: int = 0,
+                 with_ground_truth: bool = True, shard_index: int = 0,
+                 shard_count: int = 1) -> Dataset:
+  """BSDS500's official layout: images/<split>/*.jpg, groundTruth/<split>/*.mat.
+
+  All human segmentations of each image are kept at the original resolution,
+  as are the original images (for the BSDS benchmark metrics).
+  """
+  import scipy.io
+  root = _require_dir(root, "BSDS500", "--config.data.root")
+  paths = []
+  for split in splits:
+    split_paths = sorted((root / "images" / split).glob("*.jpg"), key=_natural_key)
+    if not split_paths:
+      raise DataError(f"no images/{split}/*.jpg under {root}; expected BSDS500's layout "
+                      "images/<split>/*.jpg and groundTruth/<split>/*.mat.")
+    paths += [(split, path) for path in split_paths]
+  if limit:
+    paths = paths[:limit]
+  images, names, originals, humans = [], [], [], []
+  for split, path in _shard(paths, shard_index, shard_count):
+    original = to_unit_range(read_image(path))
+    images.append(resize_image(original, image_size))
+    names.append(f"{split}/{path.stem}")
+    if with_ground_truth:
+      mat_path = root / "groundTruth" / split / f"{path.stem}.mat"
+      if not mat_path.exists():
+        raise DataError(f"{path} has no matching ground truth {mat_path}.")
+      cells = scipy.io.loadmat(mat_path)["groundTruth"][0]
+      humans.append([np.asarray(cell["Segmentation"][0, 0], dtype=np.int32)
+                     for cell in cells])
+      originals.append(original)
+  return _finish(images, names, str(root),
+                 human_segmentations=humans if with_ground_truth else None,
+                 original_images=originals if with_ground_truth else None)
+
+
+def load_volume_slices(path: os.PathLike | str, image_size: Sequence[int], *, axis: int = 0,
+                       label_ids: Sequence[int] = (), min_target_pixels: int = 1,
+                       limit: int = 0, shard_index: int = 0, shard_count: int = 1) -> Dataset:
+  """2-D slices of a volume .npz holding `vol` (and optionally `seg`).
+
+  Intensities are scaled to [0, 1] once over the whole volume, so slices stay
+  comparable. With `label_ids`, the target mask is `seg` in those ids and only
+  slices with at least `min_target_pixels` target pixels are kept.
+  """
+  path = pathlib.Path(path).expanduser()
+  if not path.is_file():
+    raise DataError(f"volume file not found at {path}; pass --config.data.root=/path/to/"
+                    "volume.npz (arrays 'vol' and, for a target, 'seg').")
+  with np.load(path, allow_pickle=False) as archive:
+    if "vol" not in archive:
+      raise DataError(f"{path} has no array 'vol' (found {list(archive.keys())}).")
+    volume = archive["vol"]
+    segmentation = archive["seg"] if "seg" in archive else None
+  if volume.ndim != 3:
+    raise DataError(f"{path}: 'vol' has shape {volume.shape}; expected a 3-D volume.")
+  if not -3 <= axis < 3:
+    raise DataError(f"config.data.axis is {axis}; a volume has axes 0, 1 and 2.")
+  volume = np.moveaxis(to_unit_range(volume), axis, 0)
+  target = None
+  if label_ids:
+    if segmentation is None:
+      raise DataError(f"{path} has no 'seg' array, but config.data.label_ids asks for a target.")
+    if segmentation.shape != np.moveaxis(volume, 0, axis).shape:
+      raise DataError(f"{path}: 'seg' shape {segmentation.shape} differs from 'vol'.")
+    target = np.moveaxis(np.isin(segmentation, list(label_ids)), axis, 0).astype(np.uint8)
+    slice_ids = [i for i in range(volume.shape[0]) if target[i].sum() >= min_target_pixels]
+  else:
+    slice_ids = list(range(volume.shape[0]))
+  if limit:
+    slice_ids = slice_ids[:limit]
+  slice_ids = _shard(slice_ids, shard_index, shard_count)
+  images = [resize_image(volume[i][..., None], image_size) for i in slice_ids]
+  names = [f"{path.stem}_axis{axis}_slice{i:03d}" for i in slice_ids]
+  masks = None
+  if target is not None and slice_ids:
+    masks = np.stack([resize_labels(target[i], image_size) for i in slice_ids])
+  return _finish(images, names, str(path), masks=masks)
+
+
+def load_image_folder(root: os.PathLike | str, image_size: Sequence[int], *, limit: int = 0,
+                      shard_index: int = 0, shard_count: int = 1) -> Dataset:
+  """Every PNG/JPG/TIFF/BMP/NPY file directly in `root`, without labels."""
+  root = _require_dir(root, "the image folder", "--config.data.root")
+  paths = sorted((p for p in root.iterdir() if p.suffix.lower() in IMAGE_EXTENSIONS),
+                 key=_natural_key)
+  if not paths:
+    raise DataError(f"{root} holds no images ({', '.join(IMAGE_EXTENSIONS)}).")
+  if limit:
+    paths = paths[:limit]
+  paths = _shard(paths, shard_index, shard_count)
+  images = [resize_image(to_unit_range(read_image(p)), image_size) for p in paths]
+  return _finish(images, [p.stem for p in paths], str(root))
+
+
+def load_demo(image_size: Sequence[int], *, limit: int = 0, shard_index: int = 0,
+              shard_count: int = 1) -> Dataset:
+  """Sample images shipped with scikit-image, so a fresh install has data.
+
+  The fundus photograph (`skimage.data.retina`) cut into overlapping tiles,
+  plus a few other photographs (immunohistochemistry, coffee, cat, astronaut).
+  """
+  from skimage import data as skdata
+  fundus = to_unit_range(skdata.retina())
+  tiles, names = [], []
+  # The fundus disc fills the centre of the 1411 px photograph: tile a grid over it.
+  grid = np.linspace(200, 1411 - 200 - 512, 3).astype(int)
+  for row in grid:
+    for col in grid:
+      tiles.append(fundus[row:row + 512, col:col + 512])
+      names.append(f"retina_r{row}_c{col}")
+  tiles.append(fundus)
+  names.append("retina_full")
+  for name in ("immunohistochemistry", "coffee", "chelsea", "astronaut"):
+    tiles.append(to_unit_range(getattr(skdata, name)()))
+    names.append(name)
+  if limit:
+    tiles, names = tiles[:limit], names[:limit]
+  tiles, names = _shard(tiles, shard_index, shard_count), _shard(names, shard_index, shard_count)
+  return _finish([resize_image(t, image_size) for t in tiles], names, "scikit-image's data")
+
+
+def load_dataset(data_config: ml_collections.ConfigDict, *, shard_index: int = 0,
+                 shard_count: int = 1) -> Dataset:
+  """The data set `config.data` describes (`kind` picks the loader).
+
+  `shard_index`/`shard_count` select every shard_count-th item, so that each
+  host of a multi-host run loads only its own part.
+  """
+  kind = data_config.kind
+  size = tuple(data_config.image_size)
+  if len(size) != 2 or min(size) < 1:
+    raise DataError(f"config.data.image_size is {size}; expected (height, width).")
+  shard = dict(limit=data_config.limit, shard_index=shard_index, shard_count=shard_count)
+  if kind == "demo":
+    return load_demo(size, **shard)
+  if kind == "retina":
+    return load_retina(data_config.root, size, **shard)
+  if kind == "bsds500":
+    return load_bsds500(data_config.root, size, splits=tuple(data_config.splits), **shard)
+  if kind == "volume":
+    return load_volume_slices(data_config.root, size, axis=data_config.axis,
+                              label_ids=tuple(data_config.label_ids),
+                              min_target_pixels=data_config.min_target_pixels, **shard)
+  if kind == "folder":
+    return load_image_folder(data_config.root, size, **shard)
+  raise DataError(f"config.data.kind is {kind!r}; expected one of {DATA_KINDS}.")
+
+
+def batch_indices(step: int, batch_size: int, num_examples: int, seed: int) -> np.ndarray:
+  """Indices of the examples in batch number `step` (0-based).
+
+  Examples are visited in a fresh shuffled order every epoch; the order
+  depends only on (seed, epoch), so a resumed run sees the same batches.
+  """
+  positions = step * batch_size + np.arange(batch_size)
+  epochs, offsets = np.divmod(positions, num_examples)
+  indices = np.empty(batch_size, dtype=np.int64)
+  for epoch in np.unique(epochs):
+    order = np.random.default_rng([seed, int(epoch)]).permutation(num_examples)
+    selected = epochs == epoch
+    indices[selected] = order[offsets[selected]]
+  return indices
+
+
+def iterate_batches(images: np.ndarray, *, batch_size: int, seed: int,
+                    start_step: int = 0) -> Iterator[np.ndarray]:
+  """Yields (batch_size, H, W, C) batches forever, starting at batch `start_step`."""
+  step = start_step
+  while True:
+    yield images[batch_indices(step, batch_size, len(images), seed)]
+    step += 1

@@ -1,0 +1,177 @@
+"""The CUTS network: a pixel-centred patch encoder and a linear patch decoder.
+
+The encoder maps every pixel, through the patch its convolutions can see, to an
+embedding. Convolutions keep the spatial size (no stride, no pooling), so an
+image of shape (B, H, W, C) becomes embeddings of shape (B, H, W, D).
+"""
+
+from __future__ import annotations
+
+from typing import Optional, Sequence
+
+import flax.linen as nn
+import jax
+import jax.numpy as jnp
+import ml_collections
+
+PADDING_MODES = ("zero", "edge", "reflect")
+ACTIVATIONS = ("relu", "leaky_relu")
+
+# The variant the authors published as code: four 5x5 convolutions, replicate
+# padding, LeakyReLU(0.01), and the last convolution's output as the embedding.
+AUTHORS_CODE_PRESET = dict(
+    kernel_sizes=(5, 5, 5, 5),
+    features=(16, 32, 64, 128),
+    embedding_dim=0,
+    activation="leaky_relu",
+    padding="edge",
+)
+
+# The architecture of the paper (section III.B.1).
+PAPER_PRESET = dict(
+    kernel_sizes=(15, 11, 7),
+    features=(32, 64, 128),
+    embedding_dim=128,
+    activation="relu",
+    padding="zero",
+)
+
+PRESETS = {"paper": PAPER_PRESET, "authors_code": AUTHORS_CODE_PRESET}
+
+
+def _activate(x: jax.Array, activation: str) -> jax.Array:
+  if activation == "relu":
+    return nn.relu(x)
+  return nn.leaky_relu(x, negative_slope=0.01)
+
+
+class Encoder(nn.Module):
+  """Stacked same-size convolutions, each followed by batch norm and an activation.
+
+  Attributes:
+    kernel_sizes: odd kernel side of each convolution.
+    features: output channels of each convolution.
+    embedding_dim: size of the per-pixel dense layer applied last; 0 means the
+      last convolution block's output is the embedding.
+    activation: "relu" or "leaky_relu" (slope 0.01).
+    padding: how borders are filled before each convolution: "zero", "edge"
+      (replicate) or "reflect".
+    batch_norm_axis_name: pmap axis over which batch statistics are averaged
+      in training (synchronised batch norm); None on a single device.
+  """
+
+  kernel_sizes: Sequence[int] = PAPER_PRESET["kernel_sizes"]
+  features: Sequence[int] = PAPER_PRESET["features"]
+  embedding_dim: int = PAPER_PRESET["embedding_dim"]
+  activation: str = PAPER_PRESET["activation"]
+  padding: str = PAPER_PRESET["padding"]
+  batch_norm_axis_name: Optional[str] = None
+
+  @nn.compact
+  def __call__(self, images: jax.Array, *, train: bool) -> jax.Array:
+    """Embeds every pixel.
+
+    Args:
+      images: float array (B, H, W, C).
+      train: use batch statistics (and update the running averages) when True,
+        the running averages when False.
+
+    Returns:
+      float32 array (B, H, W, D) of embeddings.
+    """
+    x = images
+    for index, (kernel, width) in enumerate(zip(self.kernel_sizes, self.features)):
+      half = kernel // 2
+      if self.padding == "zero":
+        conv_padding = "SAME"
+      else:
+        mode = "edge" if self.padding == "edge" else "reflect"
+        x = jnp.pad(x, ((0, 0), (half, half), (half, half), (0, 0)), mode=mode)
+        conv_padding = "VALID"
+      # The bias would be cancelled by the batch norm that follows.
+      x = nn.Conv(width, (kernel, kernel), padding=conv_padding, use_bias=False,
+                  name=f"conv{index}")(x)
+      x = nn.BatchNorm(use_running_average=not train, momentum=0.9, epsilon=1e-5,
+                       axis_name=self.batch_norm_axis_name if train else None,
+                       name=f"batch_norm{index}")(x)
+      x = _activate(x, self.activation)
+    if self.embedding_dim:
+      x = nn.Dense(self.embedding_dim, name="embedding")(x)
+    return x
+
+
+class CUTSModel(nn.Module):
+  """The encoder plus the linear head that rebuilds each pixel's patch.
+
+  Attributes:
+    encoder: the pixel encoder.
+    patch_size: side P of the patch the head rebuilds.
+    channels: image channels C (the head outputs P x P x C values).
+  """
+
+  encoder: Encoder
+  patch_size: int
+  channels: int
+
+  def setup(self):
+    self.reconstruction_head = nn.Dense(self.patch_size * self.patch_size * self.channels)
+
+  def __call__(self, images: jax.Array, *, train: bool) -> jax.Array:
+    """(B, H, W, C) images -> (B, H, W, D) embeddings."""
+    embeddings = self.encoder(images, train=train)
+    if self.is_initializing():
+      # Creates the head's parameters, which only the loss uses.
+      self.reconstruct(embeddings[:, 0, 0])
+    return embeddings
+
+  def reconstruct(self, embeddings: jax.Array) -> jax.Array:
+    """(..., D) embeddings -> (..., P, P, C) patches."""
+    flat = self.reconstruction_head(embeddings)
+    return flat.reshape(embeddings.shape[:-1] + (self.patch_size, self.patch_size, self.channels))
+
+
+def validate_model_config(model_config: ml_collections.ConfigDict) -> None:
+  """Raises ValueError naming the field when the model config cannot work."""
+  kernels, widths = tuple(model_config.kernel_sizes), tuple(model_config.features)
+  if not kernels or len(kernels) != len(widths):
+    raise ValueError(
+        f"config.model.kernel_sizes {kernels} and config.model.features {widths} must be "
+        "non-empty and of the same length (one width per convolution).")
+  if any(k < 1 or k % 2 == 0 for k in kernels):
+    raise ValueError(f"config.model.kernel_sizes {kernels} must be odd and positive so that "
+                     "each pixel sits at the centre of what the convolution sees.")
+  if any(w < 1 for w in widths):
+    raise ValueError(f"config.model.features {widths} must be positive.")
+  if model_config.padding not in PADDING_MODES:
+    raise ValueError(f"config.model.padding is {model_config.padding!r}; "
+                     f"expected one of {PADDING_MODES}.")
+  if model_config.activation not in ACTIVATIONS:
+    raise ValueError(f"config.model.activation is {model_config.activation!r}; "
+                     f"expected one of {ACTIVATIONS}.")
+  if model_config.embedding_dim < 0:
+    raise ValueError("config.model.embedding_dim must be >= 0 (0: no dense layer).")
+
+
+def receptive_field(model_config: ml_collections.ConfigDict) -> int:
+  """Side of the input window that one embedding depends on."""
+  return 1 + sum(k - 1 for k in model_config.kernel_sizes)
+
+
+def build_model(config: ml_collections.ConfigDict, *, channels: int,
+                batch_norm_axis_name: Optional[str] = None) -> CUTSModel:
+  """The CUTS model described by `config.model` and `config.sampling.patch_size`."""
+  model_config = config.model
+  validate_model_config(model_config)
+  encoder = Encoder(
+      kernel_sizes=tuple(model_config.kernel_sizes),
+      features=tuple(model_config.features),
+      embedding_dim=model_config.embedding_dim,
+      activation=model_config.activation,
+      padding=model_config.padding,
+      batch_norm_axis_name=batch_norm_axis_name,
+  )
+  return CUTSModel(encoder=encoder, patch_size=config.sampling.patch_size, channels=channels)
+
+
+def embedding_dim(model_config: ml_collections.ConfigDict) -> int:
+  return model_config.embedding_dim or model_config.features[-1]

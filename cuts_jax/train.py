@@ -1,0 +1,339 @@
+"""Training: the pure CUTS train step, its data-parallel form, and the training run."""
+
+from __future__ import annotations
+
+import functools
+import json
+import math
+import pathlib
+import time
+from typing import Any, Callable, Optional
+
+from absl import logging
+from flax import jax_utils
+from flax.training import train_state
+import jax
+import jax.numpy as jnp
+import ml_collections
+import numpy as np
+import optax
+
+from cuts_jax import checkpointing
+from cuts_jax import data as data_lib
+from cuts_jax import losses
+from cuts_jax import model as model_lib
+from cuts_jax import periodic
+from cuts_jax import sampling
+
+# The pmap axis over which the batch is split; batch norm statistics,
+# gradients and metrics are averaged over it.
+DEVICE_AXIS = "batch"
+
+METRICS_FILE = "metrics.jsonl"
+
+
+class TrainState(train_state.TrainState):
+  """Parameters, optimizer state, step, and the batch-norm running statistics."""
+
+  batch_stats: Any
+
+
+class NonFiniteLossError(FloatingPointError):
+  """The loss became NaN or infinite; the run stops rather than save garbage."""
+
+
+def make_optimizer(config: ml_collections.ConfigDict) -> optax.GradientTransformation:
+  """AdamW with linear warm-up then cosine decay of the learning rate."""
+  return optax.adamw(learning_rate=learning_rate_schedule(config),
+                     weight_decay=config.optim.weight_decay)
+
+
+def learning_rate_schedule(config: ml_collections.ConfigDict) -> optax.Schedule:
+  optim = config.optim
+  total = max(config.training.num_steps, 1)
+  warmup = min(optim.warmup_steps, total - 1) if total > 1 else 0
+  return optax.warmup_cosine_decay_schedule(
+      init_value=0.0, peak_value=optim.learning_rate, warmup_steps=warmup,
+      decay_steps=total, end_value=optim.learning_rate * optim.final_learning_rate_fraction)
+
+
+def create_train_state(key: jax.Array, config: ml_collections.ConfigDict, *,
+                       image_shape: tuple[int, int, int]) -> TrainState:
+  """A freshly initialised state for images of shape (H, W, C)."""
+  model = model_lib.build_model(config, channels=image_shape[-1],
+                                batch_norm_axis_name=DEVICE_AXIS)
+  variables = jax.jit(functools.partial(model.init, train=False))(
+      key, jnp.zeros((1,) + tuple(image_shape), jnp.float32))
+  return TrainState.create(apply_fn=model.apply, params=variables["params"],
+                           batch_stats=variables["batch_stats"], tx=make_optimizer(config))
+
+
+def _gather_pixels(embeddings: jax.Array, rows_cols: jax.Array) -> jax.Array:
+  """embeddings (H, W, D), rows_cols int (..., 2) -> (..., D)."""
+  return embeddings[rows_cols[..., 0], rows_cols[..., 1]]
+
+
+def train_step(state: TrainState, images: jax.Array, key: jax.Array, *,
+               config: ml_collections.ConfigDict,
+               axis_name: Optional[str] = None) -> tuple[TrainState, dict[str, jax.Array]]:
+  """One CUTS update on a batch of images.
+
+  Pure: pair selection, SSIM, both losses and the optimizer update all run in
+  the compiled step. Each image draws its pairs from a key folded from `key`,
+  the step number and the image's index in the global batch, so the update
+  does not depend on how the batch is split over devices, and a resumed run
+  continues the same random stream.
+
+  Args:
+    state: the training state (one device's replica under pmap).
+    images: float32 (b, H, W, C) in [0, 1]; this device's part of the batch.
+    key: the run's base PRNG key (the same on every device).
+    config: the run's config (static).
+    axis_name: the pmap axis when run data-parallel; None on one device
+      without pmap.
+
+  Returns:
+    The updated state and the step's metrics (averaged over devices).
+  """
+  local_batch = images.shape[0]
+  first_index = 0 if axis_name is None else jax.lax.axis_index(axis_name) * local_batch
+  step_key = jax.random.fold_in(key, state.step)
+  image_keys = jax.vmap(lambda index: jax.random.fold_in(step_key, index))(
+      first_index + jnp.arange(local_batch))
+  pairs = jax.vmap(functools.partial(
+      sampling.select_pairs, **sampling.sampling_kwargs(config.sampling)))(image_keys, images)
+
+  def loss_fn(params):
+    embeddings, updates = state.apply_fn(
+        {"params": params, "batch_stats": state.batch_stats}, images, train=True,
+        mutable=["batch_stats"])
+    embeddings = embeddings.astype(jnp.float32)
+    gather = jax.vmap(_gather_pixels)
+    anchors = gather(embeddings, pairs.anchor_rc)
+    per_positive = jax.vmap(functools.partial(
+        losses.info_nce_per_positive, temperature=config.loss.temperature))(
+            anchors, gather(embeddings, pairs.positive_rc),
+            gather(embeddings, pairs.negative_rc), pairs.negative_mask)
+    contrastive = losses.masked_mean(per_positive, pairs.positive_mask, axis_name=axis_name)
+    reconstructions = state.apply_fn({"params": params}, anchors,
+                                     method=model_lib.CUTSModel.reconstruct)
+    reconstruction = jnp.mean(losses.reconstruction_error(pairs.anchor_patches,
+                                                          reconstructions))
+    loss = losses.total_loss(contrastive, reconstruction,
+                             lambda_contrastive=config.loss.lambda_contrastive,
+                             lambda_reconstruction=config.loss.lambda_reconstruction)
+    return loss, (updates["batch_stats"], contrastive, reconstruction)
+
+  (loss, (batch_stats, contrastive, reconstruction)), grads = jax.value_and_grad(
+      loss_fn, has_aux=True)(state.params)
+  metrics = {
+      "loss": loss,
+      "contrastive_loss": contrastive,
+      "reconstruction_loss": reconstruction,
+      "valid_anchor_fraction": jnp.mean(pairs.valid_anchor.astype(jnp.float32)),
+      "pairs_per_anchor": jnp.mean(jnp.sum(pairs.positive_mask, axis=-1).astype(jnp.float32)),
+      "learning_rate": learning_rate_schedule(config)(state.step),
+  }
+  if axis_name is not None:
+    grads = jax.lax.pmean(grads, axis_name)
+    batch_stats = jax.lax.pmean(batch_stats, axis_name)
+    metrics = jax.lax.pmean(metrics, axis_name)
+  return state.apply_gradients(grads=grads, batch_stats=batch_stats), metrics
+
+
+def parallel_train_step(config: ml_collections.ConfigDict) -> Callable:
+  """`train_step` compiled and data-parallel over all local devices (jax.pmap).
+
+  The returned function takes a replicated state, images of shape
+  (local_devices, per_device_batch, H, W, C) and the base key (not
+  replicated), and donates the old state's buffers. This is the only place
+  the step is parallelised; one device is the special case of one replica.
+  """
+  step = functools.partial(train_step, config=config, axis_name=DEVICE_AXIS)
+  return jax.pmap(step, axis_name=DEVICE_AXIS, in_axes=(0, 0, None), donate_argnums=(0,))
+
+
+def shard_batch(images: np.ndarray, num_devices: int) -> np.ndarray:
+  """(B, H, W, C) -> (num_devices, B // num_devices, H, W, C)."""
+  if images.shape[0] % num_devices:
+    raise ValueError(f"the batch of {images.shape[0]} images cannot be split evenly over "
+                     f"{num_devices} devices; set config.training.batch_size to a multiple "
+                     f"of {num_devices}.")
+  return images.reshape((num_devices, -1) + images.shape[1:])
+
+
+def replicate(tree: Any) -> Any:
+  """Copies a host pytree to every local device, laid out as the pmapped step's outputs.
+
+  Matching the step's output layout (mesh axis DEVICE_AXIS) means the second
+  call of the step reuses the first compilation instead of compiling again.
+  """
+  return jax_utils.replicate(tree, axis_name=DEVICE_AXIS)
+
+
+def unreplicate(tree: Any) -> Any:
+  """The first replica of a pmapped pytree, fetched to the host."""
+  return jax.device_get(jax.tree.map(lambda x: x[0], tree))
+
+
+def _checkpoint_payload(state: TrainState) -> dict[str, Any]:
+  return {"step": state.step, "params": state.params, "batch_stats": state.batch_stats,
+          "opt_state": state.opt_state}
+
+
+def restore_state(manager, state: TrainState, step: Optional[int] = None) -> TrainState:
+  """`state` with the contents of checkpoint `step` (default: latest)."""
+  abstract = jax.tree.map(lambda x: jax.ShapeDtypeStruct(np.shape(x), jnp.result_type(x)),
+                          _checkpoint_payload(state))
+  restored = checkpointing.restore(manager, abstract, step)
+  return state.replace(**restored)
+
+
+def _check_workdir(workdir: pathlib.Path) -> None:
+  """Fails now, not hours from now, when the workdir cannot be written."""
+  try:
+    workdir.mkdir(parents=True, exist_ok=True)
+    probe = workdir / ".write_probe"
+    probe.write_bytes(b"\0" * 1024 * 1024)
+    probe.unlink()
+  except OSError as error:
+    raise OSError(f"cannot write to the workdir {workdir} ({error.strerror or error}); "
+                  "choose a writable directory with free space (--workdir).") from error
+
+
+def _check_compatible(workdir: pathlib.Path, config: ml_collections.ConfigDict) -> None:
+  """Refuses to resume from checkpoints of a different model."""
+  if not (workdir / checkpointing.CONFIG_FILE).exists():
+    return
+  saved = checkpointing.read_config(workdir)
+  fields = [("model", None), ("sampling", "patch_size")]
+  for section, field in fields:
+    old = saved[section] if field is None else saved[section][field]
+    new = config[section] if field is None else config[section][field]
+    old = json.loads(json.dumps(old.to_dict() if hasattr(old, "to_dict") else old))
+    new = json.loads(json.dumps(new.to_dict() if hasattr(new, "to_dict") else new))
+    if old != new:
+      name = section if field is None else f"{section}.{field}"
+      raise ValueError(
+          f"{workdir} holds a run with a different config.{name} ({old} there, {new} now); "
+          "its checkpoints cannot be resumed with this config. Use a new --workdir or the "
+          "saved config.")
+
+
+def _format_duration(seconds: float) -> str:
+  seconds = int(max(seconds, 0))
+  hours, rest = divmod(seconds, 3600)
+  return f"{hours}:{rest // 60:02d}:{rest % 60:02d}"
+
+
+def _check_finite(metrics: dict[str, float], step: int, last_saved: Optional[int]) -> None:
+  if all(math.isfinite(v) for v in metrics.values()):
+    return
+  values = ", ".join(f"{k}={v:.4g}" for k, v in metrics.items())
+  resume = (f"the last checkpoint is step {last_saved}" if last_saved is not None
+            else "no checkpoint was saved")
+  raise NonFiniteLossError(
+      f"the loss became non-finite at step {step} ({values}); the run stopped and {resume}. "
+      "Lower config.optim.learning_rate or check the input images for NaN/Inf values.")
+
+
+def maybe_initialize_distributed(config: ml_collections.ConfigDict) -> None:
+  """Joins a multi-host run when config.distributed.initialize is set."""
+  dist = config.distributed
+  if not dist.initialize:
+    return
+  kwargs = {}
+  if dist.coordinator_address:
+    kwargs = dict(coordinator_address=dist.coordinator_address,
+                  num_processes=dist.num_processes, process_id=dist.process_id)
+  jax.distributed.initialize(**kwargs)
+
+
+def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> TrainState:
+  """Trains CUTS as `config` says, checkpointing to and resuming from `workdir`.
+
+  Writes `workdir/config.json`, `workdir/metrics.jsonl` (one JSON object per
+  logged step) and orbax checkpoints in `workdir/checkpoints`. A re-run with
+  the same workdir resumes from the latest complete checkpoint.
+
+  Returns:
+    The final training state, on the host (not replicated).
+  """
+  workdir = pathlib.Path(workdir).expanduser().absolute()
+  _check_workdir(workdir)
+  _check_compatible(workdir, config)
+  maybe_initialize_distributed(config)
+
+  num_devices = jax.local_device_count()
+  global_batch = config.training.batch_size
+  host_batch, remainder = divmod(global_batch, jax.process_count())
+  if remainder or host_batch % num_devices:
+    raise ValueError(f"config.training.batch_size ({global_batch}) must be a multiple of the "
+                     f"number of devices ({jax.device_count()}).")
+  dataset = data_lib.load_dataset(config.data, shard_index=jax.process_index(),
+                                  shard_count=jax.process_count())
+  image_shape = dataset.images.shape[1:]
+  sampling.validate_sampling_config(config.sampling, image_shape[:2])
+  logging.info("Loaded %d images of shape %s (%s); training on %d device(s) of %s.",
+               len(dataset), image_shape, config.data.kind, jax.device_count(),
+               jax.devices()[0].platform)
+
+  base_key = jax.random.key(config.seed)
+  init_key, train_key = jax.random.split(base_key)
+  state = create_train_state(init_key, config, image_shape=image_shape)
+  manager = checkpointing.checkpoint_manager(
+      workdir, max_to_keep=config.training.keep_checkpoints,
+      save_interval_steps=1)
+  start_step = 0
+  if manager.latest_step() is not None:
+    state = restore_state(manager, state)
+    start_step = int(state.step)
+    logging.info("Resumed from the checkpoint of step %d in %s.", start_step, workdir)
+  if jax.process_index() == 0:
+    checkpointing.write_config(workdir, config)
+
+  num_steps = config.training.num_steps
+  p_train_step = parallel_train_step(config)
+  replicated = replicate(state)
+  batches = data_lib.iterate_batches(
+      dataset.images, batch_size=host_batch,
+      seed=config.seed * 1000003 + jax.process_index(), start_step=start_step)
+  # XLA's CPU collectives can deadlock when several steps are in flight.
+  wait_each_step = num_devices > 1 and jax.devices()[0].platform == "cpu"
+  last_saved = manager.latest_step()
+  metrics_path = workdir / METRICS_FILE
+  timer_step, timer_start = start_step, time.perf_counter()
+  metrics = None
+  try:
+    for step in range(start_step + 1, num_steps + 1):
+      replicated, metrics = p_train_step(replicated, shard_batch(next(batches), num_devices),
+                                         train_key)
+      if wait_each_step:
+        jax.block_until_ready(metrics)
+      log_now = periodic.is_due(step, config.training.log_every, last_step=num_steps)
+      save_now = periodic.is_due(step, config.training.checkpoint_every, last_step=num_steps)
+      if log_now or save_now:
+        host_metrics = {k: float(v) for k, v in unreplicate(metrics).items()}
+        _check_finite(host_metrics, step, last_saved)
+      if log_now:
+        elapsed = time.perf_counter() - timer_start
+        steps_per_s = (step - timer_step) / max(elapsed, 1e-9)
+        host_metrics.update(steps_per_s=steps_per_s, images_per_s=steps_per_s * global_batch)
+        timer_step, timer_start = step, time.perf_counter()
+        if jax.process_index() == 0:
+          with metrics_path.open("a") as stream:
+            stream.write(json.dumps({"step": step, **host_metrics}) + "\n")
+        logging.info(
+            "step %d/%d  loss %.4f (contrastive %.4f, reconstruction %.5f)  valid anchors "
+            "%.2f  %.2f steps/s  time left %s", step, num_steps, host_metrics["loss"],
+            host_metrics["contrastive_loss"], host_metrics["reconstruction_loss"],
+            host_metrics["valid_anchor_fraction"], steps_per_s,
+            _format_duration((num_steps - step) / max(steps_per_s, 1e-9)))
+      if save_now:
+        checkpointing.save(manager, step, _checkpoint_payload(unreplicate(replicated)))
+        last_saved = step
+  finally:
+    # An asynchronous save must finish before the process exits.
+    manager.wait_until_finished()
+    manager.close()
+  return unreplicate(replicated)

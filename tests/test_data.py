@@ -1,0 +1,116 @@
+"""Loaders on the real shared data and on files written by the tests; batching."""
+
+import numpy as np
+import pytest
+from skimage import io
+
+from configs import default
+from conftest import shared_data
+from cuts_jax import data
+
+
+def test_to_unit_range_by_dtype():
+  np.testing.assert_allclose(data.to_unit_range(np.array([0, 255], np.uint8)), [0.0, 1.0])
+  np.testing.assert_allclose(data.to_unit_range(np.array([100, 300, 500], np.uint16)),
+                             [0.0, 0.5, 1.0])
+  np.testing.assert_allclose(data.to_unit_range(np.array([0.2, 0.7])), [0.2, 0.7])
+  np.testing.assert_allclose(data.to_unit_range(np.array([-1.0, 3.0])), [0.0, 1.0])
+  np.testing.assert_array_equal(data.to_unit_range(np.full((2, 2), 7, np.int16)), 0.0)
+  assert data.to_unit_range(np.array([1, 2], np.int64)).dtype == np.float32
+  with pytest.raises(data.DataError, match="NaN"):
+    data.to_unit_range(np.array([0.0, np.nan]))
+
+
+def test_retina_loader_on_the_shared_set():
+  root = shared_data("retina_ga")
+  dataset = data.load_retina(root, (128, 128))
+  assert dataset.images.shape == (28, 128, 128, 3) and dataset.images.dtype == np.float32
+  assert 0.0 <= dataset.images.min() and dataset.images.max() <= 1.0
+  assert dataset.masks.shape == (28, 128, 128) and set(np.unique(dataset.masks)) == {0, 1}
+  assert dataset.names[0] == "image9"  # Natural order: image9 before image11.
+  small = data.load_retina(root, (64, 64), limit=3)
+  assert small.images.shape == (3, 64, 64, 3) and small.masks.shape == (3, 64, 64)
+
+
+def test_bsds500_loader_keeps_every_human_segmentation():
+  root = shared_data("bsds500")
+  dataset = data.load_bsds500(root, (128, 128), splits=("val",), limit=3)
+  assert dataset.images.shape == (3, 128, 128, 3)
+  for humans, original in zip(dataset.human_segmentations, dataset.original_images):
+    assert len(humans) >= 4
+    assert all(h.shape == original.shape[:2] and h.min() >= 1 for h in humans)
+    assert original.shape[:2] in ((321, 481), (481, 321))
+
+
+def test_volume_slices_with_ventricle_target():
+  path = shared_data("brain_mri/test_scan.npz")
+  dataset = data.load_volume_slices(path, (96, 96), axis=0, label_ids=(4, 43, 5, 44, 14, 15),
+                                    min_target_pixels=100)
+  assert dataset.images.shape[1:] == (96, 96, 1)
+  assert 30 <= len(dataset) <= 120
+  assert dataset.masks.shape == dataset.images.shape[:3]
+  assert np.all(dataset.masks.reshape(len(dataset), -1).sum(-1) > 0)
+
+
+def test_volume_written_by_the_test(tmp_path):
+  volume = np.zeros((6, 20, 30), np.float64)
+  volume[:, 5:15, 5:25] = 2000.0
+  segmentation = np.zeros((6, 20, 30), np.int32)
+  segmentation[2:4, 8:12, 8:12] = 4
+  np.savez(tmp_path / "scan.npz", vol=volume, seg=segmentation)
+  dataset = data.load_volume_slices(tmp_path / "scan.npz", (20, 30), axis=0, label_ids=(4,))
+  assert dataset.names == ["scan_axis0_slice002", "scan_axis0_slice003"]
+  assert dataset.images.max() == 1.0  # Scaled over the whole volume.
+  assert dataset.masks[0, 8:12, 8:12].all() and dataset.masks.sum() == 2 * 16
+  along_2 = data.load_volume_slices(tmp_path / "scan.npz", (6, 20), axis=2)
+  assert len(along_2) == 30 and along_2.masks is None
+
+
+def test_image_folder_mixes_formats_and_keeps_grayscale(tmp_path):
+  rng = np.random.default_rng(0)
+  io.imsave(tmp_path / "a.png", (rng.random((40, 50)) * 255).astype(np.uint8))
+  np.save(tmp_path / "b.npy", rng.random((40, 50)).astype(np.float32))
+  (tmp_path / "notes.txt").write_text("not an image")
+  dataset = data.load_image_folder(tmp_path, (32, 32))
+  assert dataset.images.shape == (2, 32, 32, 1) and dataset.names == ["a", "b"]
+
+
+def test_missing_and_empty_data_sets_say_what_to_do(tmp_path):
+  with pytest.raises(data.DataError, match="--config.data.root"):
+    data.load_retina("", (128, 128))
+  with pytest.raises(data.DataError, match="not found"):
+    data.load_retina(tmp_path / "nowhere", (128, 128))
+  with pytest.raises(data.DataError, match="no images"):
+    data.load_image_folder(tmp_path, (32, 32))
+  config = default.get_config().data
+  config.kind = "pictures"
+  with pytest.raises(data.DataError, match="kind"):
+    data.load_dataset(config)
+
+
+def test_demo_data_ships_with_scikit_image():
+  dataset = data.load_demo((64, 64))
+  assert dataset.images.shape[1:] == (64, 64, 3) and len(dataset) >= 10
+  assert any(name.startswith("retina") for name in dataset.names)
+
+
+def test_shards_partition_the_data():
+  everything = data.load_demo((16, 16)).names
+  shards = [data.load_demo((16, 16), shard_index=i, shard_count=3).names for i in range(3)]
+  assert sorted(sum(shards, [])) == sorted(everything)
+
+
+def test_batches_are_deterministic_shuffled_and_cover_each_epoch():
+  first = [data.batch_indices(step, 4, 10, seed=1) for step in range(5)]
+  again = [data.batch_indices(step, 4, 10, seed=1) for step in range(5)]
+  np.testing.assert_array_equal(first, again)
+  flat = np.concatenate(first)
+  assert sorted(flat[:10]) == list(range(10)) and sorted(flat[10:20]) == list(range(10))
+  assert not np.array_equal(flat[:10], np.arange(10))
+  assert not np.array_equal(flat[:10], flat[10:20])  # A new order each epoch.
+  other_seed = np.concatenate([data.batch_indices(s, 4, 10, seed=2) for s in range(5)])
+  assert not np.array_equal(flat, other_seed)
+  # Resuming at step 3 gives the batches an uninterrupted run sees there.
+  images = np.arange(10)[:, None, None, None] * np.ones((10, 2, 2, 1))
+  resumed = data.iterate_batches(images, batch_size=4, seed=1, start_step=3)
+  np.testing.assert_array_equal(next(resumed)[:, 0, 0, 0], first[3])

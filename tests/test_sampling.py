@@ -1,0 +1,109 @@
+"""Pair selection: geometry, SSIM verification, masks with equal counts."""
+
+import functools
+
+import dm_pix
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+
+from cuts_jax import sampling
+
+KWARGS = dict(num_anchors=32, num_positive_candidates=6, num_negative_candidates=6,
+              patch_size=7, positive_radius=5, negative_min_distance=12.0,
+              ssim_threshold=0.5, ssim_filter_size=7, ssim_filter_sigma=1.5)
+
+
+def _textured_image(seed=0, size=48):
+  """Two halves of different texture, smoothed so that nearby patches are alike."""
+  rng = np.random.default_rng(seed)
+  rows, cols = np.mgrid[0:size, 0:size] / size
+  left = 0.5 + 0.3 * np.sin(12 * rows) * np.cos(9 * cols)
+  right = 0.5 + 0.2 * rng.standard_normal((size, size))
+  image = np.where(cols < 0.5, left, right)
+  return jnp.asarray(np.clip(np.stack([image, image ** 2, 1 - image], -1), 0, 1),
+                     jnp.float32)
+
+
+def test_disk_offsets_exclude_the_centre_and_stay_in_the_radius():
+  offsets = sampling.disk_offsets(5)
+  distance2 = (offsets ** 2).sum(-1)
+  assert distance2.min() > 0 and distance2.max() <= 25
+  assert len(offsets) == 80  # Integer points with 0 < r^2 <= 25.
+  assert len({tuple(o) for o in offsets}) == len(offsets)
+
+
+def test_extract_patches_is_centred():
+  image = jnp.arange(10 * 12, dtype=jnp.float32).reshape(10, 12, 1)
+  patches = sampling.extract_patches(image, jnp.array([[[4, 5]]]), 3)
+  assert patches.shape == (1, 1, 3, 3, 1)
+  np.testing.assert_array_equal(patches[0, 0, :, :, 0], image[3:6, 4:7, 0])
+
+
+def test_select_pairs_geometry_masks_and_ssim():
+  image = _textured_image()
+  pairs = jax.jit(functools.partial(sampling.select_pairs, **KWARGS))(jax.random.key(3), image)
+  half = KWARGS["patch_size"] // 2
+  anchor = np.asarray(pairs.anchor_rc)
+  for rc in (anchor, np.asarray(pairs.positive_rc), np.asarray(pairs.negative_rc)):
+    assert rc.min() >= half and rc[..., 0].max() < 48 - half and rc[..., 1].max() < 48 - half
+
+  positive_mask = np.asarray(pairs.positive_mask)
+  negative_mask = np.asarray(pairs.negative_mask)
+  offsets = np.asarray(pairs.positive_rc) - anchor[:, None]
+  distance2 = (offsets ** 2).sum(-1)
+  assert np.all((distance2[positive_mask] > 0) & (distance2[positive_mask] <= 25))
+  negative_distance2 = ((np.asarray(pairs.negative_rc) - anchor[:, None]) ** 2).sum(-1)
+  assert np.all(negative_distance2[negative_mask] > 12.0 ** 2)
+  # Equal numbers of kept positives and negatives per anchor.
+  np.testing.assert_array_equal(positive_mask.sum(-1), negative_mask.sum(-1))
+  np.testing.assert_array_equal(pairs.valid_anchor, positive_mask.sum(-1) > 0)
+  assert 0 < np.asarray(pairs.valid_anchor).sum() < KWARGS["num_anchors"]
+
+  # Every kept pair is verified against SSIM computed independently.
+  patch = lambda rc: image[rc[0] - half:rc[0] + half + 1, rc[1] - half:rc[1] + half + 1]
+  ssim = lambda a, b: float(dm_pix.ssim(patch(a), patch(b), filter_size=7))
+  np.testing.assert_allclose(pairs.anchor_patches[5], patch(anchor[5]))
+  for s, k in zip(*np.nonzero(positive_mask)):
+    assert ssim(anchor[s], pairs.positive_rc[s, k]) >= 0.5
+  for s, k in zip(*np.nonzero(negative_mask)):
+    assert ssim(anchor[s], pairs.negative_rc[s, k]) < 0.5
+
+
+def test_negatives_are_dropped_when_every_candidate_is_too_close():
+  # On a 17x17 image patch centres lie in [3, 14), so no two are more than
+  # 14.2 px apart: with a 20 px minimum distance no negative exists.
+  image = _textured_image(size=17)
+  pairs = sampling.select_pairs(jax.random.key(0), image, **{**KWARGS,
+                                                             "negative_min_distance": 20.0})
+  assert not np.any(pairs.negative_mask) and not np.any(pairs.positive_mask)
+  assert not np.any(pairs.valid_anchor)
+
+
+def test_constant_image_gives_positives_but_no_negatives():
+  # SSIM of identical constant patches is 1: every candidate is similar.
+  pairs = sampling.select_pairs(jax.random.key(0), jnp.full((40, 40, 1), 0.3), **KWARGS)
+  assert not np.any(pairs.valid_anchor)
+
+
+def test_ssim_window_larger_than_patch_is_refused():
+  with pytest.raises(AssertionError, match="ssim_filter_size"):
+    sampling.select_pairs(jax.random.key(0), _textured_image(),
+                          **{**KWARGS, "ssim_filter_size": 9})
+
+
+def test_validate_sampling_config_names_the_field():
+  from configs import default
+  config = default.get_config().sampling
+  sampling.validate_sampling_config(config, (128, 128))
+  config.patch_size = 6
+  with pytest.raises(ValueError, match="patch_size"):
+    sampling.validate_sampling_config(config, (128, 128))
+  config.patch_size = 7
+  config.ssim_filter_size = 11
+  with pytest.raises(ValueError, match="ssim_filter_size"):
+    sampling.validate_sampling_config(config, (128, 128))
+  config.ssim_filter_size = 7
+  with pytest.raises(ValueError, match="too small"):
+    sampling.validate_sampling_config(config, (12, 64))

@@ -1,0 +1,180 @@
+"""The train step, its data-parallel form, and the resumable training run."""
+
+import json
+import os
+import pathlib
+import signal
+import subprocess
+import sys
+import time
+
+import jax
+import numpy as np
+import pytest
+
+from configs import tiny
+from conftest import REPO_ROOT
+from cuts_jax import checkpointing
+from cuts_jax import data
+from cuts_jax import periodic
+from cuts_jax import train
+
+
+def _stack(state, copies):
+  """`copies` replicas of a host state, as a pmapped step takes it."""
+  return jax.tree.map(lambda x: np.stack([np.asarray(x)] * copies), state)
+
+
+def _max_difference(a, b):
+  return max(jax.tree.leaves(jax.tree.map(
+      lambda x, y: float(np.max(np.abs(np.asarray(x)[0] - np.asarray(y)[0]))), a, b)))
+
+
+@pytest.fixture(scope="module")
+def tiny_setup():
+  config = tiny.get_config()
+  config.optim.warmup_steps = 0  # The first update uses the full learning rate.
+  images = data.load_demo((32, 32)).images[:4]
+  state = train.create_train_state(jax.random.key(0), config, image_shape=images.shape[1:])
+  return config, images, state
+
+
+def test_one_step_is_finite_and_moves_the_parameters(tiny_setup):
+  config, images, state = tiny_setup
+  step = train.parallel_train_step(config)
+  new_state, metrics = step(_stack(state, 1), images[None], jax.random.key(1))
+  metrics = {k: float(v[0]) for k, v in metrics.items()}
+  assert all(np.isfinite(v) for v in metrics.values())
+  assert metrics["contrastive_loss"] > 0 and metrics["reconstruction_loss"] > 0
+  assert 0 < metrics["valid_anchor_fraction"] <= 1
+  assert metrics["loss"] == pytest.approx(
+      metrics["contrastive_loss"] + 10 * metrics["reconstruction_loss"], rel=1e-5)
+  assert int(new_state.step[0]) == 1
+  assert _max_difference(new_state.params, _stack(state.params, 1)) > 1e-4
+  assert _max_difference(new_state.batch_stats, _stack(state.batch_stats, 1)) > 0
+
+
+def test_two_devices_give_the_one_device_update(tiny_setup):
+  """One step on 2 devices (2 + 2 images) equals one step on 1 device (4 images).
+
+  Tolerance: 1e-6 absolute on parameters whose update is ~1e-3 (the learning
+  rate): only the order of floating-point sums differs.
+  """
+  assert jax.local_device_count() == 2, "conftest forces 2 CPU devices"
+  config, images, state = tiny_setup
+  step = train.parallel_train_step(config)
+  key = jax.random.key(7)
+  one_state, one_metrics = step(_stack(state, 1), images[None], key)
+  two_state, two_metrics = step(_stack(state, 2), train.shard_batch(images, 2), key)
+  jax.block_until_ready(two_state)
+  assert _max_difference(one_state.params, two_state.params) < 1e-6
+  assert _max_difference(one_state.batch_stats, two_state.batch_stats) < 1e-6
+  assert _max_difference(one_state.opt_state, two_state.opt_state) < 1e-6
+  for name in one_metrics:
+    np.testing.assert_allclose(one_metrics[name][0], two_metrics[name][0], rtol=1e-5)
+  # The replicas stay identical.
+  assert _max_difference(jax.tree.map(lambda x: np.asarray(x)[1:], two_state.params),
+                         two_state.params) == 0.0
+
+
+def test_shard_batch_refuses_uneven_splits():
+  with pytest.raises(ValueError, match="multiple of 2"):
+    train.shard_batch(np.zeros((3, 4, 4, 1)), 2)
+
+
+def test_periodic_is_due():
+  due = [s for s in range(1, 11) if periodic.is_due(s, 4, last_step=10)]
+  assert due == [4, 8, 10]
+  assert [s for s in range(1, 4) if periodic.is_due(s, 0, last_step=3)] == [3]
+
+
+def test_training_run_writes_and_resumes(tmp_path):
+  config = tiny.get_config()
+  state = train.train_and_evaluate(config, tmp_path)
+  assert int(state.step) == 4
+  assert sorted(p.name for p in (tmp_path / "checkpoints").iterdir()
+                if p.name.isdigit()) == ["2", "4"]
+  lines = [json.loads(l) for l in (tmp_path / "metrics.jsonl").read_text().splitlines()]
+  assert [l["step"] for l in lines] == [2, 4]
+  assert {"loss", "contrastive_loss", "reconstruction_loss", "valid_anchor_fraction",
+          "steps_per_s", "learning_rate"} <= set(lines[0])
+  saved = checkpointing.read_config(tmp_path)
+  assert saved.training.num_steps == 4 and tuple(saved.model.kernel_sizes) == (5, 3)
+
+  # A longer run in the same workdir continues from step 4.
+  config.training.num_steps = 6
+  resumed = train.train_and_evaluate(config, tmp_path)
+  assert int(resumed.step) == 6
+  lines = [json.loads(l) for l in (tmp_path / "metrics.jsonl").read_text().splitlines()]
+  assert [l["step"] for l in lines] == [2, 4, 6]
+
+
+def test_resuming_with_a_different_model_is_refused(tmp_path):
+  config = tiny.get_config()
+  config.training.num_steps = 2
+  train.train_and_evaluate(config, tmp_path)
+  config.model.features = (8, 32)
+  with pytest.raises(ValueError, match="different config.model"):
+    train.train_and_evaluate(config, tmp_path)
+
+
+def test_non_finite_loss_stops_the_run(tmp_path):
+  config = tiny.get_config()
+  config.optim.learning_rate = float("nan")
+  with pytest.raises(train.NonFiniteLossError, match="non-finite at step 2"):
+    train.train_and_evaluate(config, tmp_path)
+  assert not (tmp_path / "checkpoints" / "2").exists()
+
+
+def test_unwritable_workdir_fails_at_start(tmp_path):
+  blocker = tmp_path / "file"
+  blocker.write_text("")
+  with pytest.raises(OSError, match="cannot write to the workdir"):
+    train.train_and_evaluate(tiny.get_config(), blocker / "workdir")
+
+
+def _cli(workdir, *overrides):
+  command = [sys.executable, "-m", "cuts_jax.main", "--config=configs/tiny.py",
+             f"--workdir={workdir}", *overrides]
+  environment = {**os.environ, "XLA_FLAGS": "", "PYTHONUNBUFFERED": "1"}
+  return subprocess.Popen(command, cwd=REPO_ROOT, env=environment, stdout=subprocess.PIPE,
+                          stderr=subprocess.STDOUT, text=True)
+
+
+def test_cli_kill_after_a_checkpoint_then_resume(tmp_path):
+  """kill -9 a CLI run once a checkpoint exists; the re-run resumes from it."""
+  overrides = ["--config.training.num_steps=400", "--config.training.checkpoint_every=5",
+               "--config.training.log_every=5"]
+  process = _cli(tmp_path, *overrides)
+  checkpoints = tmp_path / "checkpoints"
+  deadline = time.time() + 240
+  while time.time() < deadline and process.poll() is None:
+    done = [int(p.name) for p in checkpoints.glob("*") if p.name.isdigit()] \
+        if checkpoints.exists() else []
+    if done and max(done) >= 10:
+      break
+    time.sleep(0.2)
+  assert process.poll() is None, "the run ended before it could be killed:\n" + \
+      process.communicate()[0]
+  process.send_signal(signal.SIGKILL)
+  process.communicate()
+  manager = checkpointing.checkpoint_manager(tmp_path, read_only=True)
+  killed_at = manager.latest_step()
+  manager.close()
+  assert killed_at is not None and killed_at >= 10
+
+  rerun = _cli(tmp_path, "--config.training.num_steps=" + str(killed_at + 5),
+               "--config.training.checkpoint_every=5", "--config.training.log_every=5")
+  output = rerun.communicate(timeout=240)[0]
+  assert rerun.returncode == 0, output
+  assert f"Resumed from the checkpoint of step {killed_at}" in output
+  steps = [json.loads(l)["step"] for l in (tmp_path / "metrics.jsonl").read_text().splitlines()]
+  assert steps[-1] == killed_at + 5
+
+
+def test_cli_reports_a_missing_data_set(tmp_path):
+  process = _cli(tmp_path, "--config.data.kind=retina",
+                 f"--config.data.root={tmp_path / 'absent'}")
+  output = process.communicate(timeout=120)[0]
+  assert process.returncode != 0
+  assert "retina GA data set not found" in output and "--config.data.root" in output
