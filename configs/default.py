@@ -56,9 +56,31 @@ def get_config(model_preset: str = "paper") -> ml_collections.ConfigDict:
   config.training = ml_collections.ConfigDict()
   config.training.batch_size = 8  # Global batch, split over all devices and hosts.
   config.training.num_steps = 1000  # Optimizer updates.
+  config.training.crop_size = 0  # Train on random crops of this side (0: whole images).
   config.training.log_every = 25  # Steps between metrics lines (and finite-loss checks).
   config.training.checkpoint_every = 250  # Steps between checkpoints.
   config.training.keep_checkpoints = 3  # Most recent checkpoints kept on disk.
+  config.training.eval_every = 0  # Steps between Dice reports (data with masks; 0: at the end).
+
+  config.evaluation = ml_collections.ConfigDict()
+  config.evaluation.num_clusters = 10  # Paper: spectral k-means with k = 10.
+  config.evaluation.clustering = "spectral"  # spectral | kmeans (of the embeddings).
+  config.evaluation.seed = 0  # Seeds clustering and the patch sample of the metrics.
+  config.evaluation.click_percentile = 50.0  # Paper: the expert region's median pixel.
+  config.evaluation.patch_pixels = 200  # M pixels sampled per image for SSIM/ERGAS/RMSE.
+  config.evaluation.patch_size = 7  # P, side of the patches compared by those measures.
+  config.evaluation.num_figure_images = 4  # Images drawn in the overlay figures.
+  # Baselines, scored with exactly the protocol and metrics used for CUTS; a
+  # "baseline" entry names the function when the method's name is not one.
+  config.evaluation.baselines = ml_collections.ConfigDict({
+      "random": {"num_segments": 10},
+      "otsu_watershed": {"min_distance": 5},
+      "felzenszwalb": {"scale": 1500.0, "sigma": 0.8, "min_size": 20},
+      "slic": {"num_segments": 10},
+      "kmeans_pixels": {"num_clusters": 10},
+      "kmeans_smoothed": {"baseline": "kmeans_pixels", "num_clusters": 10,
+                          "smoothing_sigma": 2.0},
+  })
 
   config.distributed = ml_collections.ConfigDict()
   config.distributed.initialize = False  # Call jax.distributed.initialize() (multi-host).

@@ -18,9 +18,12 @@ def checkpoint_manager(workdir: str | pathlib.Path, *, max_to_keep: int = 3,
                        read_only: bool = False) -> ocp.CheckpointManager:
   """A manager of `workdir/checkpoints`; saves are asynchronous."""
   directory = pathlib.Path(workdir).expanduser().absolute() / CHECKPOINT_DIR
-  options = ocp.CheckpointManagerOptions(
-      max_to_keep=max_to_keep, save_interval_steps=save_interval_steps,
-      create=not read_only, read_only=read_only)
+  if read_only:
+    options = ocp.CheckpointManagerOptions(create=False, read_only=True,
+                                           save_interval_steps=0, max_to_keep=None)
+  else:
+    options = ocp.CheckpointManagerOptions(max_to_keep=max_to_keep,
+                                           save_interval_steps=save_interval_steps)
   return ocp.CheckpointManager(directory, options=options)
 
 

@@ -20,7 +20,9 @@ import optax
 
 from cuts_jax import checkpointing
 from cuts_jax import data as data_lib
+from cuts_jax import inference
 from cuts_jax import losses
+from cuts_jax import metrics as metrics_lib
 from cuts_jax import model as model_lib
 from cuts_jax import periodic
 from cuts_jax import sampling
@@ -73,6 +75,16 @@ def _gather_pixels(embeddings: jax.Array, rows_cols: jax.Array) -> jax.Array:
   return embeddings[rows_cols[..., 0], rows_cols[..., 1]]
 
 
+def random_crop(key: jax.Array, image: jax.Array, *, size: int) -> jax.Array:
+  """A random (size, size) window of an (H, W, C) image (the whole side if smaller)."""
+  height, width, channels = image.shape
+  crop_h, crop_w = min(size, height), min(size, width)
+  row_key, col_key = jax.random.split(key)
+  top = jax.random.randint(row_key, (), 0, height - crop_h + 1)
+  left = jax.random.randint(col_key, (), 0, width - crop_w + 1)
+  return jax.lax.dynamic_slice(image, (top, left, 0), (crop_h, crop_w, channels))
+
+
 def train_step(state: TrainState, images: jax.Array, key: jax.Array, *,
                config: ml_collections.ConfigDict,
                axis_name: Optional[str] = None) -> tuple[TrainState, dict[str, jax.Array]]:
@@ -87,6 +99,8 @@ def train_step(state: TrainState, images: jax.Array, key: jax.Array, *,
   Args:
     state: the training state (one device's replica under pmap).
     images: float32 (b, H, W, C) in [0, 1]; this device's part of the batch.
+      With config.training.crop_size, the step trains on one random square
+      crop of each image (less computation; the loss is the same per crop).
     key: the run's base PRNG key (the same on every device).
     config: the run's config (static).
     axis_name: the pmap axis when run data-parallel; None on one device
@@ -100,8 +114,13 @@ def train_step(state: TrainState, images: jax.Array, key: jax.Array, *,
   step_key = jax.random.fold_in(key, state.step)
   image_keys = jax.vmap(lambda index: jax.random.fold_in(step_key, index))(
       first_index + jnp.arange(local_batch))
+  crop_keys = jax.vmap(lambda k: jax.random.fold_in(k, 0))(image_keys)
+  pair_keys = jax.vmap(lambda k: jax.random.fold_in(k, 1))(image_keys)
+  if config.training.crop_size:
+    images = jax.vmap(functools.partial(random_crop, size=config.training.crop_size))(
+        crop_keys, images)
   pairs = jax.vmap(functools.partial(
-      sampling.select_pairs, **sampling.sampling_kwargs(config.sampling)))(image_keys, images)
+      sampling.select_pairs, **sampling.sampling_kwargs(config.sampling)))(pair_keys, images)
 
   def loss_fn(params):
     embeddings, updates = state.apply_fn(
@@ -237,6 +256,25 @@ def _check_finite(metrics: dict[str, float], step: int, last_saved: Optional[int
       "Lower config.optim.learning_rate or check the input images for NaN/Inf values.")
 
 
+def dice_on_dataset(state: TrainState, dataset: data_lib.Dataset,
+                    config: ml_collections.ConfigDict) -> float:
+  """Mean one-pixel Dice of CUTS's segments against the dataset's masks.
+
+  The masks are only read here, to report progress; training never sees them.
+  """
+  params = inference.SegmentationParams.from_train_state(state, config)
+  scores = []
+  for image, mask in zip(dataset.images, dataset.masks):
+    if not mask.any():
+      continue
+    labels = inference.segment(params, image, num_clusters=config.evaluation.num_clusters,
+                               method=config.evaluation.clustering,
+                               seed=config.evaluation.seed)
+    scores.append(metrics_lib.dice_one_pixel(
+        labels, mask, percentile=config.evaluation.click_percentile))
+  return float(np.mean(scores)) if scores else math.nan
+
+
 def maybe_initialize_distributed(config: ml_collections.ConfigDict) -> None:
   """Joins a multi-host run when config.distributed.initialize is set."""
   dist = config.distributed
@@ -273,7 +311,9 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> Train
   dataset = data_lib.load_dataset(config.data, shard_index=jax.process_index(),
                                   shard_count=jax.process_count())
   image_shape = dataset.images.shape[1:]
-  sampling.validate_sampling_config(config.sampling, image_shape[:2])
+  crop = config.training.crop_size
+  sampling.validate_sampling_config(
+      config.sampling, tuple(min(crop, s) if crop else s for s in image_shape[:2]))
   logging.info("Loaded %d images of shape %s (%s); training on %d device(s) of %s.",
                len(dataset), image_shape, config.data.kind, jax.device_count(),
                jax.devices()[0].platform)
@@ -332,6 +372,16 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> Train
       if save_now:
         checkpointing.save(manager, step, _checkpoint_payload(unreplicate(replicated)))
         last_saved = step
+      if dataset.masks is not None and periodic.is_due(step, config.training.eval_every,
+                                                       last_step=num_steps):
+        tick = time.perf_counter()
+        dice = dice_on_dataset(unreplicate(replicated), dataset, config)
+        if jax.process_index() == 0:
+          with metrics_path.open("a") as stream:
+            stream.write(json.dumps({"step": step, "eval_dice_one_pixel": dice}) + "\n")
+        logging.info("step %d: mean one-pixel Dice over %d images %.4f (%.1f s)", step,
+                     len(dataset), dice, time.perf_counter() - tick)
+        timer_start += time.perf_counter() - tick  # Keep evaluation out of steps/s.
   finally:
     # An asynchronous save must finish before the process exits.
     manager.wait_until_finished()

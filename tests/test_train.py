@@ -25,9 +25,13 @@ def _stack(state, copies):
   return jax.tree.map(lambda x: np.stack([np.asarray(x)] * copies), state)
 
 
-def _max_difference(a, b):
-  return max(jax.tree.leaves(jax.tree.map(
-      lambda x, y: float(np.max(np.abs(np.asarray(x)[0] - np.asarray(y)[0]))), a, b)))
+def _max_difference(a, b, *, relative=False):
+  """Largest difference between the first replicas of two pytrees (relative to each leaf's scale)."""
+  def leaf(x, y):
+    x, y = np.asarray(x)[0], np.asarray(y)[0]
+    scale = max(float(np.max(np.abs(x))), 1e-12) if relative else 1.0
+    return float(np.max(np.abs(x - y))) / scale
+  return max(jax.tree.leaves(jax.tree.map(leaf, a, b)))
 
 
 @pytest.fixture(scope="module")
@@ -58,7 +62,8 @@ def test_two_devices_give_the_one_device_update(tiny_setup):
   """One step on 2 devices (2 + 2 images) equals one step on 1 device (4 images).
 
   Tolerance: 1e-6 absolute on parameters whose update is ~1e-3 (the learning
-  rate): only the order of floating-point sums differs.
+  rate), and 1e-4 relative on the optimizer's gradient moments: only the order
+  of floating-point sums differs.
   """
   assert jax.local_device_count() == 2, "conftest forces 2 CPU devices"
   config, images, state = tiny_setup
@@ -69,7 +74,7 @@ def test_two_devices_give_the_one_device_update(tiny_setup):
   jax.block_until_ready(two_state)
   assert _max_difference(one_state.params, two_state.params) < 1e-6
   assert _max_difference(one_state.batch_stats, two_state.batch_stats) < 1e-6
-  assert _max_difference(one_state.opt_state, two_state.opt_state) < 1e-6
+  assert _max_difference(one_state.opt_state, two_state.opt_state, relative=True) < 1e-4
   for name in one_metrics:
     np.testing.assert_allclose(one_metrics[name][0], two_metrics[name][0], rtol=1e-5)
   # The replicas stay identical.

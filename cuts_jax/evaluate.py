@@ -1,0 +1,262 @@
+"""Evaluation run: segment every image with CUTS and every baseline, then score them.
+
+    python -m cuts_jax.evaluate --workdir=/tmp/retina \
+        [--config=configs/retina.py --config.data.root=...]
+
+Without --config the run's own `workdir/config.json` is used. Writes to
+`workdir/evaluation/`: `results.md` and `results.csv` (mean +- std over images,
+one row per method), `per_image.csv`, and figures (`cuts.png`,
+`methods.png`) like the paper's Figs. 2, 3 and 5.
+"""
+
+from __future__ import annotations
+
+import csv
+import dataclasses
+import json
+import math
+import pathlib
+import time
+from typing import Any, Optional
+
+from absl import logging
+import ml_collections
+import numpy as np
+
+from cuts_jax import baselines
+from cuts_jax import checkpointing
+from cuts_jax import data as data_lib
+from cuts_jax import metrics
+from cuts_jax import inference
+
+EVALUATION_DIR = "evaluation"
+CUTS = "cuts"
+
+
+@dataclasses.dataclass
+class ImageResult:
+  """One method's segmentation of one image and its scores."""
+
+  method: str
+  image_name: str
+  labels: np.ndarray
+  scores: dict[str, float]
+  selected: Optional[np.ndarray] = None
+  pixel: Optional[tuple[int, int]] = None
+
+
+def _baseline_call(name: str, params: ml_collections.ConfigDict) -> tuple[str, dict]:
+  """(baseline function name, keyword arguments) of a configured method."""
+  params = params.to_dict() if hasattr(params, "to_dict") else dict(params)
+  function = params.pop("baseline", name)
+  return function, params
+
+
+def score(image: np.ndarray, labels: np.ndarray, *, target: Optional[np.ndarray],
+          humans: Optional[list[np.ndarray]], evaluation: ml_collections.ConfigDict,
+          ) -> tuple[dict[str, float], Optional[np.ndarray], Optional[tuple[int, int]]]:
+  """All the metrics of one label map; returns (scores, selected mask, clicked pixel)."""
+  scores: dict[str, float] = {}
+  selected = pixel = None
+  if target is not None and target.any():
+    pixel = metrics.centre_pixel(target, percentile=evaluation.click_percentile)
+    selected = metrics.one_pixel_selection(labels, target,
+                                           percentile=evaluation.click_percentile)
+    scores["dice"] = metrics.dice(selected, target)
+    scores["dice_majority"] = metrics.dice_majority(labels, target)
+    scores["hd95"] = metrics.hd95(selected, target)
+  similarity = metrics.segment_patch_similarity(
+      image, labels, num_pixels=evaluation.patch_pixels, patch_size=evaluation.patch_size,
+      seed=evaluation.seed)
+  for measure in ("ssim", "ergas", "rmse"):
+    scores[f"{measure}_within"] = similarity[f"{measure}_within"]
+    scores[f"{measure}_between"] = similarity[f"{measure}_between"]
+  if humans:
+    full = metrics.upsample_labels(labels, humans[0].shape)
+    scores["pri"] = metrics.probabilistic_rand_index(full, humans)
+    scores["voi"] = metrics.variation_of_information(full, humans)
+    scores["covering"] = metrics.segmentation_covering(full, humans)
+  scores["num_segments"] = float(len(np.unique(labels)))
+  return scores, selected, pixel
+
+
+def _summarise(results: list[ImageResult]) -> tuple[list[str], dict[str, dict[str, tuple]]]:
+  """Per method and metric: (mean, std, count) over images, ignoring NaN."""
+  methods = list(dict.fromkeys(r.method for r in results))
+  names = list(dict.fromkeys(k for r in results for k in r.scores))
+  table = {}
+  for method in methods:
+    table[method] = {}
+    for name in names:
+      values = np.array([r.scores.get(name, np.nan) for r in results if r.method == method])
+      values = values[np.isfinite(values)]
+      table[method][name] = ((float(values.mean()), float(values.std()), len(values))
+                             if len(values) else (math.nan, math.nan, 0))
+  return methods, table
+
+
+_HIGHER_IS_BETTER = {"dice": True, "dice_majority": True, "ssim_within": True, "pri": True,
+                     "covering": True, "ergas_within": False, "rmse_within": False,
+                     "hd95": False, "voi": False}
+
+
+def _format(mean: float, std: float, name: str) -> str:
+  if not math.isfinite(mean):
+    return "-"
+  digits = 1 if name.startswith("ergas") or name == "hd95" else 3
+  return f"{mean:.{digits}f} +- {std:.{digits}f}"
+
+
+def write_tables(results: list[ImageResult], directory: pathlib.Path, *,
+                 header: str) -> str:
+  """Writes results.md, results.csv and per_image.csv; returns the Markdown table."""
+  methods, table = _summarise(results)
+  columns = [c for c in ("dice", "dice_majority", "hd95", "ssim_within", "ergas_within",
+                         "rmse_within", "pri", "voi", "covering", "ssim_between",
+                         "num_segments")
+             if any(math.isfinite(table[m][c][0]) for m in methods if c in table[m])]
+  best = {}
+  for column in columns:
+    if column in _HIGHER_IS_BETTER:
+      values = {m: table[m][column][0] for m in methods}
+      pick = max if _HIGHER_IS_BETTER[column] else min
+      best[column] = pick(values, key=lambda m: values[m])
+  lines = ["| method | " + " | ".join(columns) + " |",
+           "| --- |" + " --- |" * len(columns)]
+  for method in methods:
+    cells = []
+    for column in columns:
+      text = _format(table[method][column][0], table[method][column][1], column)
+      cells.append(f"**{text}**" if best.get(column) == method else text)
+    lines.append(f"| {method} | " + " | ".join(cells) + " |")
+  markdown = header + "\n\n" + "\n".join(lines) + "\n"
+  (directory / "results.md").write_text(markdown)
+  with (directory / "results.csv").open("w", newline="") as stream:
+    writer = csv.writer(stream)
+    writer.writerow(["method"] + [f"{c}_{s}" for c in columns for s in ("mean", "std")])
+    for method in methods:
+      writer.writerow([method] + [v for c in columns for v in table[method][c][:2]])
+  names = list(dict.fromkeys(k for r in results for k in r.scores))
+  with (directory / "per_image.csv").open("w", newline="") as stream:
+    writer = csv.writer(stream)
+    writer.writerow(["image", "method"] + names)
+    for r in results:
+      writer.writerow([r.image_name, r.method] + [r.scores.get(n, "") for n in names])
+  return markdown
+
+
+def _figures(dataset: data_lib.Dataset, results: list[ImageResult], directory: pathlib.Path,
+             count: int) -> list[pathlib.Path]:
+  from cuts_jax import viz
+  by_key = {(r.image_name, r.method): r for r in results}
+  methods = list(dict.fromkeys(r.method for r in results))
+  indices = range(min(count, len(dataset)))
+  rows = []
+  for i in indices:
+    result = by_key[(dataset.names[i], CUTS)]
+    caption = (f"Dice {result.scores['dice']:.3f}" if "dice" in result.scores
+               else "selected (red) vs expert (yellow)")
+    rows.append(dict(image=dataset.images[i], labels=result.labels, name=dataset.names[i],
+                     selected=result.selected, pixel=result.pixel, caption=caption,
+                     expert=None if dataset.masks is None else dataset.masks[i]))
+  written = [viz.save(viz.segmentation_figure(rows, title="CUTS"), directory / "cuts.png")]
+  grid = [[(m, by_key[(dataset.names[i], m)]) for m in methods] for i in indices]
+  figure = viz.methods_figure(
+      [dataset.images[i] for i in indices],
+      [[dict(method=m, labels=r.labels, selected=r.selected, pixel=r.pixel,
+             dice=r.scores.get("dice")) for m, r in row] for row in grid],
+      experts=None if dataset.masks is None else [dataset.masks[i] for i in indices])
+  written.append(viz.save(figure, directory / "methods.png"))
+  return written
+
+
+def evaluate(config: ml_collections.ConfigDict, workdir: str | pathlib.Path, *,
+             params: Optional[inference.SegmentationParams] = None,
+             methods: Optional[list[str]] = None, figures: bool = True) -> dict[str, Any]:
+  """Segments and scores the configured data set with CUTS and every baseline.
+
+  Args:
+    config: the run's config (its `data` and `evaluation` sections are used).
+    workdir: the training workdir; results go to `workdir/evaluation/`.
+    params: the model to evaluate; by default loaded from the workdir.
+    methods: evaluate only these methods ("cuts" and/or baseline names).
+    figures: draw the overlay figures (needs matplotlib).
+
+  Returns:
+    {"table": method -> metric -> (mean, std, count), "markdown": str,
+     "directory": path}.
+  """
+  evaluation = config.evaluation
+  workdir = pathlib.Path(workdir).expanduser()
+  directory = workdir / EVALUATION_DIR
+  directory.mkdir(parents=True, exist_ok=True)
+  dataset = data_lib.load_dataset(config.data)
+  configured = [CUTS] + list(evaluation.baselines.keys())
+  methods = configured if methods is None else methods
+  unknown = sorted(set(methods) - set(configured))
+  if unknown:
+    raise ValueError(f"unknown methods {unknown}; configured are {configured}.")
+  if CUTS in methods and params is None:
+    params = inference.load(workdir)
+  results: list[ImageResult] = []
+  seconds = {m: 0.0 for m in methods}
+  start = time.perf_counter()
+  for index, (image, name) in enumerate(zip(dataset.images, dataset.names)):
+    target = None if dataset.masks is None else dataset.masks[index]
+    humans = None if dataset.human_segmentations is None else \
+        dataset.human_segmentations[index]
+    for method in methods:
+      tick = time.perf_counter()
+      if method == CUTS:
+        labels = inference.segment(params, image, num_clusters=evaluation.num_clusters,
+                                     method=evaluation.clustering, seed=evaluation.seed)
+      else:
+        function, kwargs = _baseline_call(method, evaluation.baselines[method])
+        labels = baselines.run_baseline(function, image, **kwargs)
+      seconds[method] += time.perf_counter() - tick
+      scores, selected, pixel = score(image, labels, target=target, humans=humans,
+                                      evaluation=evaluation)
+      results.append(ImageResult(method, name, labels, scores, selected, pixel))
+    cuts_scores = next((r.scores for r in results[::-1] if r.method == CUTS), {})
+    logging.info("[%d/%d] %s%s  (%.0f s elapsed)", index + 1, len(dataset), name,
+                 f"  CUTS Dice {cuts_scores['dice']:.3f}" if "dice" in cuts_scores else "",
+                 time.perf_counter() - start)
+  header = (f"Evaluation of {workdir} on {len(dataset)} {config.data.kind} images "
+            f"({config.data.root or 'built-in data'}), {evaluation.num_clusters} clusters "
+            f"({evaluation.clustering}); patch similarity over M={evaluation.patch_pixels} "
+            f"pixels with P={evaluation.patch_size} patches; Dice with the one-pixel "
+            f"protocol (dice_majority: optimistic majority protocol). Mean +- std over "
+            f"images; best in bold.")
+  markdown = write_tables(results, directory, header=header)
+  timing = {m: s / max(len(dataset), 1) for m, s in seconds.items()}
+  (directory / "timing.json").write_text(json.dumps({"seconds_per_image": timing}, indent=2))
+  if figures and evaluation.num_figure_images:
+    _figures(dataset, results, directory, evaluation.num_figure_images)
+  logging.info("Results written to %s:\n%s", directory, markdown)
+  return {"table": _summarise(results)[1], "markdown": markdown, "directory": directory,
+          "results": results}
+
+
+def _main(argv):
+  from absl import flags
+  from cuts_jax import console
+  del argv
+  console.setup_logging()
+  workdir, config = flags.FLAGS.workdir, flags.FLAGS.config
+  try:
+    evaluate(config if config is not None else checkpointing.read_config(workdir), workdir)
+  except (data_lib.DataError, ValueError, FileNotFoundError) as error:
+    raise SystemExit(f"cuts_jax.evaluate: error: {error}") from None
+
+
+if __name__ == "__main__":
+  # Flags are defined only when run as a program, so importing this module
+  # next to cuts_jax.main does not define --config twice.
+  from absl import app
+  from absl import flags
+  from ml_collections import config_flags
+  config_flags.DEFINE_config_file("config", None, "Config file; default: the workdir's "
+                                  "config.json.", lock_config=True)
+  flags.DEFINE_string("workdir", None, "A training workdir (holds config.json, checkpoints).")
+  flags.mark_flag_as_required("workdir")
+  app.run(_main)

@@ -1,0 +1,173 @@
+"""Pictures: segment overlays, selected-vs-expert contours, grids, training curves.
+
+Needs matplotlib (`pip install "cuts_jax[viz]"`); without a display it
+draws with its headless backend, so figures can be written on any machine.
+"""
+
+from __future__ import annotations
+
+import json
+import pathlib
+from typing import Optional, Sequence
+
+import numpy as np
+
+
+def _pyplot():
+  try:
+    import matplotlib.pyplot as plt
+  except ImportError as error:
+    raise ImportError("cuts_jax.viz needs matplotlib: pip install 'cuts_jax[viz]'") from error
+  return plt
+
+
+def _as_rgb(image: np.ndarray) -> np.ndarray:
+  image = np.asarray(image, dtype=np.float32)
+  if image.ndim == 2:
+    image = image[..., None]
+  if image.shape[-1] == 1:
+    image = np.repeat(image, 3, axis=-1)
+  return np.clip(image[..., :3], 0.0, 1.0)
+
+
+def label_colours(num_labels: int) -> np.ndarray:
+  """A fixed (num_labels, 3) palette, so the same label has the same colour everywhere."""
+  import matplotlib
+  cmap = matplotlib.colormaps["tab10" if num_labels <= 10 else "tab20"]
+  return np.array([cmap(i % cmap.N)[:3] for i in range(num_labels)], np.float32)
+
+
+def overlay_segments(image: np.ndarray, labels: np.ndarray, *, alpha: float = 0.45,
+                     boundaries: bool = True) -> np.ndarray:
+  """The image (H, W[, C]) in [0, 1] tinted by segment colour, with segment borders.
+
+  Returns:
+    float32 (H, W, 3) RGB in [0, 1].
+  """
+  from skimage import segmentation
+  rgb = _as_rgb(image)
+  labels = np.asarray(labels)
+  _, dense = np.unique(labels, return_inverse=True)
+  dense = dense.reshape(labels.shape)
+  tinted = (1 - alpha) * rgb + alpha * label_colours(int(dense.max()) + 1)[dense]
+  if boundaries:
+    tinted = segmentation.mark_boundaries(tinted, dense, color=(1, 1, 1), mode="inner")
+  return np.clip(tinted, 0, 1).astype(np.float32)
+
+
+def draw_contours(axis, mask: np.ndarray, *, colour: str, label: Optional[str] = None,
+                  linewidth: float = 1.5) -> None:
+  """Draws the outline of a binary mask on a matplotlib axis."""
+  from skimage import measure
+  mask = np.asarray(mask, dtype=float)
+  for index, contour in enumerate(measure.find_contours(np.pad(mask, 1), 0.5)):
+    axis.plot(contour[:, 1] - 1, contour[:, 0] - 1, color=colour, linewidth=linewidth,
+              label=label if index == 0 else None)
+
+
+def segmentation_figure(rows: Sequence[dict], *, title: Optional[str] = None):
+  """A grid like the paper's Figs. 2, 3 and 5: one row per image.
+
+  Args:
+    rows: dicts with "image" (H, W[, C]), "labels" (H, W), and optionally
+      "name", "selected" (bool mask of the chosen segment), "expert" (bool
+      mask of the expert region), "pixel" ((row, col) that was clicked) and
+      "caption" (text under the last panel, e.g. the Dice).
+    title: figure title.
+
+  Returns:
+    A matplotlib Figure with columns image | segments | selected vs expert
+    (the last only when some row has masks).
+  """
+  plt = _pyplot()
+  with_masks = any(r.get("selected") is not None or r.get("expert") is not None for r in rows)
+  columns = 3 if with_masks else 2
+  figure, axes = plt.subplots(len(rows), columns, figsize=(3.0 * columns, 3.0 * len(rows)),
+                              squeeze=False)
+  for axis_row, row in zip(axes, rows):
+    axis_row[0].imshow(_as_rgb(row["image"]))
+    axis_row[0].set_title(row.get("name", ""), fontsize=9)
+    axis_row[1].imshow(overlay_segments(row["image"], row["labels"]))
+    axis_row[1].set_title(f"{len(np.unique(row['labels']))} segments", fontsize=9)
+    if with_masks:
+      axis_row[2].imshow(_as_rgb(row["image"]))
+      if row.get("expert") is not None:
+        draw_contours(axis_row[2], row["expert"], colour="yellow", label="expert")
+      if row.get("selected") is not None:
+        draw_contours(axis_row[2], row["selected"], colour="red", label="selected")
+      if row.get("pixel") is not None:
+        axis_row[2].plot(row["pixel"][1], row["pixel"][0], "c+", markersize=10, mew=2)
+      axis_row[2].set_title(row.get("caption", "selected (red) vs expert (yellow)"),
+                            fontsize=9)
+    for axis in axis_row:
+      axis.set_axis_off()
+  if title:
+    figure.suptitle(title)
+  figure.tight_layout()
+  return figure
+
+
+def methods_figure(images: Sequence[np.ndarray], rows: Sequence[Sequence[dict]], *,
+                   experts: Optional[Sequence[np.ndarray]] = None):
+  """Compares methods: one row per image, one column per method.
+
+  Args:
+    images: the images (H, W[, C]) in [0, 1].
+    rows: per image, per method, a dict with "method", "labels" and optionally
+      "selected" (bool mask), "pixel" ((row, col) clicked) and "dice".
+    experts: per image, the expert mask to outline (or None).
+
+  Returns:
+    A matplotlib Figure: the segments of each method, with the selected
+    segment (red) and the expert region (yellow) outlined when given.
+  """
+  plt = _pyplot()
+  columns = 1 + max(len(r) for r in rows)
+  figure, axes = plt.subplots(len(rows), columns, figsize=(2.4 * columns, 2.4 * len(rows)),
+                              squeeze=False)
+  for index, (axis_row, image, row) in enumerate(zip(axes, images, rows)):
+    axis_row[0].imshow(_as_rgb(image))
+    axis_row[0].set_title("image", fontsize=8)
+    for axis, cell in zip(axis_row[1:], row):
+      axis.imshow(overlay_segments(image, cell["labels"], boundaries=False))
+      if experts is not None and experts[index] is not None:
+        draw_contours(axis, experts[index], colour="yellow", linewidth=1.0)
+      if cell.get("selected") is not None:
+        draw_contours(axis, cell["selected"], colour="red", linewidth=1.0)
+      title = cell["method"]
+      if cell.get("dice") is not None:
+        title += f"\nDice {cell['dice']:.2f}"
+      axis.set_title(title, fontsize=8)
+    for axis in axis_row:
+      axis.set_axis_off()
+  figure.tight_layout()
+  return figure
+
+
+def training_curves(metrics_path: str | pathlib.Path, *,
+                    keys: Sequence[str] = ("loss", "contrastive_loss", "reconstruction_loss",
+                                           "valid_anchor_fraction")):
+  """Plots the curves of `workdir/metrics.jsonl` against the step; returns the Figure."""
+  plt = _pyplot()
+  records = [json.loads(line) for line in pathlib.Path(metrics_path).read_text().splitlines()
+             if line.strip()]
+  keys = [k for k in keys if any(k in r for r in records)]
+  figure, axes = plt.subplots(1, max(len(keys), 1), figsize=(3.5 * max(len(keys), 1), 3.0),
+                              squeeze=False)
+  for axis, key in zip(axes[0], keys):
+    points = [(r["step"], r[key]) for r in records if key in r]
+    axis.plot(*zip(*points), marker=".")
+    axis.set_xlabel("step")
+    axis.set_title(key, fontsize=9)
+  figure.tight_layout()
+  return figure
+
+
+def save(figure, path: str | pathlib.Path, *, dpi: int = 110) -> pathlib.Path:
+  """Writes a figure to PNG (creating folders) and closes it."""
+  plt = _pyplot()
+  path = pathlib.Path(path)
+  path.parent.mkdir(parents=True, exist_ok=True)
+  figure.savefig(path, dpi=dpi, bbox_inches="tight")
+  plt.close(figure)
+  return path

@@ -1,0 +1,162 @@
+"""Spectral and plain k-means of embeddings: planted clusters, determinism, edge cases."""
+
+import tracemalloc
+
+import numpy as np
+import pytest
+from sklearn.metrics import adjusted_rand_score
+
+from cuts_jax import clustering
+
+
+def planted_blobs(num_blobs=5, per_blob=200, dims=16, seed=0):
+  """Well-separated Gaussian blobs, in shuffled order, with their true labels."""
+  rng = np.random.default_rng(seed)
+  centres = rng.normal(scale=10.0, size=(num_blobs, dims))
+  truth = rng.permutation(np.repeat(np.arange(num_blobs), per_blob))
+  points = centres[truth] + rng.normal(size=(len(truth), dims))
+  return points.astype(np.float32), truth
+
+
+def planted_image(height=48, width=64, dims=24, seed=0):
+  """(H, W, D) embeddings of four quadrants, each a tight blob of its own."""
+  rng = np.random.default_rng(seed)
+  rows, cols = np.mgrid[:height, :width]
+  truth = 2 * (rows >= height // 2) + (cols >= width // 2)
+  centres = rng.normal(scale=5.0, size=(4, dims))
+  embeddings = centres[truth] + 0.5 * rng.normal(size=(height, width, dims))
+  return embeddings.astype(np.float32), truth
+
+
+@pytest.mark.parametrize("options", [dict(method="spectral"),
+                                     dict(method="spectral", graph="knn"),
+                                     dict(method="kmeans")])
+def test_recovers_planted_clusters(options):
+  points, truth = planted_blobs()
+  labels = clustering.cluster_embeddings(points, num_clusters=5, **options)
+  assert labels.shape == truth.shape and labels.dtype == np.int32
+  assert set(np.unique(labels)) == set(range(5))
+  assert adjusted_rand_score(truth, labels) > 0.95
+
+
+def test_landmark_graph_agrees_with_the_exact_knn_graph():
+  # 128-d blobs: the PCA step is exercised too (pca_dim=32 < 128).
+  points, truth = planted_blobs(num_blobs=6, per_blob=150, dims=128, seed=3)
+  landmark = clustering.cluster_embeddings(points, num_clusters=6, graph="landmark")
+  exact = clustering.cluster_embeddings(points, num_clusters=6, graph="knn")
+  assert adjusted_rand_score(exact, landmark) > 0.95
+  assert adjusted_rand_score(truth, landmark) > 0.95
+
+
+@pytest.mark.parametrize("method", clustering.METHODS)
+def test_cluster_image_recovers_quadrants_in_raster_order(method):
+  embeddings, truth = planted_image()
+  labels = clustering.cluster_image(embeddings, num_clusters=4, method=method)
+  assert labels.shape == truth.shape and labels.dtype == np.int32
+  # Numbered by first appearance in raster order, the quadrants come out as
+  # top-left 0, top-right 1, bottom-left 2, bottom-right 3: exactly `truth`.
+  np.testing.assert_array_equal(labels, truth)
+
+
+def test_more_clusters_than_structure_still_gives_k_labels():
+  embeddings, truth = planted_image()
+  labels = clustering.cluster_image(embeddings, num_clusters=10)
+  assert labels.max() < 10 and len(np.unique(labels)) == 10
+  # Each found cluster lies within one quadrant.
+  for label in np.unique(labels):
+    assert len(np.unique(truth[labels == label])) == 1
+
+
+@pytest.mark.parametrize("method", clustering.METHODS)
+def test_same_seed_gives_same_labels(method):
+  points = np.random.default_rng(1).normal(size=(3000, 20)).astype(np.float32)
+  first = clustering.cluster_embeddings(points, method=method, seed=4)
+  again = clustering.cluster_embeddings(points, method=method, seed=4)
+  np.testing.assert_array_equal(first, again)
+
+
+def test_labels_are_numbered_by_first_appearance():
+  points = np.random.default_rng(2).normal(size=(2000, 8))
+  labels = clustering.cluster_embeddings(points, num_clusters=7)
+  firsts = [np.flatnonzero(labels == label)[0] for label in range(labels.max() + 1)]
+  assert firsts == sorted(firsts) and labels[0] == 0
+  assert set(np.unique(labels)) == set(range(7))
+
+
+def test_equal_partitions_give_equal_arrays_whatever_the_seed():
+  points, _ = planted_blobs()
+  by_seed = [clustering.cluster_embeddings(points, num_clusters=5, seed=s) for s in range(3)]
+  for labels in by_seed[1:]:
+    np.testing.assert_array_equal(labels, by_seed[0])
+
+
+@pytest.mark.parametrize("method", clustering.METHODS)
+def test_fewer_distinct_points_than_clusters(method):
+  three = np.array([[0.0, 1.0], [5.0, 5.0], [0.0, 1.0]])
+  np.testing.assert_array_equal(
+      clustering.cluster_embeddings(three, num_clusters=10, method=method), [0, 1, 0])
+  np.testing.assert_array_equal(
+      clustering.cluster_embeddings(np.ones((1, 4)), method=method), [0])
+  # Many points, two distinct values: one label per value.
+  two_values = np.repeat([[0.0] * 6, [1.0] * 6], [300, 200], axis=0)
+  labels = clustering.cluster_embeddings(two_values[::-1], num_clusters=10, method=method)
+  np.testing.assert_array_equal(labels, np.repeat([0, 1], [200, 300]))
+  flat = clustering.cluster_image(np.zeros((20, 30, 5), np.float32), method=method)
+  assert flat.shape == (20, 30) and not flat.any()
+
+
+def test_a_few_more_points_than_clusters():
+  points = np.random.default_rng(3).normal(size=(12, 40))
+  for options in (dict(), dict(graph="knn"), dict(method="kmeans")):
+    labels = clustering.cluster_embeddings(points, num_clusters=10, **options)
+    assert labels.shape == (12,) and 1 <= len(np.unique(labels)) <= 10
+
+
+def test_invalid_inputs_say_what_is_wrong():
+  good = np.zeros((10, 3))
+  with pytest.raises(ValueError, match=r"\(N, D\)"):
+    clustering.cluster_embeddings(np.zeros(10))
+  with pytest.raises(ValueError, match="cluster_image"):
+    clustering.cluster_embeddings(np.zeros((4, 4, 3)))
+  with pytest.raises(ValueError, match=r"\(H, W, D\)"):
+    clustering.cluster_image(good)
+  with pytest.raises(ValueError, match="no points"):
+    clustering.cluster_embeddings(np.zeros((0, 3)))
+  with pytest.raises(ValueError, match="NaN"):
+    clustering.cluster_embeddings(np.array([[0.0, np.nan], [1.0, 2.0]]))
+  with pytest.raises(ValueError, match="infinite"):
+    clustering.cluster_embeddings(np.array([[0.0, np.inf], [1.0, 2.0]]))
+  with pytest.raises(ValueError, match="dtype"):
+    clustering.cluster_embeddings(np.array([["a", "b"]]))
+  with pytest.raises(ValueError, match="num_clusters"):
+    clustering.cluster_embeddings(good, num_clusters=0)
+  with pytest.raises(ValueError, match="num_landmarks"):
+    clustering.cluster_embeddings(good, num_landmarks=2.5)
+  with pytest.raises(ValueError, match="method"):
+    clustering.cluster_embeddings(good, method="dbscan")
+  with pytest.raises(ValueError, match="graph"):
+    clustering.cluster_embeddings(good, graph="full")
+  with pytest.raises(ValueError, match="graph='landmark'"):
+    clustering.cluster_embeddings(np.zeros((70_000, 1), np.float32), graph="knn")
+
+
+def test_large_image_memory_grows_linearly():
+  # 512x512 pixels: a dense N x N affinity would need 275 GB. Memory (not
+  # time) is asserted: the peak allocation stays within a few input sizes.
+  embeddings = np.random.default_rng(0).normal(size=(512, 512, 16)).astype(np.float32)
+  tracemalloc.start()
+  try:
+    labels = clustering.cluster_image(embeddings)
+    _, peak = tracemalloc.get_traced_memory()
+  finally:
+    tracemalloc.stop()
+  assert labels.shape == (512, 512) and labels.dtype == np.int32
+  assert len(np.unique(labels)) == 10
+  assert peak < 8 * embeddings.nbytes, f"peak {peak / 2**20:.0f} MB"
+
+
+def test_threads_setting_leaves_the_result_unchanged():
+  points, _ = planted_blobs()
+  np.testing.assert_array_equal(
+      clustering.cluster_embeddings(points, num_clusters=5, num_threads=None),
+      clustering.cluster_embeddings(points, num_clusters=5, num_threads=2))

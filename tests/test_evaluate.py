@@ -1,0 +1,71 @@
+"""The evaluation run: every method, every metric, tables and figures."""
+
+import csv
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+
+from configs import tiny
+from conftest import REPO_ROOT, shared_data
+from cuts_jax import evaluate
+from cuts_jax import train
+
+
+@pytest.fixture(scope="module")
+def tiny_workdir(tmp_path_factory):
+  workdir = tmp_path_factory.mktemp("evaluate")
+  train.train_and_evaluate(tiny.get_config(), workdir)
+  return workdir
+
+
+def test_evaluation_on_retina_writes_tables_and_figures(tiny_workdir):
+  config = tiny.get_config()
+  config.data.kind = "retina"
+  config.data.root = str(shared_data("retina_ga"))
+  config.data.image_size = (64, 64)
+  config.data.limit = 3
+  config.evaluation.patch_pixels = 40
+  config.evaluation.num_figure_images = 2
+  outcome = evaluate.evaluate(config, tiny_workdir)
+  directory = outcome["directory"]
+  table = outcome["table"]
+  assert set(table) == {"cuts", "random", "otsu_watershed", "felzenszwalb", "slic",
+                        "kmeans_pixels", "kmeans_smoothed"}
+  for method, row in table.items():
+    mean, std, count = row["dice"]
+    assert 0.0 <= mean <= 1.0 and count == 3, method
+    assert row["dice_majority"][0] >= mean - 1e-9, method  # Majority is optimistic.
+    assert np.isfinite(row["ssim_within"][0]) and np.isfinite(row["rmse_within"][0])
+  markdown = (directory / "results.md").read_text()
+  assert "| cuts |" in markdown and "one-pixel" in markdown and "M=40" in markdown
+  with (directory / "per_image.csv").open() as stream:
+    rows = list(csv.DictReader(stream))
+  assert len(rows) == 3 * 7 and {"image", "method", "dice", "hd95", "ssim_within"} <= set(rows[0])
+  assert (directory / "results.csv").exists() and (directory / "timing.json").exists()
+  for figure in ("cuts.png", "methods.png"):
+    assert (directory / figure).stat().st_size > 10_000
+
+
+def test_evaluation_without_ground_truth_scores_patch_similarity(tiny_workdir):
+  config = tiny.get_config()
+  config.evaluation.patch_pixels = 30
+  outcome = evaluate.evaluate(config, tiny_workdir, methods=["cuts", "random"], figures=False)
+  assert set(outcome["table"]) == {"cuts", "random"}
+  assert "dice" not in outcome["table"]["cuts"]
+  # Even a barely trained encoder groups alike patches better than random labels.
+  cuts, random = (outcome["table"][m]["ssim_within"][0] for m in ("cuts", "random"))
+  assert cuts > random
+
+
+def test_unknown_method_is_refused(tiny_workdir):
+  with pytest.raises(ValueError, match="unknown methods"):
+    evaluate.evaluate(tiny.get_config(), tiny_workdir, methods=["cuts", "magic"])
+
+
+def test_evaluate_cli_uses_the_workdirs_config(tiny_workdir):
+  command = [sys.executable, "-m", "cuts_jax.evaluate", f"--workdir={tiny_workdir}"]
+  result = subprocess.run(command, cwd=REPO_ROOT, capture_output=True, text=True, timeout=300)
+  assert result.returncode == 0, result.stderr[-3000:]
+  assert "[4/4]" in result.stderr and "| cuts |" in result.stderr
