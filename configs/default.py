@@ -30,6 +30,9 @@ def get_config(model_preset: str = "paper") -> ml_collections.ConfigDict:
                      f"{sorted(model_lib.PRESETS)}")
   config.model = ml_collections.ConfigDict(dict(model_lib.PRESETS[model_preset]))
   config.model.preset = model_preset  # Recorded for the reader; the fields below rule.
+  # How convolution weight gradients are computed: auto = im2col matrix products on
+  # CPU (faster there), XLA's own on GPU/TPU. Same result either way.
+  config.model.weight_gradient = "auto"
 
   config.sampling = ml_collections.ConfigDict()
   config.sampling.patch_size = 7  # Side of compared and reconstructed patches (odd).
@@ -60,7 +63,8 @@ def get_config(model_preset: str = "paper") -> ml_collections.ConfigDict:
   config.training.log_every = 25  # Steps between metrics lines (and finite-loss checks).
   config.training.checkpoint_every = 250  # Steps between checkpoints.
   config.training.keep_checkpoints = 3  # Most recent checkpoints kept on disk.
-  config.training.eval_every = 0  # Steps between Dice reports (data with masks; 0: at the end).
+  config.training.eval_every = 0  # Steps between segment reports (0: only at the end).
+  config.training.num_figure_images = 4  # Images drawn in workdir/segments.png by a report.
 
   config.evaluation = ml_collections.ConfigDict()
   config.evaluation.num_clusters = 10  # Paper: spectral k-means with k = 10.

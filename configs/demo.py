@@ -2,8 +2,10 @@
 
     python -m cuts_jax.main --config=configs/demo.py --workdir=/tmp/cuts_demo
 
-Trains the paper's encoder on tiles of scikit-image's fundus photograph
-(`skimage.data.retina`) and a few other sample images.
+Trains the paper's encoder on random 64x64 crops of 128x128 tiles of
+scikit-image's fundus photograph (`skimage.data.retina`) and a few other sample
+images, then draws their segments in `workdir/segments.png` (with matplotlib).
+About 3 minutes on a 2-core CPU, well under a minute on a GPU.
 """
 
 from configs import default
@@ -12,7 +14,9 @@ from configs import default
 def get_config(model_preset: str = "paper"):
   config = default.get_config(model_preset)
   config.data.kind = "demo"
-  config.training.num_steps = 60
-  config.training.log_every = 5
-  config.training.checkpoint_every = 20
+  config.training.crop_size = 64
+  config.training.num_steps = 100
+  config.training.log_every = 10
+  config.training.checkpoint_every = 50
+  config.training.num_figure_images = 6
   return config

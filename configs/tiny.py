@@ -30,4 +30,5 @@ def get_config(model_preset: str = "paper"):
   config.training.log_every = 2
   config.training.checkpoint_every = 2
   config.training.keep_checkpoints = 2
+  config.training.num_figure_images = 0
   return config

@@ -19,8 +19,9 @@ def checkpoint_manager(workdir: str | pathlib.Path, *, max_to_keep: int = 3,
   """A manager of `workdir/checkpoints`; saves are asynchronous."""
   directory = pathlib.Path(workdir).expanduser().absolute() / CHECKPOINT_DIR
   if read_only:
-    options = ocp.CheckpointManagerOptions(create=False, read_only=True,
-                                           save_interval_steps=0, max_to_keep=None)
+    # Not orbax's read_only mode, which warns on every load; this manager is
+    # simply never asked to save or delete.
+    options = ocp.CheckpointManagerOptions(create=False)
   else:
     options = ocp.CheckpointManagerOptions(max_to_keep=max_to_keep,
                                            save_interval_steps=save_interval_steps)

@@ -17,8 +17,12 @@ class _QuietLibraries(std_logging.Filter):
 
 
 def setup_logging() -> None:
-  """INFO-level progress from cuts_jax on stderr; libraries only from WARNING up."""
+  """INFO-level progress from cuts_jax; other libraries only from WARNING up.
+
+  The filter sits on the "absl" logger itself, so it also applies where the
+  records reach another handler (a notebook's, for instance).
+  """
   logging.set_verbosity(logging.INFO)
-  handler = logging.get_absl_handler()
-  if not any(isinstance(f, _QuietLibraries) for f in handler.filters):
-    handler.addFilter(_QuietLibraries())
+  absl_logger = std_logging.getLogger("absl")
+  if not any(isinstance(f, _QuietLibraries) for f in absl_logger.filters):
+    absl_logger.addFilter(_QuietLibraries())

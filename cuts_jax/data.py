@@ -296,23 +296,23 @@ def load_demo(image_size: Sequence[int], *, limit: int = 0, shard_index: int = 0
               shard_count: int = 1) -> Dataset:
   """Sample images shipped with scikit-image, so a fresh install has data.
 
-  The fundus photograph (`skimage.data.retina`) cut into overlapping tiles,
-  plus a few other photographs (immunohistochemistry, coffee, cat, astronaut).
+  The fundus photograph (`skimage.data.retina`), a few other photographs
+  (immunohistochemistry, coffee, cat, astronaut), and 3 x 3 tiles of the
+  fundus photograph.
   """
   from skimage import data as skdata
   fundus = to_unit_range(skdata.retina())
-  tiles, names = [], []
-  # The fundus disc fills the centre of the 1411 px photograph: tile a grid over it.
+  tiles, names = [fundus], ["retina"]
+  for name in ("immunohistochemistry", "coffee", "chelsea", "astronaut"):
+    tiles.append(to_unit_range(getattr(skdata, name)()))
+    names.append(name)
+  # The fundus disc fills the centre of the 1411 px photograph: tiles of it
+  # add views of the optic disc and vessels at a finer scale.
   grid = np.linspace(200, 1411 - 200 - 512, 3).astype(int)
   for row in grid:
     for col in grid:
       tiles.append(fundus[row:row + 512, col:col + 512])
       names.append(f"retina_r{row}_c{col}")
-  tiles.append(fundus)
-  names.append("retina_full")
-  for name in ("immunohistochemistry", "coffee", "chelsea", "astronaut"):
-    tiles.append(to_unit_range(getattr(skdata, name)()))
-    names.append(name)
   if limit:
     tiles, names = tiles[:limit], names[:limit]
   tiles, names = _shard(tiles, shard_index, shard_count), _shard(names, shard_index, shard_count)

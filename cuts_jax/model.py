@@ -14,6 +14,8 @@ import jax
 import jax.numpy as jnp
 import ml_collections
 
+from cuts_jax import conv
+
 PADDING_MODES = ("zero", "edge", "reflect")
 ACTIVATIONS = ("relu", "leaky_relu")
 
@@ -38,11 +40,34 @@ PAPER_PRESET = dict(
 
 PRESETS = {"paper": PAPER_PRESET, "authors_code": AUTHORS_CODE_PRESET}
 
+# The config.model fields that define the weights; the others (preset name,
+# how gradients are computed) can change between runs of one model.
+ARCHITECTURE_FIELDS = tuple(PAPER_PRESET)
+
 
 def _activate(x: jax.Array, activation: str) -> jax.Array:
   if activation == "relu":
     return nn.relu(x)
   return nn.leaky_relu(x, negative_slope=0.01)
+
+
+class Conv2D(nn.Module):
+  """A bias-free, stride-1, same-size convolution (see `cuts_jax.conv.conv2d`).
+
+  Its parameter is "kernel" of shape (k, k, Ci, Co), as in `flax.linen.Conv`.
+  """
+
+  features: int
+  kernel_size: int
+  padding: str = "zero"
+  weight_gradient: str = "auto"
+
+  @nn.compact
+  def __call__(self, x: jax.Array) -> jax.Array:
+    kernel = self.param("kernel", nn.initializers.lecun_normal(),
+                        (self.kernel_size, self.kernel_size, x.shape[-1], self.features),
+                        jnp.float32)
+    return conv.conv2d(x, kernel, padding=self.padding, weight_gradient=self.weight_gradient)
 
 
 class Encoder(nn.Module):
@@ -58,6 +83,8 @@ class Encoder(nn.Module):
       (replicate) or "reflect".
     batch_norm_axis_name: pmap axis over which batch statistics are averaged
       in training (synchronised batch norm); None on a single device.
+    weight_gradient: how convolution weight gradients are computed: "auto"
+      (im2col matrix products on CPU, XLA's elsewhere), "im2col" or "xla".
   """
 
   kernel_sizes: Sequence[int] = PAPER_PRESET["kernel_sizes"]
@@ -66,6 +93,7 @@ class Encoder(nn.Module):
   activation: str = PAPER_PRESET["activation"]
   padding: str = PAPER_PRESET["padding"]
   batch_norm_axis_name: Optional[str] = None
+  weight_gradient: str = "auto"
 
   @nn.compact
   def __call__(self, images: jax.Array, *, train: bool) -> jax.Array:
@@ -81,16 +109,9 @@ class Encoder(nn.Module):
     """
     x = images
     for index, (kernel, width) in enumerate(zip(self.kernel_sizes, self.features)):
-      half = kernel // 2
-      if self.padding == "zero":
-        conv_padding = "SAME"
-      else:
-        mode = "edge" if self.padding == "edge" else "reflect"
-        x = jnp.pad(x, ((0, 0), (half, half), (half, half), (0, 0)), mode=mode)
-        conv_padding = "VALID"
-      # The bias would be cancelled by the batch norm that follows.
-      x = nn.Conv(width, (kernel, kernel), padding=conv_padding, use_bias=False,
-                  name=f"conv{index}")(x)
+      # No bias: the batch norm that follows would cancel it.
+      x = Conv2D(width, kernel, padding=self.padding, weight_gradient=self.weight_gradient,
+                 name=f"conv{index}")(x)
       x = nn.BatchNorm(use_running_average=not train, momentum=0.9, epsilon=1e-5,
                        axis_name=self.batch_norm_axis_name if train else None,
                        name=f"batch_norm{index}")(x)
@@ -148,6 +169,9 @@ def validate_model_config(model_config: ml_collections.ConfigDict) -> None:
   if model_config.activation not in ACTIVATIONS:
     raise ValueError(f"config.model.activation is {model_config.activation!r}; "
                      f"expected one of {ACTIVATIONS}.")
+  if model_config.get("weight_gradient", "auto") not in conv.WEIGHT_GRADIENTS:
+    raise ValueError(f"config.model.weight_gradient is {model_config.weight_gradient!r}; "
+                     f"expected one of {conv.WEIGHT_GRADIENTS}.")
   if model_config.embedding_dim < 0:
     raise ValueError("config.model.embedding_dim must be >= 0 (0: no dense layer).")
 
@@ -169,6 +193,7 @@ def build_model(config: ml_collections.ConfigDict, *, channels: int,
       activation=model_config.activation,
       padding=model_config.padding,
       batch_norm_axis_name=batch_norm_axis_name,
+      weight_gradient=model_config.get("weight_gradient", "auto"),
   )
   return CUTSModel(encoder=encoder, patch_size=config.sampling.patch_size, channels=channels)
 

@@ -22,6 +22,7 @@ from cuts_jax import checkpointing
 from cuts_jax import data as data_lib
 from cuts_jax import inference
 from cuts_jax import losses
+from cuts_jax import metric_writers
 from cuts_jax import metrics as metrics_lib
 from cuts_jax import model as model_lib
 from cuts_jax import periodic
@@ -31,7 +32,6 @@ from cuts_jax import sampling
 # gradients and metrics are averaged over it.
 DEVICE_AXIS = "batch"
 
-METRICS_FILE = "metrics.jsonl"
 
 
 class TrainState(train_state.TrainState):
@@ -225,18 +225,16 @@ def _check_compatible(workdir: pathlib.Path, config: ml_collections.ConfigDict) 
   if not (workdir / checkpointing.CONFIG_FILE).exists():
     return
   saved = checkpointing.read_config(workdir)
-  fields = [("model", None), ("sampling", "patch_size")]
+  fields = [("model", name) for name in model_lib.ARCHITECTURE_FIELDS]
+  fields.append(("sampling", "patch_size"))  # Sets the reconstruction head's shape.
   for section, field in fields:
-    old = saved[section] if field is None else saved[section][field]
-    new = config[section] if field is None else config[section][field]
-    old = json.loads(json.dumps(old.to_dict() if hasattr(old, "to_dict") else old))
-    new = json.loads(json.dumps(new.to_dict() if hasattr(new, "to_dict") else new))
-    if old != new:
-      name = section if field is None else f"{section}.{field}"
+    old, new = saved[section].get(field), config[section].get(field)
+    as_json = lambda value: json.loads(json.dumps(value))  # Tuples and lists alike.
+    if as_json(old) != as_json(new):
       raise ValueError(
-          f"{workdir} holds a run with a different config.{name} ({old} there, {new} now); "
-          "its checkpoints cannot be resumed with this config. Use a new --workdir or the "
-          "saved config.")
+          f"{workdir} holds a run with a different config.{section}.{field} ({old} there, "
+          f"{new} now); its checkpoints cannot be resumed with this config. Use a new "
+          "--workdir or the saved config.")
 
 
 def _format_duration(seconds: float) -> str:
@@ -256,23 +254,53 @@ def _check_finite(metrics: dict[str, float], step: int, last_saved: Optional[int
       "Lower config.optim.learning_rate or check the input images for NaN/Inf values.")
 
 
-def dice_on_dataset(state: TrainState, dataset: data_lib.Dataset,
-                    config: ml_collections.ConfigDict) -> float:
-  """Mean one-pixel Dice of CUTS's segments against the dataset's masks.
+def report_segments(state: TrainState, dataset: data_lib.Dataset,
+                    config: ml_collections.ConfigDict, step: int, workdir: pathlib.Path,
+                    writer: metric_writers.MetricWriter) -> None:
+  """Shows how segmentation is going: Dice on data with masks, and pictures.
 
-  The masks are only read here, to report progress; training never sees them.
+  With masks, every image is segmented and the mean one-pixel Dice is logged
+  (the masks are read only here; training never sees them). The first
+  `config.training.num_figure_images` images are drawn in
+  `workdir/segments.png` (and sent to TensorBoard) when matplotlib is there.
   """
+  tick = time.perf_counter()
   params = inference.SegmentationParams.from_train_state(state, config)
-  scores = []
-  for image, mask in zip(dataset.images, dataset.masks):
-    if not mask.any():
-      continue
-    labels = inference.segment(params, image, num_clusters=config.evaluation.num_clusters,
-                               method=config.evaluation.clustering,
-                               seed=config.evaluation.seed)
-    scores.append(metrics_lib.dice_one_pixel(
-        labels, mask, percentile=config.evaluation.click_percentile))
-  return float(np.mean(scores)) if scores else math.nan
+  evaluation = config.evaluation
+  num_figures = min(config.training.num_figure_images, len(dataset))
+  count = len(dataset) if dataset.masks is not None else num_figures
+  dice_scores, rows = [], []
+  for index in range(count):
+    image, mask = dataset.images[index], None
+    labels = inference.segment(params, image, num_clusters=evaluation.num_clusters,
+                               method=evaluation.clustering, seed=evaluation.seed)
+    row = dict(image=image, labels=labels, name=dataset.names[index])
+    if dataset.masks is not None and dataset.masks[index].any():
+      mask = dataset.masks[index]
+      selected = metrics_lib.one_pixel_selection(labels, mask,
+                                                 percentile=evaluation.click_percentile)
+      dice_scores.append(metrics_lib.dice(selected, mask))
+      row.update(expert=mask, selected=selected, caption=f"Dice {dice_scores[-1]:.3f}",
+                 pixel=metrics_lib.centre_pixel(mask, percentile=evaluation.click_percentile))
+    if index < num_figures:
+      rows.append(row)
+  if dice_scores:
+    dice = float(np.mean(dice_scores))
+    writer.write_scalars(step, {"eval_dice_one_pixel": dice})
+    logging.info("step %d: mean one-pixel Dice over %d images %.4f", step, len(dice_scores),
+                 dice)
+  if rows:
+    try:
+      from cuts_jax import viz
+      path = viz.save(viz.segmentation_figure(rows, title=f"step {step}"),
+                      workdir / "segments.png")
+      writer.write_images(step, {f"segments/{row['name']}": viz.overlay_segments(
+          row["image"], row["labels"]) for row in rows})
+      logging.info("Segments of %d images drawn in %s.", len(rows), path)
+    except ImportError:
+      logging.info("matplotlib is not installed: no segment figure (pip install "
+                    "'cuts_jax[viz]').")
+  logging.info("Segment report took %.1f s.", time.perf_counter() - tick)
 
 
 def maybe_initialize_distributed(config: ml_collections.ConfigDict) -> None:
@@ -291,8 +319,11 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> Train
   """Trains CUTS as `config` says, checkpointing to and resuming from `workdir`.
 
   Writes `workdir/config.json`, `workdir/metrics.jsonl` (one JSON object per
-  logged step) and orbax checkpoints in `workdir/checkpoints`. A re-run with
-  the same workdir resumes from the latest complete checkpoint.
+  logged step; TensorBoard events too when tensorboardX is installed), orbax
+  checkpoints in `workdir/checkpoints`, and a segment report every
+  `config.training.eval_every` steps and at the end (Dice on data with masks,
+  `workdir/segments.png`). A re-run with the same workdir resumes from the
+  latest complete checkpoint.
 
   Returns:
     The final training state, on the host (not replicated).
@@ -341,9 +372,8 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> Train
   # XLA's CPU collectives can deadlock when several steps are in flight.
   wait_each_step = num_devices > 1 and jax.devices()[0].platform == "cpu"
   last_saved = manager.latest_step()
-  metrics_path = workdir / METRICS_FILE
+  writer = metric_writers.MetricWriter(workdir, enabled=jax.process_index() == 0)
   timer_step, timer_start = start_step, time.perf_counter()
-  metrics = None
   try:
     for step in range(start_step + 1, num_steps + 1):
       replicated, metrics = p_train_step(replicated, shard_batch(next(batches), num_devices),
@@ -352,6 +382,7 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> Train
         jax.block_until_ready(metrics)
       log_now = periodic.is_due(step, config.training.log_every, last_step=num_steps)
       save_now = periodic.is_due(step, config.training.checkpoint_every, last_step=num_steps)
+      report_now = periodic.is_due(step, config.training.eval_every, last_step=num_steps)
       if log_now or save_now:
         host_metrics = {k: float(v) for k, v in unreplicate(metrics).items()}
         _check_finite(host_metrics, step, last_saved)
@@ -360,9 +391,7 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> Train
         steps_per_s = (step - timer_step) / max(elapsed, 1e-9)
         host_metrics.update(steps_per_s=steps_per_s, images_per_s=steps_per_s * global_batch)
         timer_step, timer_start = step, time.perf_counter()
-        if jax.process_index() == 0:
-          with metrics_path.open("a") as stream:
-            stream.write(json.dumps({"step": step, **host_metrics}) + "\n")
+        writer.write_scalars(step, host_metrics)
         logging.info(
             "step %d/%d  loss %.4f (contrastive %.4f, reconstruction %.5f)  valid anchors "
             "%.2f  %.2f steps/s  time left %s", step, num_steps, host_metrics["loss"],
@@ -372,18 +401,13 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> Train
       if save_now:
         checkpointing.save(manager, step, _checkpoint_payload(unreplicate(replicated)))
         last_saved = step
-      if dataset.masks is not None and periodic.is_due(step, config.training.eval_every,
-                                                       last_step=num_steps):
+      if report_now and jax.process_index() == 0:
         tick = time.perf_counter()
-        dice = dice_on_dataset(unreplicate(replicated), dataset, config)
-        if jax.process_index() == 0:
-          with metrics_path.open("a") as stream:
-            stream.write(json.dumps({"step": step, "eval_dice_one_pixel": dice}) + "\n")
-        logging.info("step %d: mean one-pixel Dice over %d images %.4f (%.1f s)", step,
-                     len(dataset), dice, time.perf_counter() - tick)
-        timer_start += time.perf_counter() - tick  # Keep evaluation out of steps/s.
+        report_segments(unreplicate(replicated), dataset, config, step, workdir, writer)
+        timer_start += time.perf_counter() - tick  # Keep reports out of steps/s.
   finally:
     # An asynchronous save must finish before the process exits.
     manager.wait_until_finished()
     manager.close()
+    writer.close()
   return unreplicate(replicated)

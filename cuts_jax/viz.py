@@ -13,7 +13,7 @@ from typing import Optional, Sequence
 import numpy as np
 
 
-def _pyplot():
+def pyplot():
   try:
     import matplotlib.pyplot as plt
   except ImportError as error:
@@ -79,7 +79,7 @@ def segmentation_figure(rows: Sequence[dict], *, title: Optional[str] = None):
     A matplotlib Figure with columns image | segments | selected vs expert
     (the last only when some row has masks).
   """
-  plt = _pyplot()
+  plt = pyplot()
   with_masks = any(r.get("selected") is not None or r.get("expert") is not None for r in rows)
   columns = 3 if with_masks else 2
   figure, axes = plt.subplots(len(rows), columns, figsize=(3.0 * columns, 3.0 * len(rows)),
@@ -121,7 +121,7 @@ def methods_figure(images: Sequence[np.ndarray], rows: Sequence[Sequence[dict]],
     A matplotlib Figure: the segments of each method, with the selected
     segment (red) and the expert region (yellow) outlined when given.
   """
-  plt = _pyplot()
+  plt = pyplot()
   columns = 1 + max(len(r) for r in rows)
   figure, axes = plt.subplots(len(rows), columns, figsize=(2.4 * columns, 2.4 * len(rows)),
                               squeeze=False)
@@ -148,7 +148,7 @@ def training_curves(metrics_path: str | pathlib.Path, *,
                     keys: Sequence[str] = ("loss", "contrastive_loss", "reconstruction_loss",
                                            "valid_anchor_fraction")):
   """Plots the curves of `workdir/metrics.jsonl` against the step; returns the Figure."""
-  plt = _pyplot()
+  plt = pyplot()
   records = [json.loads(line) for line in pathlib.Path(metrics_path).read_text().splitlines()
              if line.strip()]
   keys = [k for k in keys if any(k in r for r in records)]
@@ -165,7 +165,7 @@ def training_curves(metrics_path: str | pathlib.Path, *,
 
 def save(figure, path: str | pathlib.Path, *, dpi: int = 110) -> pathlib.Path:
   """Writes a figure to PNG (creating folders) and closes it."""
-  plt = _pyplot()
+  plt = pyplot()
   path = pathlib.Path(path)
   path.parent.mkdir(parents=True, exist_ok=True)
   figure.savefig(path, dpi=dpi, bbox_inches="tight")

@@ -95,7 +95,9 @@ def test_periodic_is_due():
 
 def test_training_run_writes_and_resumes(tmp_path):
   config = tiny.get_config()
+  config.training.num_figure_images = 2
   state = train.train_and_evaluate(config, tmp_path)
+  assert (tmp_path / "segments.png").stat().st_size > 5_000
   assert int(state.step) == 4
   assert sorted(p.name for p in (tmp_path / "checkpoints").iterdir()
                 if p.name.isdigit()) == ["2", "4"]
@@ -119,7 +121,7 @@ def test_resuming_with_a_different_model_is_refused(tmp_path):
   config.training.num_steps = 2
   train.train_and_evaluate(config, tmp_path)
   config.model.features = (8, 32)
-  with pytest.raises(ValueError, match="different config.model"):
+  with pytest.raises(ValueError, match="different config.model.features"):
     train.train_and_evaluate(config, tmp_path)
 
 

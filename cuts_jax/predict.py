@@ -1,0 +1,436 @@
+r"""Segments image files with a trained model: one file, or every file in a folder.
+
+    python -m cuts_jax.predict --workdir=/tmp/retina --input=scans/ --output=out/ \
+        --pixel=64,40
+
+Inputs: 2-D images (PNG/JPG/TIFF/BMP/NPY, or a single .dcm file), NIfTI
+volumes (.nii/.nii.gz) and DICOM series (a folder of .dcm slices: the input
+folder itself or its subfolders). For each input `NAME` the output folder
+receives:
+
+- 2-D: `NAME_labels.png` (the label values, uint8/uint16), `NAME_overlay.png`
+  (segments drawn on the image) and, with a pixel, `NAME_mask.png` (0/255).
+- volumes: `NAME_labels.nii.gz` (in the scan's space), `NAME_overlay_sliceK.png`
+  for three slices and, with a pixel, `NAME_mask.nii.gz` (0/1): on every
+  slice, the segment under (row, col) of that slice.
+
+plus `summary.json` listing every input, its outputs or why it failed. A file
+that cannot be read is reported and skipped; the exit status is 1 when any
+input failed. Overlays need matplotlib (the `viz` extra), volumes the
+`medical` extra.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import pathlib
+import re
+import sys
+from typing import Callable, Iterable, Optional, Sequence
+
+from absl import logging
+import numpy as np
+
+from cuts_jax import data as data_lib
+from cuts_jax import inference
+from cuts_jax import medical
+
+SUMMARY_FILE = "summary.json"
+
+# Slices drawn for a volume, as fractions of its extent along the slicing axis.
+_OVERLAY_SLICE_FRACTIONS = (0.25, 0.5, 0.75)
+
+
+@dataclasses.dataclass
+class Item:
+  """One input: a 2-D image file, a NIfTI file or a DICOM series folder."""
+
+  path: pathlib.Path
+  kind: str  # "image", "dicom_image", "nifti" or "dicom_series".
+  name: str = ""
+
+
+@dataclasses.dataclass
+class Summary:
+  """What `predict_path` did.
+
+  Attributes:
+    output_dir: where the outputs were written.
+    succeeded: per input that worked, {"input": path, "outputs": [paths]}.
+    failed: per input that did not, {"input": path, "reason": text}.
+    skipped: files in the folder that are not images, volumes or DICOM.
+  """
+
+  output_dir: pathlib.Path
+  succeeded: list[dict] = dataclasses.field(default_factory=list)
+  failed: list[dict] = dataclasses.field(default_factory=list)
+  skipped: list[str] = dataclasses.field(default_factory=list)
+
+  @property
+  def ok(self) -> bool:
+    return not self.failed
+
+  def line(self) -> str:
+    """One line for the console: how many inputs succeeded and failed."""
+    total = len(self.succeeded) + len(self.failed)
+    text = (f"{len(self.succeeded)} of {total} input(s) segmented, {len(self.failed)} "
+            f"failed; outputs in {self.output_dir}")
+    if self.skipped:
+      text += f" ({len(self.skipped)} other file(s) ignored)"
+    return text
+
+  def to_json(self) -> dict:
+    return {"succeeded": self.succeeded, "failed": self.failed, "skipped": self.skipped}
+
+
+def parse_pixel(text: str) -> tuple[int, int]:
+  """"ROW,COL" -> (row, col), both non-negative integers."""
+  parts = text.replace(" ", "").split(",")
+  try:
+    row, col = (int(p) for p in parts)
+  except ValueError:
+    raise ValueError(f"--pixel is {text!r}; expected two integers ROW,COL, e.g. "
+                     "--pixel=64,40.") from None
+  if row < 0 or col < 0:
+    raise ValueError(f"--pixel is {text!r}; row and column count from 0 and cannot be "
+                     "negative.")
+  return row, col
+
+
+def find_inputs(input_path: str | pathlib.Path, *,
+                exclude: Optional[pathlib.Path] = None) -> tuple[list[Item], list[str]]:
+  """The inputs under `input_path`, and the names of the files that are none.
+
+  A file is one input. In a folder, every image and NIfTI file is one input,
+  the folder's own .dcm files together are one DICOM series, and so are the
+  .dcm files of each subfolder (other subfolders are not searched).
+
+  Raises:
+    FileNotFoundError: the path does not exist.
+    data.DataError: the folder holds nothing to segment, or the file's type
+      is not one this tool reads.
+  """
+  path = pathlib.Path(input_path).expanduser()
+  if not path.exists():
+    raise FileNotFoundError(f"--input {path} does not exist; pass an image, a NIfTI file or "
+                            "a folder of them.")
+  if path.is_file():
+    item = _file_item(path)
+    if item is None:
+      raise data_lib.DataError(
+          f"{path}: cannot tell its type from the name; use {', '.join(_known_suffixes())}.")
+    return _named([item]), []
+  items, others = [], []
+  if medical.dicom_files(path):
+    items.append(Item(path, "dicom_series"))
+  for entry in sorted(path.iterdir(), key=_natural_key):
+    if exclude is not None and entry.resolve() == exclude.resolve():
+      continue
+    if entry.is_dir():
+      if medical.dicom_files(entry):
+        items.append(Item(entry, "dicom_series"))
+      continue
+    if entry.suffix.lower() in medical.DICOM_SUFFIXES:
+      continue  # Part of this folder's series.
+    item = _file_item(entry)
+    if item is None:
+      others.append(entry.name)
+    else:
+      items.append(item)
+  if not items:
+    raise data_lib.DataError(f"{path} holds nothing to segment; expected files ending in "
+                             f"{', '.join(_known_suffixes())} or folders of .dcm slices.")
+  return _named(items), others
+
+
+def _natural_key(path: pathlib.Path) -> list:
+  """Sorts "image2" before "image10"."""
+  return [int(part) if part.isdigit() else part for part in re.split(r"(\d+)", path.name)]
+
+
+def _known_suffixes() -> list[str]:
+  return [*data_lib.IMAGE_EXTENSIONS, *medical.NIFTI_SUFFIXES, *medical.DICOM_SUFFIXES]
+
+
+def _file_item(path: pathlib.Path) -> Optional[Item]:
+  if medical.is_nifti(path):
+    return Item(path, "nifti")
+  if path.suffix.lower() in data_lib.IMAGE_EXTENSIONS:
+    return Item(path, "image")
+  if path.suffix.lower() in medical.DICOM_SUFFIXES:
+    return Item(path, "dicom_image")
+  return None
+
+
+def _named(items: list[Item]) -> list[Item]:
+  """Gives each item an output name; names that would collide keep their suffix."""
+  def stem(item):
+    return medical.nifti_stem(item.path) if item.kind == "nifti" else item.path.stem
+  counts = {}
+  for item in items:
+    counts[stem(item)] = counts.get(stem(item), 0) + 1
+  for item in items:
+    name = stem(item)
+    if counts[name] > 1 and item.kind != "dicom_series":
+      name = item.path.name.replace(".", "_")
+    item.name = name
+  return items
+
+
+def _to_model_channels(image: np.ndarray, channels: int, path: pathlib.Path) -> np.ndarray:
+  """Lossless channel matching: gray -> repeated RGB; RGB with equal channels -> gray."""
+  image = data_lib.as_channels_last(image, path)
+  if image.shape[-1] == channels:
+    return image
+  if image.shape[-1] == 1:
+    return np.repeat(image, channels, axis=-1)
+  if channels == 1 and all(np.array_equal(image[..., 0], image[..., c])
+                           for c in range(1, image.shape[-1])):
+    return image[..., :1]
+  raise data_lib.DataError(f"{path}: the model was trained on {channels}-channel images; this "
+                           f"one has {image.shape[-1]} channels of different content. Convert "
+                           "it first (e.g. skimage.color.rgb2gray).")
+
+
+def _check_pixel(pixel: Optional[Sequence[int]], shape: Sequence[int], what: str) -> None:
+  if pixel is not None and not (pixel[0] < shape[0] and pixel[1] < shape[1]):
+    raise ValueError(f"--pixel ({pixel[0]}, {pixel[1]}) lies outside the {shape[0]}x{shape[1]} "
+                     f"{what}.")
+
+
+class _Writer:
+  """Writes outputs, refusing any path that is one of the inputs."""
+
+  def __init__(self, output_dir: pathlib.Path, inputs: Iterable[pathlib.Path]):
+    self.output_dir = output_dir
+    self.inputs = {p.resolve() for p in inputs}
+    self.overlays = True
+
+  def path(self, file_name: str) -> pathlib.Path:
+    path = self.output_dir / file_name
+    if path.resolve() in self.inputs:
+      raise FileExistsError(f"{path} is an input; choose another --output folder.")
+    return path
+
+  def overlay(self, image: np.ndarray, labels: np.ndarray, mask: Optional[np.ndarray],
+              file_name: str) -> Optional[pathlib.Path]:
+    """Segments drawn on the image (selected segment outlined in red); None without matplotlib."""
+    if not self.overlays:
+      return None
+    try:
+      from cuts_jax import viz
+      rgb = viz.overlay_segments(image, labels)
+    except ImportError:
+      logging.warning("matplotlib is not installed: no overlay PNGs (pip install "
+                      "'cuts_jax[viz]').")
+      self.overlays = False
+      return None
+    if mask is not None:
+      from skimage import segmentation
+      rgb[segmentation.find_boundaries(mask, mode="inner")] = (1.0, 0.0, 0.0)
+    from skimage import io
+    path = self.path(file_name)
+    io.imsave(path, np.round(rgb * 255).astype(np.uint8), check_contrast=False)
+    return path
+
+
+def _predict_image(params, item: Item, writer: _Writer, *, pixel, segment_kwargs) -> list:
+  if item.kind == "dicom_image":
+    volume = medical.read_dicom_series([item.path]).data
+    image = volume[..., 0]
+  else:
+    image = data_lib.read_image(item.path)
+  image = _to_model_channels(np.asarray(image), params.channels, item.path)
+  _check_pixel(pixel, image.shape, "image")
+  image = inference.prepare_image(image, channels=params.channels)
+  labels = inference.segment(params, image, **segment_kwargs)
+  outputs = [medical.write_label_png(labels, writer.path(f"{item.name}_labels.png"))]
+  mask = None
+  if pixel is not None:
+    mask = inference.select(labels, pixel)
+    path = writer.path(f"{item.name}_mask.png")
+    from skimage import io
+    io.imsave(path, mask.astype(np.uint8) * 255, check_contrast=False)
+    outputs.append(path)
+  outputs.append(writer.overlay(image, labels, mask, f"{item.name}_overlay.png"))
+  return outputs
+
+
+def _predict_volume(params, item: Item, writer: _Writer, *, pixel, axis,
+                    segment_kwargs) -> list:
+  if item.kind == "nifti":
+    volume = medical.read_nifti(item.path)
+  else:
+    volume = medical.read_dicom_series(item.path)
+  if not -3 <= axis < 3:
+    raise ValueError(f"--axis is {axis}; a volume has axes 0, 1 and 2.")
+  slice_shape = np.delete(np.array(volume.data.shape), axis % 3)
+  _check_pixel(pixel, slice_shape, f"slices (axis {axis % 3} removed) of this volume")
+  labels = medical.segment_volume(params, volume.data, axis=axis, **segment_kwargs)
+  outputs = [medical.write_nifti_labels(labels, writer.path(f"{item.name}_labels.nii.gz"),
+                                        like=volume)]
+  slices = np.moveaxis(labels, axis, 0)
+  masks = None
+  if pixel is not None:
+    masks = np.stack([inference.select(s, pixel) for s in slices])
+    outputs.append(medical.write_nifti_labels(
+        np.moveaxis(masks, 0, axis).astype(np.uint8), writer.path(f"{item.name}_mask.nii.gz"),
+        like=volume, dtype=np.uint8))
+  images = np.moveaxis(data_lib.to_unit_range(volume.data), axis, 0)
+  count = len(slices)
+  for index in sorted({min(int(f * count), count - 1) for f in _OVERLAY_SLICE_FRACTIONS}):
+    outputs.append(writer.overlay(images[index], slices[index],
+                                  None if masks is None else masks[index],
+                                  f"{item.name}_overlay_slice{index:03d}.png"))
+  return outputs
+
+
+def _progress(items: list, enabled: bool) -> Iterable:
+  """tqdm when installed, else a plain 'k/n name' line on stderr."""
+  if not enabled or len(items) < 2:
+    yield from items
+    return
+  try:
+    from tqdm import auto as tqdm_auto
+  except ImportError:
+    tqdm_auto = None
+  if tqdm_auto is not None:
+    yield from tqdm_auto.tqdm(items, unit="input", file=sys.stderr)
+    return
+  for index, item in enumerate(items):
+    print(f"\r[{index + 1}/{len(items)}] {item.path.name[:60]:<60}", end="", file=sys.stderr,
+          flush=True)
+    yield item
+  print(file=sys.stderr, flush=True)
+
+
+def predict_path(params: inference.SegmentationParams, input_path: str | pathlib.Path,
+                 output_dir: str | pathlib.Path, *, pixel: Optional[Sequence[int]] = None,
+                 num_clusters: int = 10, method: str = "spectral", seed: int = 0,
+                 resize_to: Optional[Sequence[int]] = None, axis: int = 2,
+                 show_progress: bool = True,
+                 on_failure: Optional[Callable[[pathlib.Path, str], None]] = None) -> Summary:
+  """Segments one file or every input in a folder, writing labels, masks and overlays.
+
+  Images are scaled as `cuts_jax.segment` does (volumes once over the whole
+  volume); a grayscale image given to a model trained on colour is repeated
+  in 3 channels, and a colour image with identical channels is read as gray.
+  Volumes are segmented slice by slice along `axis`, each slice clustered on
+  its own (labels are not matched across slices).
+
+  Args:
+    params: a `SegmentationParams` (from `cuts_jax.load`).
+    input_path: a file (image, .dcm, .nii/.nii.gz) or a folder of them; a
+      folder of .dcm files is one DICOM series.
+    output_dir: created when missing; must not be the input folder.
+    pixel: (row, col) to select a segment at; for volumes, (row, col) of
+      every slice (the slice's axes in order, with `axis` removed).
+    num_clusters: k of the clustering.
+    method: "spectral" or "kmeans".
+    seed: seeds the clustering.
+    resize_to: segment at this (H, W) (e.g. `params.image_size`) and scale
+      the labels back to each image's size; None: at each image's own size.
+    axis: the axis volumes are sliced along.
+    show_progress: draw a progress line for more than one input.
+    on_failure: called with (path, reason) when an input fails (default:
+      a warning in the log).
+
+  Returns:
+    A `Summary`; it is also written to `output_dir/summary.json`.
+
+  Raises:
+    FileNotFoundError: `input_path` does not exist.
+    data.DataError: it holds nothing to segment.
+    ValueError: `output_dir` is the input folder, or `pixel` is malformed.
+  """
+  input_path = pathlib.Path(input_path).expanduser()
+  output_dir = pathlib.Path(output_dir).expanduser()
+  if input_path.is_dir() and output_dir.exists() and output_dir.resolve() == input_path.resolve():
+    raise ValueError(f"--output {output_dir} is the input folder; choose another folder so the "
+                     "results do not mix with (or get read as) inputs.")
+  if pixel is not None:
+    if len(pixel) != 2 or min(int(p) for p in pixel) < 0:
+      raise ValueError(f"pixel must be (row, col) with non-negative entries; got {pixel!r}.")
+    pixel = tuple(int(p) for p in pixel)
+  items, others = find_inputs(input_path, exclude=output_dir)
+  output_dir.mkdir(parents=True, exist_ok=True)
+  inputs = [input_path] if input_path.is_file() else [
+      p for item in items
+      for p in ([item.path] if item.path.is_file() else medical.dicom_files(item.path))]
+  writer = _Writer(output_dir, inputs)
+  segment_kwargs = dict(num_clusters=num_clusters, method=method, seed=seed,
+                        resize_to=resize_to)
+  summary = Summary(output_dir=output_dir, skipped=others)
+  for item in _progress(items, show_progress):
+    try:
+      if item.kind in ("image", "dicom_image"):
+        outputs = _predict_image(params, item, writer, pixel=pixel,
+                                 segment_kwargs=segment_kwargs)
+      else:
+        outputs = _predict_volume(params, item, writer, pixel=pixel, axis=axis,
+                                  segment_kwargs=segment_kwargs)
+    except Exception as error:  # One bad input must not stop the others.
+      reason = str(error) if isinstance(error, (ValueError, ImportError)) else (
+          f"{type(error).__name__}: {error}")
+      summary.failed.append({"input": str(item.path), "reason": reason})
+      if on_failure is not None:
+        on_failure(item.path, reason)
+      else:
+        logging.warning("skipped %s: %s", item.path, reason)
+      continue
+    summary.succeeded.append({"input": str(item.path),
+                              "outputs": [str(p) for p in outputs if p is not None]})
+  (output_dir / SUMMARY_FILE).write_text(json.dumps(summary.to_json(), indent=2) + "\n")
+  return summary
+
+
+def _define_flags() -> None:
+  """The CLI's flags; defined only when run as a program (no clash with cuts_jax.main)."""
+  from absl import flags
+  flags.DEFINE_string("workdir", None, "Training workdir (config.json + checkpoints/).")
+  flags.DEFINE_string("input", None, "An image, .nii/.nii.gz, .dcm, or a folder of them.")
+  flags.DEFINE_string("output", None, "Folder for the results (created when missing).")
+  flags.DEFINE_string("pixel", None, "ROW,COL of the pixel whose segment is written as a mask "
+                      "(for volumes: on every slice).")
+  flags.DEFINE_integer("num_clusters", 10, "Segments per image (k of the clustering).")
+  flags.DEFINE_integer("seed", 0, "Seed of the clustering.")
+  flags.DEFINE_integer("axis", 2, "Axis along which volumes are sliced.")
+  flags.DEFINE_integer("step", None, "Checkpoint step to load (default: the latest).")
+  flags.DEFINE_bool("resize_to_training_size", False, "Segment at the training image size "
+                    "and scale the labels back to each image's size.")
+  flags.mark_flags_as_required(["workdir", "input", "output"])
+
+
+def main(argv: Sequence[str]) -> None:
+  from absl import app
+  from absl import flags
+  from cuts_jax import console
+  if len(argv) > 1:
+    raise app.UsageError(f"Unexpected arguments: {' '.join(argv[1:])}")
+  console.setup_logging()
+  values = flags.FLAGS
+
+  def report(path, reason):
+    where = "" if reason.startswith(str(path)) else f"{path}: "
+    print(f"\ncuts_jax.predict: FAILED {where}{reason}", file=sys.stderr, flush=True)
+
+  try:
+    pixel = parse_pixel(values.pixel) if values.pixel else None
+    find_inputs(values.input)  # A wrong path fails before the model loads.
+    params = inference.load(values.workdir, step=values.step)
+    summary = predict_path(
+        params, values.input, values.output, pixel=pixel, num_clusters=values.num_clusters,
+        seed=values.seed, axis=values.axis, on_failure=report,
+        resize_to=params.image_size if values.resize_to_training_size else None)
+  except (FileNotFoundError, ValueError, OSError) as error:
+    sys.exit(f"cuts_jax.predict: error: {error}")
+  print(f"cuts_jax.predict: {summary.line()}", flush=True)
+  if not summary.ok:
+    sys.exit(1)
+
+
+if __name__ == "__main__":
+  from absl import app as _app
+  _define_flags()
+  _app.run(main)

@@ -1,0 +1,174 @@
+"""The inference CLI and `predict_path`: folders, single files, masks, bad files, volumes."""
+
+import hashlib
+import json
+import os
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+from skimage import io
+
+import cuts_jax
+from configs import tiny
+from conftest import REPO_ROOT
+from cuts_jax import data
+from cuts_jax import predict
+from cuts_jax import train
+
+
+@pytest.fixture(scope="module")
+def trained(tmp_path_factory):
+  """A tiny RGB model (the demo images), trained and checkpointed once."""
+  workdir = tmp_path_factory.mktemp("trained")
+  train.train_and_evaluate(tiny.get_config(), workdir)
+  return workdir, cuts_jax.load(workdir)
+
+
+def _image_folder(folder):
+  """Three good images (RGB PNG, gray PNG, float NPY), a corrupt PNG and a text file."""
+  folder.mkdir(parents=True)
+  rng = np.random.default_rng(0)
+  io.imsave(folder / "photo.png", rng.integers(0, 256, (24, 30, 3), dtype=np.uint8))
+  io.imsave(folder / "gray.png", rng.integers(0, 256, (20, 20), dtype=np.uint8),
+            check_contrast=False)
+  np.save(folder / "scan2.npy", rng.random((16, 18, 3)))
+  (folder / "broken.png").write_bytes(b"\x89PNG\r\n\x1a\n" + b"\0" * 40)  # Truncated.
+  (folder / "notes.txt").write_text("not an image")
+  return folder
+
+
+def _digests(folder):
+  return {p.name: hashlib.sha256(p.read_bytes()).hexdigest() for p in folder.iterdir()}
+
+
+def _run_cli(*args):
+  return subprocess.run([sys.executable, "-m", "cuts_jax.predict", *args], cwd=REPO_ROOT,
+                        capture_output=True, text=True, timeout=120, env=dict(os.environ))
+
+
+def test_cli_on_a_folder_with_a_corrupt_file(trained, tmp_path):
+  workdir, _ = trained
+  inputs = _image_folder(tmp_path / "in")
+  before = _digests(inputs)
+  output = tmp_path / "out" / "nested"
+  result = _run_cli(f"--workdir={workdir}", f"--input={inputs}", f"--output={output}",
+                    "--pixel=2,3", "--num_clusters=3")
+  assert result.returncode != 0, result.stderr
+  assert "3 of 4 input(s) segmented, 1 failed" in result.stdout
+  assert "broken.png" in result.stderr and "cannot read" in result.stderr
+  for name, shape in [("photo", (24, 30)), ("gray", (20, 20)), ("scan2", (16, 18))]:
+    labels = io.imread(output / f"{name}_labels.png")
+    assert labels.shape == shape and labels.dtype == np.uint8 and labels.max() < 3
+    mask = io.imread(output / f"{name}_mask.png")
+    np.testing.assert_array_equal(mask > 0, cuts_jax.select(labels, (2, 3)))
+    assert io.imread(output / f"{name}_overlay.png").shape == shape + (3,)
+  assert not list(output.glob("broken*"))
+  assert _digests(inputs) == before  # Inputs untouched.
+  summary = json.loads((output / "summary.json").read_text())
+  assert len(summary["succeeded"]) == 3 and summary["skipped"] == ["notes.txt"]
+  assert summary["failed"][0]["input"].endswith("broken.png")
+
+
+def test_cli_says_clearly_when_the_input_is_missing(trained, tmp_path):
+  result = _run_cli(f"--workdir={trained[0]}", f"--input={tmp_path / 'nowhere'}",
+                    f"--output={tmp_path / 'out'}")
+  assert result.returncode != 0
+  assert "does not exist" in result.stderr and "Traceback" not in result.stderr
+  assert not (tmp_path / "out").exists()
+
+
+def test_a_single_file_matches_the_python_api(trained, tmp_path):
+  _, params = trained
+  image = np.random.default_rng(1).integers(0, 256, (28, 26, 3), dtype=np.uint8)
+  io.imsave(tmp_path / "one.png", image)
+  summary = predict.predict_path(params, tmp_path / "one.png", tmp_path / "results",
+                                 pixel=(5, 6), num_clusters=4, seed=3)
+  assert summary.ok and summary.line().startswith("1 of 1 input(s) segmented, 0 failed")
+  labels = io.imread(tmp_path / "results" / "one_labels.png")
+  np.testing.assert_array_equal(labels, cuts_jax.segment(params, image, num_clusters=4, seed=3))
+  np.testing.assert_array_equal(io.imread(tmp_path / "results" / "one_mask.png") == 255,
+                                cuts_jax.select(labels, (5, 6)))
+
+
+def test_resize_to_training_size_returns_labels_at_the_image_size(trained, tmp_path):
+  _, params = trained
+  np.save(tmp_path / "big.npy", np.random.default_rng(2).random((50, 44, 3)))
+  predict.predict_path(params, tmp_path / "big.npy", tmp_path / "out", num_clusters=3,
+                       resize_to=params.image_size)
+  assert io.imread(tmp_path / "out" / "big_labels.png").shape == (50, 44)
+
+
+def test_a_pixel_outside_one_image_fails_only_that_image(trained, tmp_path):
+  _, params = trained
+  folder = tmp_path / "in"
+  folder.mkdir()
+  io.imsave(folder / "small.png", np.zeros((8, 8, 3), np.uint8), check_contrast=False)
+  io.imsave(folder / "large.png", np.full((30, 30, 3), 90, np.uint8), check_contrast=False)
+  failures = []
+  summary = predict.predict_path(params, folder, tmp_path / "out", pixel=(20, 20),
+                                 num_clusters=2, show_progress=False,
+                                 on_failure=lambda path, reason: failures.append(reason))
+  assert len(summary.succeeded) == 1 and len(failures) == 1 and "outside" in failures[0]
+
+
+def test_bad_paths_and_arguments_are_refused_clearly(trained, tmp_path):
+  _, params = trained
+  with pytest.raises(FileNotFoundError, match="does not exist"):
+    predict.predict_path(params, tmp_path / "missing", tmp_path / "out")
+  (tmp_path / "empty").mkdir()
+  (tmp_path / "empty" / "readme.txt").write_text("no images")
+  with pytest.raises(data.DataError, match="nothing to segment"):
+    predict.predict_path(params, tmp_path / "empty", tmp_path / "out")
+  with pytest.raises(ValueError, match="input folder"):
+    predict.predict_path(params, tmp_path / "empty", tmp_path / "empty")
+  with pytest.raises(ValueError, match="ROW,COL"):
+    predict.parse_pixel("12")
+  with pytest.raises(ValueError, match="negative"):
+    predict.parse_pixel("-1,4")
+  assert predict.parse_pixel("12, 4") == (12, 4)
+
+
+def test_an_output_folder_inside_the_input_folder_is_not_read_back(trained, tmp_path):
+  _, params = trained
+  io.imsave(tmp_path / "a.png", np.zeros((10, 10, 3), np.uint8), check_contrast=False)
+  for _ in range(2):  # The second run must not segment the first run's PNGs.
+    summary = predict.predict_path(params, tmp_path, tmp_path / "out", num_clusters=2)
+    assert [item["input"] for item in summary.succeeded] == [str(tmp_path / "a.png")]
+
+
+def test_volumes_and_dicom_series(trained, tmp_path):
+  nibabel = pytest.importorskip("nibabel", reason="nibabel is not installed (medical extra)")
+  pytest.importorskip("pydicom", reason="pydicom is not installed (medical extra)")
+  from test_medical import _write_series  # pylint: disable=import-outside-toplevel
+  _, params = trained
+  folder = tmp_path / "in"
+  folder.mkdir()
+  rng = np.random.default_rng(3)
+  affine = np.diag([0.7, 0.8, 3.0, 1.0])
+  nibabel.save(nibabel.Nifti1Image(rng.integers(0, 900, (12, 14, 5)).astype(np.int16), affine),
+               folder / "scan.nii.gz")
+  _write_series(folder / "ct", [rng.integers(0, 900, (10, 12)) for _ in range(3)])
+  output = tmp_path / "out"
+  summary = predict.predict_path(params, folder, output, pixel=(1, 2), num_clusters=3)
+  assert summary.ok and len(summary.succeeded) == 2
+  labels = nibabel.load(output / "scan_labels.nii.gz")
+  assert labels.shape == (12, 14, 5)
+  np.testing.assert_allclose(labels.affine, affine)
+  masks = np.asanyarray(nibabel.load(output / "scan_mask.nii.gz").dataobj)
+  values = np.asanyarray(labels.dataobj)
+  for k in range(5):  # The pixel selects a segment on every slice.
+    np.testing.assert_array_equal(masks[..., k] == 1, cuts_jax.select(values[..., k], (1, 2)))
+  assert nibabel.load(output / "ct_labels.nii.gz").shape == (10, 12, 3)
+  overlays = sorted(p.name for p in output.glob("scan_overlay_slice*.png"))
+  assert overlays == ["scan_overlay_slice001.png", "scan_overlay_slice002.png",
+                      "scan_overlay_slice003.png"]
+
+
+def test_importing_with_the_training_cli_defines_no_clashing_flags():
+  from absl import flags
+  import cuts_jax.main  # pylint: disable=import-outside-toplevel,unused-import
+  import cuts_jax.predict  # pylint: disable=import-outside-toplevel,reimported
+  # The CLI's flags exist only when it runs as a program.
+  assert "config" in flags.FLAGS and "input" not in flags.FLAGS
