@@ -69,6 +69,10 @@ def get_config(model_preset: str = "paper") -> ml_collections.ConfigDict:
   config.evaluation = ml_collections.ConfigDict()
   config.evaluation.num_clusters = 10  # Paper: spectral k-means with k = 10.
   config.evaluation.clustering = "spectral"  # spectral | kmeans (of the embeddings).
+  # Distances between pixels for clustering: "reconstruction" measures embeddings by
+  # the patches the reconstruction head rebuilds from them; "embedding" uses the raw
+  # embeddings (the paper's literal choice). See experiments/results for both.
+  config.evaluation.cluster_space = "reconstruction"
   config.evaluation.seed = 0  # Seeds clustering and the patch sample of the metrics.
   config.evaluation.click_percentile = 50.0  # Paper: the expert region's median pixel.
   config.evaluation.patch_pixels = 200  # M pixels sampled per image for SSIM/ERGAS/RMSE.

@@ -1,16 +1,31 @@
-"""Orbax checkpoints of the training state, and the config saved beside them."""
+"""Orbax checkpoints, the config saved beside them, and the write check of output folders.
+
+Nothing here unpickles or executes what it reads: checkpoints go through
+orbax, config.json through `json`. `check_writable` lets a run fail at start,
+not hours later, when its output folder cannot be written.
+"""
 
 from __future__ import annotations
 
 import json
+import os
 import pathlib
 from typing import Any, Optional
 
+import jax
 import ml_collections
+import numpy as np
 import orbax.checkpoint as ocp
 
 CONFIG_FILE = "config.json"
 CHECKPOINT_DIR = "checkpoints"
+
+# The config.json sections that loading a model or resuming a run reads.
+_REQUIRED_SECTIONS = ("data", "model", "sampling")
+
+# Bytes written by `check_writable`: enough to catch a disk that is full or
+# nearly so, small enough to cost nothing.
+_PROBE_BYTES = 1024 * 1024
 
 
 def checkpoint_manager(workdir: str | pathlib.Path, *, max_to_keep: int = 3,
@@ -35,9 +50,91 @@ def save(manager: ocp.CheckpointManager, step: int, state: Any, *, force: bool =
 
 def restore(manager: ocp.CheckpointManager, abstract_state: Any,
             step: Optional[int] = None) -> Any:
-  """Restores `step` (default: the latest complete one) into `abstract_state`'s structure."""
+  """Restores `step` (default: the latest complete one) into `abstract_state`'s structure.
+
+  Raises:
+    ValueError: when an array in the checkpoint has another shape than in
+      `abstract_state`: the checkpoint belongs to a model of images with
+      another channel count, or of another config.
+  """
   step = manager.latest_step() if step is None else step
-  return manager.restore(step, args=ocp.args.StandardRestore(abstract_state))
+  expected = _shapes(abstract_state)
+  # Orbax either refuses a shape mismatch with a message that does not say
+  # why, or hands the arrays over as saved; compare before and after.
+  saved = _saved_shapes(manager, step)
+  if saved is not None:
+    common = set(saved) & set(expected)  # Any difference in structure is orbax's to report.
+    _check_shapes(step, manager, found={k: saved[k] for k in common},
+                  expected={k: expected[k] for k in common})
+  restored = manager.restore(step, args=ocp.args.StandardRestore(abstract_state))
+  _check_shapes(step, manager, found=_shapes(restored), expected=expected)
+  return restored
+
+
+def _shapes(tree: Any) -> dict[str, tuple]:
+  """{"params/encoder/conv0/kernel": shape, ...} of a pytree's array leaves (or their metadata)."""
+  leaves = jax.tree_util.tree_flatten_with_path(tree)[0]
+  return {jax.tree_util.keystr(path, simple=True, separator="/"):
+          tuple(leaf.shape if hasattr(leaf, "shape") else np.shape(leaf))
+          for path, leaf in leaves}
+
+
+def _saved_shapes(manager: ocp.CheckpointManager, step: int) -> Optional[dict[str, tuple]]:
+  """The array shapes in checkpoint `step` from its metadata; None when it cannot be read."""
+  directory = manager.directory / str(step) / ocp.checkpoint_manager.DEFAULT_ITEM_NAME
+  try:
+    return _shapes(ocp.StandardCheckpointHandler().metadata(directory))
+  except Exception:  # pylint: disable=broad-except
+    return None  # The restore itself then reports the damage.
+
+
+def _check_shapes(step: int, manager: ocp.CheckpointManager, *, found: dict[str, tuple],
+                  expected: dict[str, tuple]) -> None:
+  """Raises ValueError naming the first array whose shape differs."""
+  # The model's own weights first: they name the cause most plainly.
+  for name in sorted(set(expected) | set(found), key=lambda n: (not n.startswith("params"), n)):
+    if expected.get(name) != found.get(name):
+      raise ValueError(
+          f"checkpoint {step} in {manager.directory} holds {name} of shape "
+          f"{found.get(name, 'none')}; this run's model needs {expected.get(name, 'none')}. "
+          "It was trained on images with another channel count or with another model "
+          "config: use a new --workdir, or the data and config it was trained with.")
+
+
+def check_writable(directory: str | pathlib.Path, *, flag: str,
+                   what: str = "") -> pathlib.Path:
+  """Creates `directory` if needed and writes (then deletes) a 1 MB probe file.
+
+  Run at start, so that an unwritable folder or a full disk stops a run now,
+  not when its first results are due.
+
+  Args:
+    directory: the folder outputs will go to.
+    flag: the command-line flag that chose it, named in the error.
+    what: what the folder is (e.g. "the workdir"), named in the error.
+
+  Returns:
+    The directory as an absolute path.
+
+  Raises:
+    OSError: saying which folder and why (permissions, read-only, no space).
+  """
+  directory = pathlib.Path(directory).expanduser().absolute()
+  probe = directory / f".write_probe_{os.getpid()}"
+  try:
+    directory.mkdir(parents=True, exist_ok=True)
+    try:
+      with probe.open("wb") as stream:
+        stream.write(b"\0" * _PROBE_BYTES)
+        stream.flush()
+        os.fsync(stream.fileno())  # Some file systems report a full disk only here.
+    finally:
+      probe.unlink(missing_ok=True)
+  except OSError as error:
+    raise OSError(f"cannot write to {what + ' ' if what else ''}{directory} "
+                  f"({error.strerror or error}); choose a "
+                  f"writable folder with free space ({flag}).") from error
+  return directory
 
 
 def write_config(workdir: str | pathlib.Path, config: ml_collections.ConfigDict) -> None:
@@ -48,8 +145,23 @@ def write_config(workdir: str | pathlib.Path, config: ml_collections.ConfigDict)
 
 
 def read_config(workdir: str | pathlib.Path) -> ml_collections.ConfigDict:
+  """The config a run saved in `workdir/config.json` (read as JSON, never executed).
+
+  Raises:
+    FileNotFoundError: there is no config.json.
+    ValueError: it is not JSON or lacks the data/model/sampling sections.
+  """
   path = pathlib.Path(workdir).expanduser() / CONFIG_FILE
   if not path.is_file():
     raise FileNotFoundError(f"{path} not found: {workdir} is not a cuts_jax training workdir "
                             "(train first with python -m cuts_jax.main --workdir=...).")
-  return ml_collections.ConfigDict(json.loads(path.read_text()))
+  try:
+    values = json.loads(path.read_text())
+  except (UnicodeDecodeError, json.JSONDecodeError) as error:
+    raise ValueError(f"{path} is not valid JSON ({error}); it is damaged or was edited by "
+                     "hand. Restore it from a copy, or train again in a new workdir.") from error
+  missing = [s for s in _REQUIRED_SECTIONS if not isinstance(values, dict) or s not in values]
+  if missing:
+    raise ValueError(f"{path} lacks the config section(s) {missing}; it was not written by "
+                     "cuts_jax or was edited by hand. Restore the run's own config.json.")
+  return ml_collections.ConfigDict(values)

@@ -4,7 +4,8 @@ Every loader returns a `Dataset` whose images are float32 (N, H, W, C) in
 [0, 1] at the configured size; grayscale images keep one channel. Intensities
 are mapped to [0, 1] by `to_unit_range`: uint8 by /255, bool as 0/1, and
 everything else (16-bit, float, ...) by min-max scaling of the whole image or
-volume, unless it already lies in [0, 1].
+volume, unless it already lies in [0, 1]. `.npy`/`.npz` files are read with
+`allow_pickle=False`: a pickled (object) array is refused, never executed.
 """
 
 from __future__ import annotations
@@ -59,9 +60,12 @@ def to_unit_range(image: np.ndarray) -> np.ndarray:
   constant array becomes zeros).
 
   Raises:
-    DataError: when the array holds NaN or infinite values, or is not numeric.
+    DataError: when the array is empty, holds NaN or infinite values, or is
+      not numeric.
   """
   array = np.asarray(image)
+  if array.size == 0:
+    raise DataError(f"image of shape {array.shape} holds no pixels.")
   if array.dtype == np.uint8:
     return array.astype(np.float32) / 255.0
   if array.dtype == bool:
@@ -70,14 +74,16 @@ def to_unit_range(image: np.ndarray) -> np.ndarray:
     raise DataError(f"image dtype {array.dtype} is not numeric; expected integers or floats.")
   array = array.astype(np.float64)
   if not np.all(np.isfinite(array)):
-    raise DataError("image holds NaN or infinite values; replace them (e.g. np.nan_to_num) "
-                    "before segmenting.")
+    raise DataError("image holds NaN or infinite values; replace them (e.g. with "
+                    "np.nan_to_num) first.")
   low, high = float(array.min()), float(array.max())
   if low >= 0.0 and high <= 1.0:
     return array.astype(np.float32)
   if high == low:
     return np.zeros_like(array, dtype=np.float32)
-  return ((array - low) / (high - low)).astype(np.float32)
+  # Halving first keeps high - low finite for values near float64's limits;
+  # halving is exact, so ordinary ranges give the same result as without it.
+  return ((0.5 * array - 0.5 * low) / (0.5 * high - 0.5 * low)).astype(np.float32)
 
 
 def resize_image(image: np.ndarray, size: Sequence[int]) -> np.ndarray:
@@ -109,9 +115,25 @@ def as_channels_last(image: np.ndarray, path: os.PathLike | str = "image") -> np
   if image.shape[-1] == 4:
     return image[..., :3]
   if image.shape[-1] not in (1, 2, 3):
-    raise DataError(f"{path}: expected 1, 3 or 4 channels in the last axis, got shape "
-                    f"{image.shape}.")
+    raise DataError(f"{path}: expected 1 to 4 channels (gray, two channels, RGB or RGBA) in "
+                    f"the last axis, got shape {image.shape}. A channels-first array needs "
+                    "np.moveaxis(image, 0, -1).")
   return image
+
+
+def load_npy(path: os.PathLike | str) -> np.ndarray:
+  """Reads a .npy array, never unpickling (a pickled file could run code).
+
+  Raises:
+    DataError: when the file is missing, truncated, pickled (an object
+      array) or otherwise not a plain numpy array.
+  """
+  try:
+    return np.load(path, allow_pickle=False)
+  except Exception as error:  # numpy fails differently on each kind of bad file.
+    raise DataError(f"{path}: cannot read it as a plain numpy array ({type(error).__name__}: "
+                    f"{error}). Object (pickled) arrays are refused; save a numeric array with "
+                    "np.save(path, array).") from error
 
 
 def read_image(path: os.PathLike | str) -> np.ndarray:
@@ -121,16 +143,29 @@ def read_image(path: os.PathLike | str) -> np.ndarray:
     DataError: when the file cannot be read or has an unusable shape.
   """
   path = pathlib.Path(path)
-  try:
-    if path.suffix.lower() == ".npy":
-      array = np.load(path, allow_pickle=False)
-    else:
+  if path.suffix.lower() == ".npy":
+    array = load_npy(path)
+  else:
+    try:
       from skimage import io
       array = io.imread(path)
-  except Exception as error:  # Any decoder failure means the same to the user.
-    raise DataError(f"{path}: cannot read the image ({type(error).__name__}: {error}).") \
-        from error
+    except Exception as error:  # Any decoder failure means the same to the user.
+      raise DataError(f"{path}: cannot read the image ({type(error).__name__}: {error}).") \
+          from error
   return as_channels_last(np.asarray(array), path)
+
+
+def read_unit_image(path: os.PathLike | str) -> np.ndarray:
+  """`read_image` then `to_unit_range`: float32 (H, W, C) in [0, 1].
+
+  Raises:
+    DataError: naming the file, when it cannot be read or its values are unusable.
+  """
+  image = read_image(path)
+  try:
+    return to_unit_range(image)
+  except DataError as error:
+    raise DataError(f"{path}: {error}") from None
 
 
 def _natural_key(path: pathlib.Path):
@@ -159,6 +194,12 @@ def _finish(images: list[np.ndarray], names: list[str], where: str, **extras) ->
     # Mixed grayscale and colour: promote everything to RGB.
     images = [np.repeat(image, 3, axis=-1) if image.shape[-1] == 1 else image
               for image in images]
+    channels = {image.shape[-1] for image in images}
+  if len(channels) > 1:
+    examples = {image.shape[-1]: name for image, name in zip(images, names)}
+    found = ", ".join(f"{count} ({examples[count]})" for count in sorted(examples))
+    raise DataError(f"the images in {where} have different channel counts: {found}. Use "
+                    "images of one kind (gray and RGB mix; other counts do not).")
   return Dataset(images=np.stack(images).astype(np.float32), names=names, **extras)
 
 
@@ -182,8 +223,12 @@ def load_retina(root: os.PathLike | str, image_size: Sequence[int], *, limit: in
     label_path = label_dir / f"label{number}.npy"
     if not label_path.exists():
       raise DataError(f"{path} has no matching label {label_path}.")
-    image = to_unit_range(read_image(path))
-    label = np.load(label_path, allow_pickle=False)
+    image = read_unit_image(path)
+    label = load_npy(label_path)
+    if not (label.dtype == bool or np.issubdtype(label.dtype, np.integer)
+            or np.issubdtype(label.dtype, np.floating)):
+      raise DataError(f"{label_path} holds {label.dtype} values; expected a numeric mask "
+                      "(0 outside the GA region, > 0 inside).")
     if label.ndim == 3:
       label = label[..., 0]
     if label.shape != image.shape[:2]:
@@ -217,16 +262,21 @@ def load_bsds500(root: os.PathLike | str, image_size: Sequence[int], *,
     paths = paths[:limit]
   images, names, originals, humans = [], [], [], []
   for split, path in _shard(paths, shard_index, shard_count):
-    original = to_unit_range(read_image(path))
+    original = read_unit_image(path)
     images.append(resize_image(original, image_size))
     names.append(f"{split}/{path.stem}")
     if with_ground_truth:
       mat_path = root / "groundTruth" / split / f"{path.stem}.mat"
       if not mat_path.exists():
         raise DataError(f"{path} has no matching ground truth {mat_path}.")
-      cells = scipy.io.loadmat(mat_path)["groundTruth"][0]
-      humans.append([np.asarray(cell["Segmentation"][0, 0], dtype=np.int32)
-                     for cell in cells])
+      try:
+        cells = scipy.io.loadmat(mat_path)["groundTruth"][0]
+        humans.append([np.asarray(cell["Segmentation"][0, 0], dtype=np.int32)
+                       for cell in cells])
+      except Exception as error:  # Truncated files and foreign .mat layouts fail differently.
+        raise DataError(f"{mat_path}: cannot read BSDS500 ground truth from it "
+                        f"({type(error).__name__}: {error}); expected a groundTruth cell array "
+                        "of Segmentation maps.") from error
       originals.append(original)
   return _finish(images, names, str(root),
                  human_segmentations=humans if with_ground_truth else None,
@@ -246,16 +296,26 @@ def load_volume_slices(path: os.PathLike | str, image_size: Sequence[int], *, ax
   if not path.is_file():
     raise DataError(f"volume file not found at {path}; pass --config.data.root=/path/to/"
                     "volume.npz (arrays 'vol' and, for a target, 'seg').")
-  with np.load(path, allow_pickle=False) as archive:
-    if "vol" not in archive:
-      raise DataError(f"{path} has no array 'vol' (found {list(archive.keys())}).")
-    volume = archive["vol"]
-    segmentation = archive["seg"] if "seg" in archive else None
+  try:
+    with np.load(path, allow_pickle=False) as archive:
+      if "vol" not in archive:
+        raise DataError(f"{path} has no array 'vol' (found {list(archive.keys())}).")
+      volume = archive["vol"]
+      segmentation = archive["seg"] if "seg" in archive else None
+  except DataError:
+    raise
+  except Exception as error:  # Truncated zips, pickled arrays and others fail differently.
+    raise DataError(f"{path}: cannot read it as a .npz of plain numpy arrays "
+                    f"({type(error).__name__}: {error}). Object (pickled) arrays are refused; "
+                    "write it with np.savez(path, vol=..., seg=...).") from error
   if volume.ndim != 3:
     raise DataError(f"{path}: 'vol' has shape {volume.shape}; expected a 3-D volume.")
   if not -3 <= axis < 3:
     raise DataError(f"config.data.axis is {axis}; a volume has axes 0, 1 and 2.")
-  volume = np.moveaxis(to_unit_range(volume), axis, 0)
+  try:
+    volume = np.moveaxis(to_unit_range(volume), axis, 0)
+  except DataError as error:
+    raise DataError(f"{path}: 'vol': {error}") from None
   target = None
   if label_ids:
     if segmentation is None:
@@ -281,14 +341,16 @@ def load_image_folder(root: os.PathLike | str, image_size: Sequence[int], *, lim
                       shard_index: int = 0, shard_count: int = 1) -> Dataset:
   """Every PNG/JPG/TIFF/BMP/NPY file directly in `root`, without labels."""
   root = _require_dir(root, "the image folder", "--config.data.root")
-  paths = sorted((p for p in root.iterdir() if p.suffix.lower() in IMAGE_EXTENSIONS),
+  # Regular files only: a FIFO named like an image would block the reader forever.
+  paths = sorted((p for p in root.iterdir()
+                  if p.suffix.lower() in IMAGE_EXTENSIONS and p.is_file()),
                  key=_natural_key)
   if not paths:
     raise DataError(f"{root} holds no images ({', '.join(IMAGE_EXTENSIONS)}).")
   if limit:
     paths = paths[:limit]
   paths = _shard(paths, shard_index, shard_count)
-  images = [resize_image(to_unit_range(read_image(p)), image_size) for p in paths]
+  images = [resize_image(read_unit_image(p), image_size) for p in paths]
   return _finish(images, [p.stem for p in paths], str(root))
 
 

@@ -185,19 +185,26 @@ def evaluate(config: ml_collections.ConfigDict, workdir: str | pathlib.Path, *,
   Returns:
     {"table": method -> metric -> (mean, std, count), "markdown": str,
      "directory": path}.
+
+  Raises:
+    ValueError: unknown methods, or a checkpoint that does not fit its config.
+    FileNotFoundError: the workdir holds no trained model.
+    OSError: `workdir/evaluation` cannot be written (checked first).
+    data.DataError: the data set is missing or malformed.
   """
   evaluation = config.evaluation
   workdir = pathlib.Path(workdir).expanduser()
-  directory = workdir / EVALUATION_DIR
-  directory.mkdir(parents=True, exist_ok=True)
-  dataset = data_lib.load_dataset(config.data)
   configured = [CUTS] + list(evaluation.baselines.keys())
   methods = configured if methods is None else methods
   unknown = sorted(set(methods) - set(configured))
   if unknown:
     raise ValueError(f"unknown methods {unknown}; configured are {configured}.")
+  # Everything that can fail without segmenting is checked before the long loop.
   if CUTS in methods and params is None:
     params = inference.load(workdir)
+  directory = workdir / EVALUATION_DIR
+  checkpointing.check_writable(directory, flag="--workdir")
+  dataset = data_lib.load_dataset(config.data)
   results: list[ImageResult] = []
   seconds = {m: 0.0 for m in methods}
   start = time.perf_counter()
@@ -245,7 +252,7 @@ def _main(argv):
   workdir, config = flags.FLAGS.workdir, flags.FLAGS.config
   try:
     evaluate(config if config is not None else checkpointing.read_config(workdir), workdir)
-  except (data_lib.DataError, ValueError, FileNotFoundError) as error:
+  except (data_lib.DataError, ValueError, OSError) as error:
     raise SystemExit(f"cuts_jax.evaluate: error: {error}") from None
 
 

@@ -26,6 +26,10 @@ from cuts_jax import model as model_lib
 # which bounds the activation memory of very large images.
 _TILE_SIDE = 512
 
+# How far outside [0, 1] concrete inputs of `embed` may stray (resampling
+# and float rounding overshoot a little) before they are refused.
+_RANGE_TOLERANCE = 1e-3
+
 
 @flax.struct.dataclass
 class SegmentationParams:
@@ -35,11 +39,17 @@ class SegmentationParams:
   through `jax.jit`); the architecture and training metadata are static.
 
   Attributes:
-    params: the encoder's weights (the reconstruction head is not needed).
+    params: the encoder's weights.
     batch_stats: the encoder's batch-norm running mean and variance.
     encoder: the `model.Encoder` module (its architecture).
     channels: image channels the model was trained on.
     image_size: (H, W) the training images were resized to.
+    cluster_metric: (D, R) float32 matrix M such that distances between
+      `embeddings @ M` equal distances between the patches the reconstruction
+      head rebuilds from the embeddings (M = U S from the head's kernel
+      W = U S V^T); None when the head is not known.
+    cluster_space: where `segment` clusters by default: "reconstruction"
+      (embeddings @ cluster_metric) or "embedding" (the raw embeddings).
   """
 
   params: Any
@@ -47,22 +57,101 @@ class SegmentationParams:
   encoder: model_lib.Encoder = flax.struct.field(pytree_node=False)
   channels: int = flax.struct.field(pytree_node=False)
   image_size: tuple[int, int] = flax.struct.field(pytree_node=False)
+  cluster_metric: Any = None
+  cluster_space: str = flax.struct.field(pytree_node=False, default="reconstruction")
 
   @classmethod
   def from_variables(cls, variables: dict, config) -> "SegmentationParams":
-    """From model variables ({'params', 'batch_stats'}, as in a TrainState) and the config."""
-    params, batch_stats = variables["params"], variables["batch_stats"]
-    channels = int(np.shape(params["encoder"]["conv0"]["kernel"])[2])
+    """From model variables ({'params', 'batch_stats'}, as in a TrainState) and the config.
+
+    Raises:
+      ValueError: when the variables are not those of the encoder that
+        `config.model` describes (e.g. a checkpoint beside another run's
+        config.json): every weight's name and shape is checked, since flax
+        would silently ignore weights the model does not use.
+    """
+    try:
+      params, batch_stats = variables["params"]["encoder"], variables["batch_stats"]["encoder"]
+      channels = int(np.shape(params["conv0"]["kernel"])[2])
+    except (KeyError, TypeError, IndexError) as error:
+      raise ValueError(f"these variables hold no CUTS encoder (missing {error}); expected "
+                       "{'params': {'encoder': ...}, 'batch_stats': {'encoder': ...}} as "
+                       "saved by cuts_jax training.") from error
     model = model_lib.build_model(config, channels=channels)
-    return cls(params=params["encoder"], batch_stats=batch_stats["encoder"],
+    _check_encoder_variables(model.encoder, {"params": params, "batch_stats": batch_stats},
+                             channels)
+    head = variables["params"].get("reconstruction_head")
+    space = config.get("evaluation", {}).get("cluster_space", "reconstruction")
+    if space not in CLUSTER_SPACES:
+      raise ValueError(f"config.evaluation.cluster_space is {space!r}; expected one of "
+                       f"{CLUSTER_SPACES}.")
+    return cls(params=params, batch_stats=batch_stats,
                encoder=model.encoder, channels=channels,
-               image_size=tuple(int(s) for s in config.data.image_size))
+               image_size=tuple(int(s) for s in config.data.image_size),
+               cluster_metric=None if head is None else reconstruction_metric(head["kernel"]),
+               cluster_space=space if head is not None else "embedding")
 
   @classmethod
   def from_train_state(cls, state, config) -> "SegmentationParams":
     """From the `TrainState` that `train_and_evaluate` returns."""
     return cls.from_variables({"params": state.params, "batch_stats": state.batch_stats},
                               config)
+
+
+CLUSTER_SPACES = ("reconstruction", "embedding")
+
+
+def reconstruction_metric(kernel: Any) -> np.ndarray:
+  """(D, R) matrix M with |e1 M - e2 M| = |e1 W - e2 W| for the head's kernel W (D, P*P*C).
+
+  The reconstruction head maps an embedding to the patch it stands for;
+  measuring embeddings by the patches they rebuild ignores the directions the
+  head does not read and weighs the others by how much they change the patch.
+  M = U S (from W = U S V^T) gives those distances in at most D dimensions.
+  """
+  u, singular, _ = np.linalg.svd(np.asarray(kernel, np.float64), full_matrices=False)
+  return (u * singular).astype(np.float32)
+
+
+def clustering_features(params: SegmentationParams, embeddings: np.ndarray, *,
+                        space: Optional[str] = None) -> np.ndarray:
+  """The per-pixel vectors `segment` clusters: (..., D) embeddings -> (..., R).
+
+  Args:
+    params: the model.
+    embeddings: (..., D) from `embed`/`embed_image`.
+    space: "reconstruction" (distances between the patches the head rebuilds
+      from the embeddings) or "embedding" (raw embeddings, the paper's
+      literal choice); default `params.cluster_space`.
+  """
+  space = params.cluster_space if space is None else space
+  if space not in CLUSTER_SPACES:
+    raise ValueError(f"space is {space!r}; expected one of {CLUSTER_SPACES}.")
+  if space == "embedding":
+    return embeddings
+  if params.cluster_metric is None:
+    raise ValueError("these params carry no reconstruction head, so they cannot cluster in "
+                     "the reconstruction space; use space='embedding'.")
+  return np.asarray(embeddings, np.float32) @ np.asarray(params.cluster_metric, np.float32)
+
+
+def _check_encoder_variables(encoder: model_lib.Encoder, variables: dict, channels: int) -> None:
+  """Raises ValueError unless `variables` has exactly the encoder's weights and shapes."""
+  expected = jax.eval_shape(functools.partial(encoder.init, train=False), jax.random.key(0),
+                            jax.ShapeDtypeStruct((1, 8, 8, channels), jnp.float32))
+  shapes = lambda tree: {jax.tree_util.keystr(path, simple=True, separator="/"): np.shape(leaf)
+                         for path, leaf in jax.tree_util.tree_flatten_with_path(tree)[0]}
+  expected, found = shapes(expected), shapes(variables)
+  # Weights before batch-norm statistics: they name the difference most plainly.
+  for name in sorted(set(expected) | set(found), key=lambda n: (not n.startswith("params"), n)):
+    if expected.get(name) != found.get(name):
+      architecture = {f: getattr(encoder, f) for f in model_lib.ARCHITECTURE_FIELDS}
+      raise ValueError(
+          f"the weights do not fit the model the config describes ({architecture}): "
+          f"{name} has shape {found.get(name, 'none')} in the weights and "
+          f"{expected.get(name, 'none')} in that model. The checkpoint and the config come "
+          "from different runs, or config.json was edited; use the config.json that the "
+          "run which saved the checkpoint wrote.")
 
 
 def load(workdir: str | pathlib.Path, *, step: Optional[int] = None) -> SegmentationParams:
@@ -74,9 +163,14 @@ def load(workdir: str | pathlib.Path, *, step: Optional[int] = None) -> Segmenta
 
   Raises:
     FileNotFoundError: when the workdir has no config.json or no checkpoint.
+    ValueError: when config.json is damaged, the checkpoint cannot be read,
+      or its weights do not fit the model config.json describes.
   """
   workdir = pathlib.Path(workdir).expanduser()
   config = checkpointing.read_config(workdir)
+  if not (workdir / checkpointing.CHECKPOINT_DIR).is_dir():
+    raise FileNotFoundError(f"{workdir} has no {checkpointing.CHECKPOINT_DIR}/ folder; train "
+                            "first (python -m cuts_jax.main --workdir=...).")
   manager = checkpointing.checkpoint_manager(workdir, read_only=True)
   try:
     step = manager.latest_step() if step is None else step
@@ -86,11 +180,17 @@ def load(workdir: str | pathlib.Path, *, step: Optional[int] = None) -> Segmenta
     if step not in manager.all_steps():
       raise FileNotFoundError(f"{workdir} has no checkpoint of step {step}; it has "
                               f"{sorted(manager.all_steps())}.")
-    restored = manager.restore(step, args=ocp.args.StandardRestore())
+    try:
+      restored = manager.restore(step, args=ocp.args.StandardRestore())
+      variables = jax.tree.map(jnp.asarray, {"params": restored["params"],
+                                             "batch_stats": restored["batch_stats"]})
+    except Exception as error:  # Orbax reports damaged files in many ways.
+      raise ValueError(
+          f"the checkpoint of step {step} in {workdir} cannot be read ({type(error).__name__}: "
+          f"{error}); it is damaged or incomplete. Load another one with step= (this workdir "
+          f"has {sorted(manager.all_steps())}).") from error
   finally:
     manager.close()
-  variables = jax.tree.map(jnp.asarray, {"params": restored["params"],
-                                         "batch_stats": restored["batch_stats"]})
   return SegmentationParams.from_variables(variables, config)
 
 
@@ -99,14 +199,35 @@ def embed(params: SegmentationParams, images: jax.Array) -> jax.Array:
 
   Args:
     params: a `SegmentationParams` (from `load` or `SegmentationParams.from_train_state`).
-    images: float (B, H, W, C) in [0, 1], C = params.channels.
+    images: float (B, H, W, C) in [0, 1], C = params.channels, H and W >= 1.
+      Integer images are refused (scale them first, e.g. with
+      `prepare_image`). Values are checked (finite, within [0, 1]) only when
+      they are concrete, i.e. not under `jit` or `grad`.
 
   Returns:
     float32 (B, H, W, D) embeddings (batch norm uses the running statistics).
+
+  Raises:
+    ValueError: wrong shape, channel count or dtype; NaN, Inf or values
+      outside [0, 1] in concrete images.
   """
-  if images.ndim != 4 or images.shape[-1] != params.channels:
-    raise ValueError(f"embed expects images of shape (B, H, W, {params.channels}); got "
-                     f"{images.shape}.")
+  images = jnp.asarray(images)
+  if images.ndim != 4 or images.shape[-1] != params.channels or min(images.shape[1:3]) < 1:
+    raise ValueError(f"embed expects images of shape (B, H, W, {params.channels}) with H, W "
+                     f">= 1; got {images.shape}. For one (H, W, C) image use images[None].")
+  if not jnp.issubdtype(images.dtype, jnp.floating):
+    raise ValueError(f"embed expects float images in [0, 1]; got {images.dtype}. Scale them "
+                     "first, e.g. cuts_jax.inference.prepare_image(image, channels=...) "
+                     "for one image, or images / 255 for uint8.")
+  if not isinstance(images, jax.core.Tracer) and images.size:
+    # Outside jit the values are known; a wrong scale would give silent garbage.
+    low, high = float(jnp.min(images)), float(jnp.max(images))
+    if not (np.isfinite(low) and np.isfinite(high)):
+      raise ValueError("images hold NaN or infinite values; replace them (e.g. with "
+                       "jnp.nan_to_num) first.")
+    if low < -_RANGE_TOLERANCE or high > 1.0 + _RANGE_TOLERANCE:
+      raise ValueError(f"embed expects images in [0, 1]; these span [{low:.4g}, {high:.4g}]. "
+                       "Scale them first (cuts_jax.data.to_unit_range, or prepare_image).")
   variables = {"params": params.params, "batch_stats": params.batch_stats}
   return params.encoder.apply(variables, images.astype(jnp.float32), train=False)
 
@@ -159,7 +280,6 @@ def prepare_image(image: Any, *, channels: int) -> np.ndarray:
                      f"{array.shape}. For a batch, call segment once per image.")
   try:
     array = data_lib.as_channels_last(array)
-    array = data_lib.to_unit_range(array)
   except data_lib.DataError as error:
     raise ValueError(str(error)) from error
   if array.shape[-1] != channels:
@@ -169,12 +289,16 @@ def prepare_image(image: Any, *, channels: int) -> np.ndarray:
   if min(array.shape[:2]) < 2:
     raise ValueError(f"image of shape {np.shape(image)} is too small to segment; it needs "
                      "at least 2 pixels a side.")
-  return array
+  try:
+    return data_lib.to_unit_range(array)
+  except data_lib.DataError as error:
+    raise ValueError(str(error)) from error
 
 
 def segment(params: SegmentationParams, image: Any, *, num_clusters: int = 10,
             method: str = "spectral", seed: int = 0,
-            resize_to: Optional[Sequence[int]] = None) -> np.ndarray:
+            resize_to: Optional[Sequence[int]] = None,
+            space: Optional[str] = None) -> np.ndarray:
   """Segments one image into at most `num_clusters` regions.
 
   Args:
@@ -189,20 +313,41 @@ def segment(params: SegmentationParams, image: Any, *, num_clusters: int = 10,
     resize_to: segment at this (H, W) and scale the labels back to the
       image's size (e.g. `params.image_size`, when the image is at a different
       scale than the training images). None: segment at the image's own size.
+    space: where pixels are clustered (see `clustering_features`): by the
+      patches their embeddings rebuild ("reconstruction") or by the raw
+      embeddings ("embedding"); default `params.cluster_space`.
 
   Returns:
     int32 (H, W) label map with labels 0 .. at most num_clusters - 1.
+
+  Raises:
+    ValueError: the image is unusable (see `prepare_image`), `resize_to` is
+      not two sides of at least 2 px, or num_clusters/method are invalid.
   """
   array = prepare_image(image, channels=params.channels)
   height, width = array.shape[:2]
   if resize_to is not None:
-    array = data_lib.resize_image(array, tuple(resize_to))
-  embeddings = embed_image(params, array)
-  labels = clustering.cluster_image(embeddings, num_clusters=num_clusters, method=method,
+    array = data_lib.resize_image(array, _check_size(resize_to))
+  features = clustering_features(params, embed_image(params, array), space=space)
+  labels = clustering.cluster_image(features, num_clusters=num_clusters, method=method,
                                     seed=seed)
   if labels.shape != (height, width):
     labels = data_lib.resize_labels(labels, (height, width))
   return labels.astype(np.int32)
+
+
+def _check_size(size: Any) -> tuple[int, int]:
+  """`resize_to` as (H, W), each an integer >= 2."""
+  try:
+    height, width = size
+    valid = all(isinstance(s, (int, np.integer)) and not isinstance(s, bool) and s >= 2
+                for s in (height, width))
+  except (TypeError, ValueError):
+    valid = False
+  if not valid:
+    raise ValueError(f"resize_to is {size!r}; expected (height, width), two integers >= 2, "
+                     "e.g. params.image_size.")
+  return int(height), int(width)
 
 
 def select(labels: Any, pixel: Sequence[int]) -> np.ndarray:
@@ -218,8 +363,9 @@ def select(labels: Any, pixel: Sequence[int]) -> np.ndarray:
   labels = np.asarray(labels)
   if labels.ndim != 2:
     raise ValueError(f"labels must be a 2-D (H, W) map; got shape {labels.shape}.")
-  if len(pixel) != 2:
-    raise ValueError(f"pixel must be (row, col); got {pixel!r}.")
+  if (not isinstance(pixel, Sequence) and not isinstance(pixel, np.ndarray)) or len(pixel) != 2 \
+      or not all(isinstance(p, (int, np.integer)) and not isinstance(p, bool) for p in pixel):
+    raise ValueError(f"pixel must be (row, col), two integers; got {pixel!r}.")
   row, col = (int(p) for p in pixel)
   if not (0 <= row < labels.shape[0] and 0 <= col < labels.shape[1]):
     raise ValueError(f"pixel ({row}, {col}) lies outside the {labels.shape[0]}x"

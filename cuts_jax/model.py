@@ -29,13 +29,15 @@ AUTHORS_CODE_PRESET = dict(
     padding="edge",
 )
 
-# The architecture of the paper (section III.B.1).
+# The architecture of the paper (section III.B.1). The paper does not say how
+# borders are padded; reflection keeps border pixels' embeddings like their
+# neighbours' (zero padding gives the image's rim segments of its own).
 PAPER_PRESET = dict(
     kernel_sizes=(15, 11, 7),
     features=(32, 64, 128),
     embedding_dim=128,
     activation="relu",
-    padding="zero",
+    padding="reflect",
 )
 
 PRESETS = {"paper": PAPER_PRESET, "authors_code": AUTHORS_CODE_PRESET}

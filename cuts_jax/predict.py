@@ -23,6 +23,7 @@ input failed. Overlays need matplotlib (the `viz` extra), volumes the
 from __future__ import annotations
 
 import dataclasses
+import errno
 import json
 import pathlib
 import re
@@ -32,11 +33,16 @@ from typing import Callable, Iterable, Optional, Sequence
 from absl import logging
 import numpy as np
 
+from cuts_jax import checkpointing
 from cuts_jax import data as data_lib
 from cuts_jax import inference
 from cuts_jax import medical
 
 SUMMARY_FILE = "summary.json"
+
+# Write errors after which no later input could be written either: the run
+# stops instead of failing every remaining input one by one.
+_FATAL_WRITE_ERRORS = (errno.ENOSPC, errno.EDQUOT, errno.EROFS)
 
 # Slices drawn for a volume, as fractions of its extent along the slicing axis.
 _OVERLAY_SLICE_FRACTIONS = (0.25, 0.5, 0.75)
@@ -133,6 +139,9 @@ def find_inputs(input_path: str | pathlib.Path, *,
       continue
     if entry.suffix.lower() in medical.DICOM_SUFFIXES:
       continue  # Part of this folder's series.
+    if not entry.is_file():
+      others.append(entry.name)  # A FIFO or socket would block a reader forever.
+      continue
     item = _file_item(entry)
     if item is None:
       others.append(entry.name)
@@ -343,6 +352,8 @@ def predict_path(params: inference.SegmentationParams, input_path: str | pathlib
     FileNotFoundError: `input_path` does not exist.
     data.DataError: it holds nothing to segment.
     ValueError: `output_dir` is the input folder, or `pixel` is malformed.
+    OSError: `output_dir` cannot be written (checked before any input is
+      segmented), or the disk filled up during the run (it stops there).
   """
   input_path = pathlib.Path(input_path).expanduser()
   output_dir = pathlib.Path(output_dir).expanduser()
@@ -354,7 +365,7 @@ def predict_path(params: inference.SegmentationParams, input_path: str | pathlib
       raise ValueError(f"pixel must be (row, col) with non-negative entries; got {pixel!r}.")
     pixel = tuple(int(p) for p in pixel)
   items, others = find_inputs(input_path, exclude=output_dir)
-  output_dir.mkdir(parents=True, exist_ok=True)
+  checkpointing.check_writable(output_dir, flag="--output")
   inputs = [input_path] if input_path.is_file() else [
       p for item in items
       for p in ([item.path] if item.path.is_file() else medical.dicom_files(item.path))]
@@ -371,6 +382,10 @@ def predict_path(params: inference.SegmentationParams, input_path: str | pathlib
         outputs = _predict_volume(params, item, writer, pixel=pixel, axis=axis,
                                   segment_kwargs=segment_kwargs)
     except Exception as error:  # One bad input must not stop the others.
+      if isinstance(error, OSError) and error.errno in _FATAL_WRITE_ERRORS:
+        raise OSError(f"cannot write to {output_dir} ({error.strerror}); stopped at "
+                      f"{item.path} after {len(summary.succeeded)} segmented input(s). Free "
+                      "space or choose another --output.") from error
       reason = str(error) if isinstance(error, (ValueError, ImportError)) else (
           f"{type(error).__name__}: {error}")
       summary.failed.append({"input": str(item.path), "reason": reason})

@@ -210,14 +210,7 @@ def restore_state(manager, state: TrainState, step: Optional[int] = None) -> Tra
 
 def _check_workdir(workdir: pathlib.Path) -> None:
   """Fails now, not hours from now, when the workdir cannot be written."""
-  try:
-    workdir.mkdir(parents=True, exist_ok=True)
-    probe = workdir / ".write_probe"
-    probe.write_bytes(b"\0" * 1024 * 1024)
-    probe.unlink()
-  except OSError as error:
-    raise OSError(f"cannot write to the workdir {workdir} ({error.strerror or error}); "
-                  "choose a writable directory with free space (--workdir).") from error
+  checkpointing.check_writable(workdir, flag="--workdir", what="the workdir")
 
 
 def _check_compatible(workdir: pathlib.Path, config: ml_collections.ConfigDict) -> None:

@@ -151,6 +151,11 @@ def training_curves(metrics_path: str | pathlib.Path, *,
   plt = pyplot()
   records = [json.loads(line) for line in pathlib.Path(metrics_path).read_text().splitlines()
              if line.strip()]
+  # A resumed run logs again the steps after its checkpoint: keep the last of each.
+  latest = {}
+  for record in records:
+    latest.setdefault(record["step"], {}).update(record)
+  records = [latest[step] for step in sorted(latest)]
   keys = [k for k in keys if any(k in r for r in records)]
   figure, axes = plt.subplots(1, max(len(keys), 1), figsize=(3.5 * max(len(keys), 1), 3.0),
                               squeeze=False)

@@ -119,3 +119,19 @@ def test_segment_a_real_retina_image(trained):
   labels = cuts_jax.segment(cuts_jax.load(trained[0]), image)
   assert labels.shape == image.shape[:2] and labels.dtype == np.int32
   assert len(np.unique(labels)) == 10
+
+
+def test_reconstruction_space_measures_the_rebuilt_patches(trained):
+  workdir, config, state = trained
+  params = cuts_jax.load(workdir)
+  assert params.cluster_space == "reconstruction"
+  embeddings = np.asarray(jax.random.normal(jax.random.key(3), (5, 16)))
+  features = inference.clustering_features(params, embeddings)
+  kernel = np.asarray(state.params["reconstruction_head"]["kernel"])
+  rebuilt = embeddings @ kernel
+  distance = lambda x: np.linalg.norm(x[:, None] - x[None], axis=-1)
+  np.testing.assert_allclose(distance(features), distance(rebuilt), rtol=1e-4, atol=1e-5)
+  raw = inference.clustering_features(params, embeddings, space="embedding")
+  np.testing.assert_array_equal(raw, embeddings)
+  with pytest.raises(ValueError, match="space"):
+    inference.clustering_features(params, embeddings, space="pixels")

@@ -1,0 +1,409 @@
+"""Speed and memory benchmarks of cuts_jax (and of the same step in PyTorch).
+
+    python benchmarks/run.py                       # everything, ~10 min on a 2-core CPU
+    python benchmarks/run.py --only=train_step --json
+    python benchmarks/run.py --only=segment --json
+    python benchmarks/run.py --quick               # smoke run (CI): tiny sizes, no figures kept
+
+Every figure is the median over `--repeats` timed runs after a warm-up run
+(compilation is timed separately). Ratios (e.g. PyTorch / JAX) are measured in
+the same run. Results are merged into benchmarks/results.json and written as a
+Markdown table to benchmarks/results.md; with --json the last line printed is
+one JSON object of the headline figures.
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime
+import functools
+import json
+import os
+import pathlib
+import platform
+import resource
+import statistics
+import subprocess
+import sys
+import time
+
+REPO_ROOT = pathlib.Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(REPO_ROOT))
+
+import jax  # pylint: disable=g-import-not-at-top
+import numpy as np
+
+from configs import default as default_config  # pylint: disable=g-import-not-at-top
+from configs import retina as retina_config
+from cuts_jax import data
+from cuts_jax import inference
+from cuts_jax import model as model_lib
+from cuts_jax import sampling
+from cuts_jax import train
+
+SECTIONS = ("train_step", "pairs", "segment", "torch", "time_to_result")
+
+
+def _median_time(function, repeats: int) -> tuple[float, list[float]]:
+  times = []
+  for _ in range(repeats):
+    start = time.perf_counter()
+    function()
+    times.append(time.perf_counter() - start)
+  return statistics.median(times), times
+
+
+def encoder_step_flops(model_config, *, batch: int, height: int, width: int,
+                       channels: int) -> float:
+  """Analytic FLOPs of one training step of the encoder (forward + backward).
+
+  Convolutions and the dense layer only (2 FLOPs per multiply-add): forward
+  once, then the weight gradient of every layer and the input gradient of
+  every layer but the first. Batch norm, activations, pair selection and the
+  loss are left out (they are a few percent).
+  """
+  pixels = batch * height * width
+  previous, forward, backward = channels, 0.0, 0.0
+  for index, (kernel, width_out) in enumerate(zip(model_config.kernel_sizes,
+                                                  model_config.features)):
+    layer = 2.0 * pixels * kernel * kernel * previous * width_out
+    forward += layer
+    backward += layer * (1 if index == 0 else 2)
+    previous = width_out
+  if model_config.embedding_dim:
+    layer = 2.0 * pixels * previous * model_config.embedding_dim
+    forward += layer
+    backward += 2 * layer
+  return forward + backward
+
+
+def _sample_images(count: int, size: int, channels: int = 3) -> np.ndarray:
+  """Real photographs (scikit-image's samples), so that pair selection finds pairs."""
+  images = data.load_demo((size, size)).images
+  images = np.concatenate([images] * (-(-count // len(images))))[:count]
+  return images[..., :channels]
+
+
+def bench_train_step(args) -> dict:
+  """Seconds per step of the paper's encoder with the full CUTS loss."""
+  results = {}
+  # "default": the config as shipped (im2col weight gradients on CPU, XLA's on
+  # GPU/TPU); "xla_weight_gradient": XLA's everywhere (the CPU speed without
+  # cuts_jax.conv); "crop64": training on random 64x64 crops of the images.
+  variants = [("default", dict(weight_gradient="auto")),
+              ("xla_weight_gradient", dict(weight_gradient="xla")),
+              ("crop64", dict(weight_gradient="auto", crop_size=64))]
+  if jax.default_backend() != "cpu":
+    variants = [v for v in variants if v[0] != "xla_weight_gradient"]  # Same as default.
+  if args.quick:
+    variants = variants[:1]
+  for name, options in variants:
+    config = default_config.get_config()
+    if args.quick:
+      config.model.kernel_sizes, config.model.features = (5, 3), (8, 16)
+      config.model.embedding_dim = 16
+    config.model.weight_gradient = options["weight_gradient"]
+    config.training.crop_size = options.get("crop_size", 0)
+    config.training.batch_size = args.batch_size
+    size = args.image_size
+    devices = jax.local_device_count()
+    images = _sample_images(args.batch_size, size)
+    sharded = train.shard_batch(images, devices)
+    state = train.create_train_state(jax.random.key(0), config, image_shape=images.shape[1:])
+    step = train.parallel_train_step(config)
+    replicated = train.replicate(state)
+    key = jax.random.key(1)
+    holder = {"state": replicated}
+
+    def run_once():
+      holder["state"], metrics = step(holder["state"], sharded, key)
+      jax.block_until_ready(metrics)
+      return metrics
+
+    start = time.perf_counter()
+    run_once()
+    compile_s = time.perf_counter() - start
+    seconds, times = _median_time(run_once, args.repeats)
+    crop = config.training.crop_size
+    side = min(crop, size) if crop else size
+    flops = encoder_step_flops(config.model, batch=args.batch_size, height=side, width=side,
+                               channels=3)
+    results[f"{name}@batch{args.batch_size}"] = {
+        "seconds": seconds, "times": times, "compile_s": compile_s,
+        "images_per_s": args.batch_size / seconds, "gflop_per_s": flops / seconds / 1e9,
+        "peak_fraction": flops / seconds / 1e9 / args.peak_gflops,
+        "gflop_per_step": flops / 1e9, "trained_side": side, "peak_gflops": args.peak_gflops,
+    }
+    print(f"train_step[{name}]: {seconds:.3f} s/step ({args.batch_size / seconds:.1f} "
+          f"images/s, {flops / seconds / 1e9:.0f} GFLOP/s = "
+          f"{flops / seconds / 1e9 / args.peak_gflops:.0%} of {args.peak_gflops:.0f}), "
+          f"compile {compile_s:.1f} s", flush=True)
+  return results
+
+
+def bench_pairs(args) -> dict:
+  """Pair selection + SSIM alone, for the step's batch."""
+  config = default_config.get_config()
+  images = jax.numpy.asarray(_sample_images(args.batch_size, args.image_size))
+  select = jax.jit(jax.vmap(functools.partial(sampling.select_pairs,
+                                              **sampling.sampling_kwargs(config.sampling))))
+  keys = jax.random.split(jax.random.key(0), args.batch_size)
+  pairs = jax.block_until_ready(select(keys, images))
+  seconds, _ = _median_time(lambda: jax.block_until_ready(select(keys, images)), args.repeats)
+  valid = float(np.sum(pairs.valid_anchor))
+  result = {"seconds": seconds, "valid_anchors": valid,
+            "anchors": int(np.size(pairs.valid_anchor)),
+            "verified_anchors_per_s": valid / seconds,
+            "ssim_comparisons_per_s": float(np.size(pairs.positive_mask) +
+                                            np.size(pairs.negative_mask)) / seconds}
+  print(f"pairs: {seconds * 1e3:.1f} ms per batch of {args.batch_size}; "
+        f"{valid / seconds:.0f} verified anchors/s", flush=True)
+  return result
+
+
+def _segment_params(args, channels: int = 3):
+  config = default_config.get_config()
+  if args.quick:
+    config.model.kernel_sizes, config.model.features = (5, 3), (8, 16)
+    config.model.embedding_dim = 16
+  state = train.create_train_state(jax.random.key(0), config, image_shape=(64, 64, channels))
+  return inference.SegmentationParams.from_train_state(state, config)
+
+
+def _segment_image(size: int) -> np.ndarray:
+  from skimage import data as sample
+  return data.resize_image(data.to_unit_range(sample.retina()), (size, size))
+
+
+def bench_segment(args) -> dict:
+  """Latency of cuts_jax.segment (embedding and clustering apart), and peak memory."""
+  from cuts_jax import clustering
+  params = _segment_params(args)
+  results = {}
+  sizes = (64, 128) if args.quick else (128, 256, 512)
+  for size in sizes:
+    image = _segment_image(size)
+    inference.segment(params, image)  # Compiles for this size.
+    embed_s, _ = _median_time(lambda: inference.embed_image(params, image), args.repeats)
+    embeddings = inference.embed_image(params, image)
+    cluster_s, _ = _median_time(lambda: clustering.cluster_image(embeddings), args.repeats)
+    total_s, _ = _median_time(lambda: inference.segment(params, image), args.repeats)
+    results[str(size)] = {"seconds": total_s, "embed_s": embed_s, "cluster_s": cluster_s}
+    print(f"segment {size}x{size}: {total_s:.3f} s (embedding {embed_s:.3f} s, clustering "
+          f"{cluster_s:.3f} s)", flush=True)
+  # Peak memory of one segment of the largest size, in a fresh process.
+  command = [sys.executable, __file__, "--child_segment_memory", str(sizes[-1])] + \
+      (["--quick"] if args.quick else [])
+  child = subprocess.run(command, capture_output=True, text=True, check=True)
+  memory = json.loads(child.stdout.strip().splitlines()[-1])
+  results[str(sizes[-1])].update(memory)
+  print(f"segment {sizes[-1]}x{sizes[-1]} peak memory: {memory['peak_mb']:.0f} MB "
+        f"(process), {memory['peak_increase_mb']:.0f} MB above the process before it",
+        flush=True)
+  return results
+
+
+def _child_segment_memory(size: int, args) -> None:
+  params = _segment_params(args)
+  image = _segment_image(size)
+  before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+  inference.segment(params, image)
+  peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+  print(json.dumps({"peak_mb": peak, "peak_increase_mb": peak - before}))
+
+
+def bench_torch(args, jax_seconds: float | None) -> dict:
+  """The same train step in PyTorch (needs the `bench` extra)."""
+  try:
+    import torch
+  except ImportError:
+    print("torch: not installed (pip install '.[bench]'); skipped", flush=True)
+    return {"skipped": "torch is not installed"}
+  sys.path.insert(0, str(REPO_ROOT / "benchmarks"))
+  import torch_reference
+  device = "cuda" if torch.cuda.is_available() else "cpu"
+  images = torch.from_numpy(_sample_images(args.batch_size, args.image_size)).permute(
+      0, 3, 1, 2).contiguous().to(device)
+  step = torch_reference.CUTSStep(3, device=device)
+
+  def run_once():
+    step.step(images)
+    if device == "cuda":
+      torch.cuda.synchronize()
+
+  run_once()
+  seconds, times = _median_time(run_once, args.repeats)
+  result = {"seconds": seconds, "times": times, "device": device,
+            "torch_version": torch.__version__, "threads": torch.get_num_threads(),
+            "images_per_s": args.batch_size / seconds}
+  if jax_seconds:
+    result["speedup_of_jax"] = seconds / jax_seconds
+  print(f"torch train step: {seconds:.3f} s/step on {device}" +
+        (f"; cuts_jax is {seconds / jax_seconds:.2f}x as fast" if jax_seconds else ""),
+        flush=True)
+  return result
+
+
+def bench_time_to_result(args) -> dict:
+  """Wall time of the retina CPU configuration, from the command's start to its Dice."""
+  root = pathlib.Path(args.retina_root)
+  if not root.is_dir():
+    print(f"time_to_result: {root} not found; skipped", flush=True)
+    return {"skipped": f"{root} not found"}
+  import tempfile
+  with tempfile.TemporaryDirectory() as workdir:
+    command = [sys.executable, "-m", "cuts_jax.main", "--config=configs/retina.py",
+               f"--workdir={workdir}", f"--config.data.root={root}"]
+    start = time.perf_counter()
+    output = subprocess.run(command, cwd=REPO_ROOT, capture_output=True, text=True)
+    seconds = time.perf_counter() - start
+  lines = [l for l in output.stderr.splitlines() if "mean one-pixel Dice" in l]
+  if output.returncode or not lines:
+    raise RuntimeError(f"the retina run failed:\n{output.stderr[-3000:]}")
+  dice = float(lines[-1].split("images")[-1].split()[0])
+  config = retina_config.get_config()
+  print(f"time_to_result: {seconds:.0f} s to Dice {dice:.3f} ({config.training.num_steps} "
+        "steps)", flush=True)
+  return {"seconds": seconds, "dice": dice, "num_steps": config.training.num_steps}
+
+
+def _cpu_name() -> str:
+  try:
+    for line in pathlib.Path("/proc/cpuinfo").read_text().splitlines():
+      if line.startswith("model name"):
+        return line.split(":", 1)[1].strip()
+  except OSError:
+    pass
+  return platform.processor() or platform.machine()
+
+
+def _machine() -> dict:
+  device = jax.devices()[0]
+  name = getattr(device, "device_kind", str(device))
+  if device.platform == "cpu":
+    name = f"{_cpu_name()} ({os.cpu_count()} cores)"
+  return {"platform": device.platform, "device": name,
+          "devices": jax.device_count(), "cpu_count": os.cpu_count(),
+          "processor": _cpu_name(),
+          "jax": jax.__version__, "python": platform.python_version(),
+          "date": datetime.datetime.now().isoformat(timespec="seconds")}
+
+
+def _markdown(results: dict) -> str:
+  machine, settings = results["machine"], results["settings"]
+  lines = [f"### {machine['device']} ({machine['platform']})", "",
+           f"Measured {machine['date']}: {machine['devices']} device(s), "
+           f"{machine['cpu_count']} CPU cores, jax {machine['jax']}; medians of "
+           f"{settings['repeats']} runs after a warm-up; `{settings['command']}`.", "",
+           "| benchmark | figure |", "| --- | --- |"]
+  for name, r in sorted(results.get("train_step", {}).items()):
+    variant, batch = name.split("@batch")
+    lines.append(f"| train step, {variant} (batch {batch}, trained on {r['trained_side']}x"
+                 f"{r['trained_side']}) | {r['seconds']:.4f} s, {r['images_per_s']:.1f} "
+                 f"images/s, {r['gflop_per_s']:.0f} GFLOP/s ({r['peak_fraction']:.0%} of "
+                 f"{r.get('peak_gflops', settings['peak_gflops']):.0f}), compile "
+                 f"{r['compile_s']:.1f} s |")
+  for name, r in sorted(results.items()):
+    if not name.startswith("torch@") or "seconds" not in r:
+      continue
+    ratio = f"; cuts_jax {r['speedup_of_jax']:.2f}x as fast" if "speedup_of_jax" in r else ""
+    lines.append(f"| train step, PyTorch {r['torch_version']} on {r['device']} (batch "
+                 f"{name.split('@batch')[1]}, 128x128) | {r['seconds']:.4f} s{ratio} |")
+  if "pairs" in results:
+    r = results["pairs"]
+    lines.append(f"| pair selection + SSIM (batch {settings['batch_size']}) | "
+                 f"{r['seconds'] * 1e3:.1f}"
+                 f" ms, {r['verified_anchors_per_s']:.0f} verified anchors/s |")
+  for size, r in results.get("segment", {}).items():
+    memory = f", peak {r['peak_mb']:.0f} MB" if "peak_mb" in r else ""
+    lines.append(f"| segment {size}x{size} | {r['seconds']:.3f} s (embedding "
+                 f"{r['embed_s']:.3f} s, clustering {r['cluster_s']:.3f} s){memory} |")
+  if "time_to_result" in results and "seconds" in results["time_to_result"]:
+    r = results["time_to_result"]
+    lines.append(f"| time to result, retina CPU config | {r['seconds']:.0f} s to Dice "
+                 f"{r['dice']:.3f} |")
+  return "\n".join(lines) + "\n"
+
+
+def _headline(results: dict) -> dict:
+  out = {}
+  step = results.get("train_step", {}).get(f"default@batch{results['settings']['batch_size']}")
+  if step:
+    out.update(train_step_s=step["seconds"], images_per_s=step["images_per_s"],
+               gflop_per_s=step["gflop_per_s"])
+  segment = results.get("segment", {})
+  for size, r in segment.items():
+    out[f"segment_{size}_s"] = r["seconds"]
+    if "peak_mb" in r:
+      out[f"segment_{size}_peak_mb"] = r["peak_mb"]
+  torch_result = results.get(f"torch@batch{results['settings']['batch_size']}", {})
+  if "speedup_of_jax" in torch_result:
+    out["speedup_vs_torch"] = torch_result["speedup_of_jax"]
+  if "pairs" in results and step:
+    out["pairs_fraction_of_step"] = results["pairs"]["seconds"] / step["seconds"]
+  if "time_to_result" in results and "seconds" in results["time_to_result"]:
+    out["time_to_result_s"] = results["time_to_result"]["seconds"]
+  return out
+
+
+def main() -> None:
+  parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+  parser.add_argument("--only", default=",".join(SECTIONS),
+                      help=f"comma-separated sections of {SECTIONS}")
+  parser.add_argument("--quick", action="store_true", help="smoke run: tiny sizes, 1 repeat")
+  parser.add_argument("--json", action="store_true", help="print the headline JSON last")
+  parser.add_argument("--repeats", type=int, default=5)
+  parser.add_argument("--batch_size", type=int, default=8)
+  parser.add_argument("--image_size", type=int, default=128)
+  parser.add_argument("--peak_gflops", type=float, default=200.0,
+                      help="the device's fp32 peak for the fraction (2-core Zen 4: ~160-240)")
+  parser.add_argument("--retina_root", default=str(REPO_ROOT.parent / "shared/data/retina_ga"))
+  parser.add_argument("--output", default=str(REPO_ROOT / "benchmarks" / "results.json"))
+  parser.add_argument("--child_segment_memory", type=int, default=0, help=argparse.SUPPRESS)
+  args = parser.parse_args()
+  if args.quick:
+    args.repeats, args.batch_size, args.image_size = 1, 2, 32
+  if args.child_segment_memory:
+    _child_segment_memory(args.child_segment_memory, args)
+    return
+  sections = [s for s in args.only.split(",") if s]
+  unknown = set(sections) - set(SECTIONS)
+  if unknown:
+    parser.error(f"unknown sections {sorted(unknown)}; choose from {SECTIONS}")
+  settings = {k: v for k, v in vars(args).items() if k != "child_segment_memory"}
+  settings["command"] = "python benchmarks/run.py " + " ".join(sys.argv[1:])
+  results = {"machine": _machine(), "settings": settings}
+  if "train_step" in sections:
+    results["train_step"] = bench_train_step(args)
+  if "pairs" in sections:
+    results["pairs"] = bench_pairs(args)
+  if "segment" in sections:
+    results["segment"] = bench_segment(args)
+  if "torch" in sections and not args.quick:
+    jax_seconds = results.get("train_step", {}).get(f"default@batch{args.batch_size}",
+                                                    {}).get("seconds")
+    results[f"torch@batch{args.batch_size}"] = bench_torch(args, jax_seconds)
+  if "time_to_result" in sections and not args.quick:
+    results["time_to_result"] = bench_time_to_result(args)
+  print(_markdown(results))
+  if not args.quick:
+    # Results of other sections and other machines are kept; this run's replace theirs.
+    output = pathlib.Path(args.output)
+    merged = json.loads(output.read_text()) if output.exists() else {}
+    key = f"{results['machine']['platform']}:{results['machine']['device']}"
+    machine_results = merged.setdefault(key, {})
+    for section, value in results.items():
+      if section == "train_step":
+        machine_results.setdefault(section, {}).update(value)
+      else:
+        machine_results[section] = value
+    output.write_text(json.dumps(merged, indent=2, sort_keys=True) + "\n")
+    output.with_suffix(".md").write_text(
+        "# Benchmark results\n\nWritten by `benchmarks/run.py`.\n\n" +
+        "\n".join(_markdown(r) for r in merged.values()))
+  if args.json:
+    print(json.dumps(_headline(results)))
+
+
+if __name__ == "__main__":
+  main()
