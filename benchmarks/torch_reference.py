@@ -44,10 +44,10 @@ def _patches(images: torch.Tensor, rows: torch.Tensor, cols: torch.Tensor,
              size: int) -> torch.Tensor:
   """images (B, C, H, W); rows/cols (B, N) centres -> (B, N, C, size, size)."""
   half = size // 2
-  offsets = torch.arange(-half, half + 1)
+  offsets = torch.arange(-half, half + 1, device=images.device)
   r = rows[..., None, None] + offsets[:, None]
   c = cols[..., None, None] + offsets[None, :]
-  batch = torch.arange(images.shape[0])[:, None, None, None]
+  batch = torch.arange(images.shape[0], device=images.device)[:, None, None, None]
   gathered = images.permute(0, 2, 3, 1)[batch, r, c]  # (B, N, P, P, C)
   return gathered.permute(0, 1, 4, 2, 3)
 
