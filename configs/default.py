@@ -73,15 +73,20 @@ def get_config(model_preset: str = "paper") -> ml_collections.ConfigDict:
   # the patches the reconstruction head rebuilds from them; "embedding" uses the raw
   # embeddings (the paper's literal choice). See experiments/results for both.
   config.evaluation.cluster_space = "reconstruction"
+  config.evaluation.also_raw_embedding = False  # Also score CUTS in the raw embedding space.
   config.evaluation.seed = 0  # Seeds clustering and the patch sample of the metrics.
   config.evaluation.click_percentile = 50.0  # Paper: the expert region's median pixel.
   config.evaluation.patch_pixels = 200  # M pixels sampled per image for SSIM/ERGAS/RMSE.
   config.evaluation.patch_size = 7  # P, side of the patches compared by those measures.
+  # ERGAS divides by each patch channel's mean; means below this count as this, so
+  # black backgrounds (fundus rims, MRI) do not make single pairs dominate the average.
+  config.evaluation.ergas_floor = 0.01
   config.evaluation.num_figure_images = 4  # Images drawn in the overlay figures.
   # Baselines, scored with exactly the protocol and metrics used for CUTS; a
   # "baseline" entry names the function when the method's name is not one.
   config.evaluation.baselines = ml_collections.ConfigDict({
       "random": {"num_segments": 10},
+      "otsu": {},
       "otsu_watershed": {"min_distance": 5},
       "felzenszwalb": {"scale": 1500.0, "sigma": 0.8, "min_size": 20},
       "slic": {"num_segments": 10},

@@ -57,6 +57,26 @@ def random_labels(image: np.ndarray, *, num_segments: int = 10, seed: int = 0) -
   return rng.integers(0, num_segments, size=array.shape[:2]).astype(np.int32)
 
 
+def otsu(image: np.ndarray) -> np.ndarray:
+  """Otsu's threshold of the grayscale image: two segments, dark (0) and bright (1).
+
+  Plain thresholding, strong where the target differs from its surroundings
+  by intensity alone (e.g. ventricles in T1 brain MRI). The grayscale image is
+  the luminance for RGB, the channel mean otherwise; a flat image is one
+  segment.
+
+  Args:
+    image: float (H, W, C) or (H, W) in [0, 1].
+
+  Returns:
+    int32 (H, W) with 0 at or below the threshold and 1 above it.
+  """
+  gray = _grayscale(_check_image(image))
+  if gray.min() == gray.max():
+    return np.zeros(gray.shape, np.int32)
+  return (gray > filters.threshold_otsu(gray)).astype(np.int32)
+
+
 def otsu_watershed(image: np.ndarray, *, min_distance: int = 5, threshold_rel: float = 0.9,
                    opening_size: int = 3, dark_foreground: bool = False) -> np.ndarray:
   """Otsu foreground split into basins by a watershed of its distance transform.
@@ -193,6 +213,7 @@ def kmeans_pixels(image: np.ndarray, *, num_clusters: int = 10, smoothing_sigma:
 
 BASELINES: dict[str, Callable[..., np.ndarray]] = {
     "random": random_labels,
+    "otsu": otsu,
     "otsu_watershed": otsu_watershed,
     "felzenszwalb": felzenszwalb,
     "slic": slic,

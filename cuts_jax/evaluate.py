@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import csv
 import dataclasses
+import inspect
 import json
 import math
 import pathlib
@@ -25,12 +26,16 @@ import numpy as np
 
 from cuts_jax import baselines
 from cuts_jax import checkpointing
+from cuts_jax import clustering
 from cuts_jax import data as data_lib
 from cuts_jax import metrics
 from cuts_jax import inference
 
 EVALUATION_DIR = "evaluation"
 CUTS = "cuts"
+# CUTS clustered in the raw embedding space (the paper's literal choice), next
+# to "cuts" in the configured space (config.evaluation.cluster_space).
+CUTS_RAW = "cuts_raw_embedding"
 
 
 @dataclasses.dataclass
@@ -45,10 +50,18 @@ class ImageResult:
   pixel: Optional[tuple[int, int]] = None
 
 
-def _baseline_call(name: str, params: ml_collections.ConfigDict) -> tuple[str, dict]:
-  """(baseline function name, keyword arguments) of a configured method."""
+def _baseline_call(name: str, params: ml_collections.ConfigDict,
+                   seed: int) -> tuple[str, dict]:
+  """(baseline function name, keyword arguments) of a configured method.
+
+  A baseline that draws random numbers (random labels, k-means) gets the
+  evaluation's seed unless its configuration fixes one.
+  """
   params = params.to_dict() if hasattr(params, "to_dict") else dict(params)
   function = params.pop("baseline", name)
+  known = baselines.BASELINES.get(function)  # An unknown name fails in run_baseline.
+  if known is not None and "seed" in inspect.signature(known).parameters:
+    params.setdefault("seed", seed)
   return function, params
 
 
@@ -67,7 +80,7 @@ def score(image: np.ndarray, labels: np.ndarray, *, target: Optional[np.ndarray]
     scores["hd95"] = metrics.hd95(selected, target)
   similarity = metrics.segment_patch_similarity(
       image, labels, num_pixels=evaluation.patch_pixels, patch_size=evaluation.patch_size,
-      seed=evaluation.seed)
+      seed=evaluation.seed, ergas_epsilon=evaluation.get("ergas_floor", metrics.ERGAS_EPSILON))
   for measure in ("ssim", "ergas", "rmse"):
     scores[f"{measure}_within"] = similarity[f"{measure}_within"]
     scores[f"{measure}_between"] = similarity[f"{measure}_between"]
@@ -194,13 +207,14 @@ def evaluate(config: ml_collections.ConfigDict, workdir: str | pathlib.Path, *,
   """
   evaluation = config.evaluation
   workdir = pathlib.Path(workdir).expanduser()
-  configured = [CUTS] + list(evaluation.baselines.keys())
+  cuts_methods = [CUTS] + ([CUTS_RAW] if evaluation.get("also_raw_embedding", False) else [])
+  configured = cuts_methods + list(evaluation.baselines.keys())
   methods = configured if methods is None else methods
   unknown = sorted(set(methods) - set(configured))
   if unknown:
     raise ValueError(f"unknown methods {unknown}; configured are {configured}.")
   # Everything that can fail without segmenting is checked before the long loop.
-  if CUTS in methods and params is None:
+  if set(cuts_methods) & set(methods) and params is None:
     params = inference.load(workdir)
   directory = workdir / EVALUATION_DIR
   checkpointing.check_writable(directory, flag="--workdir")
@@ -212,13 +226,20 @@ def evaluate(config: ml_collections.ConfigDict, workdir: str | pathlib.Path, *,
     target = None if dataset.masks is None else dataset.masks[index]
     humans = None if dataset.human_segmentations is None else \
         dataset.human_segmentations[index]
+    embeddings = None
     for method in methods:
       tick = time.perf_counter()
-      if method == CUTS:
-        labels = inference.segment(params, image, num_clusters=evaluation.num_clusters,
-                                     method=evaluation.clustering, seed=evaluation.seed)
+      if method in cuts_methods:
+        if embeddings is None:  # Shared by both clustering spaces.
+          embeddings = inference.embed_image(
+              params, inference.prepare_image(image, channels=params.channels))
+        features = inference.clustering_features(
+            params, embeddings, space=None if method == CUTS else "embedding")
+        labels = clustering.cluster_image(features, num_clusters=evaluation.num_clusters,
+                                          method=evaluation.clustering, seed=evaluation.seed)
       else:
-        function, kwargs = _baseline_call(method, evaluation.baselines[method])
+        function, kwargs = _baseline_call(method, evaluation.baselines[method],
+                                          evaluation.seed)
         labels = baselines.run_baseline(function, image, **kwargs)
       seconds[method] += time.perf_counter() - tick
       scores, selected, pixel = score(image, labels, target=target, humans=humans,

@@ -555,6 +555,20 @@ def _human_list(labels: np.ndarray, human_segmentations: HumanSegmentations,
   return humans
 
 
+def _segment_ids(label_map: np.ndarray) -> np.ndarray:
+  """int64 (N,) ids 0..K-1 of the segments; small non-negative labels are kept as they are.
+
+  Label maps are usually small non-negative integers already (k-means ids,
+  BSDS's 1..K), and skipping the sort of np.unique makes the BSDS measures
+  several times faster. Unused ids give empty segments, which every measure
+  here ignores.
+  """
+  flat = label_map.ravel()
+  if flat.size and flat.min() >= 0 and flat.max() < 4 * flat.size:
+    return flat.astype(np.int64)
+  return np.unique(flat, return_inverse=True)[1].ravel().astype(np.int64)
+
+
 def _contingency(first: np.ndarray, second: np.ndarray,
                  ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
   """Sparse contingency table of two label maps of the same shape.
@@ -564,9 +578,7 @@ def _contingency(first: np.ndarray, second: np.ndarray,
     counts: int (K,) pixels in both segments.
     first_sizes, second_sizes: int pixels per segment of each map.
   """
-  _, a = np.unique(first.ravel(), return_inverse=True)
-  _, b = np.unique(second.ravel(), return_inverse=True)
-  a, b = a.ravel().astype(np.int64), b.ravel().astype(np.int64)
+  a, b = _segment_ids(first), _segment_ids(second)
   num_a, num_b = int(a.max()) + 1, int(b.max()) + 1
   joint = a * num_b + b
   if num_a * num_b <= max(4 * a.size, 1 << 16):

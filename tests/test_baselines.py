@@ -139,3 +139,13 @@ def test_bad_names_images_and_parameters_are_refused():
     baselines.otsu_watershed(image, threshold_rel=1.5)
   with pytest.raises(ValueError, match="smoothing_sigma"):
     baselines.kmeans_pixels(image, smoothing_sigma=-1.0)
+
+
+def test_otsu_splits_dark_from_bright():
+  image = np.full((20, 20), 0.2)
+  image[5:10, 5:10] = 0.9
+  labels = baselines.otsu(image)
+  assert labels.dtype == np.int32 and set(np.unique(labels)) == {0, 1}
+  assert labels[5:10, 5:10].all() and labels.sum() == 25
+  np.testing.assert_array_equal(baselines.otsu(np.full((4, 4, 3), 0.5)), 0)
+  assert "otsu" in baselines.BASELINES

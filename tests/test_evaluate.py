@@ -31,7 +31,7 @@ def test_evaluation_on_retina_writes_tables_and_figures(tiny_workdir):
   outcome = evaluate.evaluate(config, tiny_workdir)
   directory = outcome["directory"]
   table = outcome["table"]
-  assert set(table) == {"cuts", "random", "otsu_watershed", "felzenszwalb", "slic",
+  assert set(table) == {"cuts", "random", "otsu", "otsu_watershed", "felzenszwalb", "slic",
                         "kmeans_pixels", "kmeans_smoothed"}
   for method, row in table.items():
     mean, std, count = row["dice"]
@@ -42,7 +42,7 @@ def test_evaluation_on_retina_writes_tables_and_figures(tiny_workdir):
   assert "| cuts |" in markdown and "one-pixel" in markdown and "M=40" in markdown
   with (directory / "per_image.csv").open() as stream:
     rows = list(csv.DictReader(stream))
-  assert len(rows) == 3 * 7 and {"image", "method", "dice", "hd95", "ssim_within"} <= set(rows[0])
+  assert len(rows) == 3 * 8 and {"image", "method", "dice", "hd95", "ssim_within"} <= set(rows[0])
   assert (directory / "results.csv").exists() and (directory / "timing.json").exists()
   for figure in ("cuts.png", "methods.png"):
     assert (directory / figure).stat().st_size > 10_000
