@@ -33,7 +33,6 @@ from cuts_jax import sampling
 DEVICE_AXIS = "batch"
 
 
-
 class TrainState(train_state.TrainState):
   """Parameters, optimizer state, step, and the batch-norm running statistics."""
 

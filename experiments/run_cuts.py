@@ -1,0 +1,239 @@
+"""Reproduce the paper's tables: train CUTS with several seeds, score it and the baselines.
+
+    python experiments/run_cuts.py --dataset=retina            # Tables II, III
+    python experiments/run_cuts.py --dataset=berkeley \
+        --eval_set="data.splits=('val',)"                      # Table I (+ PRI/VoI/covering)
+    python experiments/run_cuts.py --dataset=brain             # Tables V, VI
+    python experiments/run_cuts.py --dataset=retina --name=retina_ablation \
+        --ablations=no_contrastive,no_reconstruction --seeds=0,1   # Table IV
+
+For each seed the dataset's config is trained with `cuts_jax.train` in
+`--workdir_root/<name>_<ablation>/seed<k>` (a finished run is reused, an
+interrupted one resumed), then `cuts_jax.evaluate` segments every image with
+CUTS and every baseline. The table gives, per method and metric, the mean and
+standard deviation over seeds of the per-seed mean over images (the paper's
+"mean and standard deviation across three independent trials"). Results go to
+experiments/results/<name>.md and .csv, with the figures of the first seed.
+Any config field can be changed with --set=field=value (repeatable).
+"""
+
+from __future__ import annotations
+
+import argparse
+import ast
+import csv
+import datetime
+import json
+import math
+import os
+import pathlib
+import platform
+import shutil
+import sys
+import time
+
+REPO_ROOT = pathlib.Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(REPO_ROOT))
+
+import jax  # pylint: disable=g-import-not-at-top
+import numpy as np
+
+from configs import berkeley  # pylint: disable=g-import-not-at-top
+from configs import brain_ventricles
+from configs import retina
+from cuts_jax import console
+from cuts_jax import evaluate
+from cuts_jax import train
+
+SHARED = REPO_ROOT.parent / "shared" / "data"
+DATASETS = {
+    "retina": (retina.get_config, SHARED / "retina_ga"),
+    "berkeley": (berkeley.get_config, SHARED / "bsds500"),
+    "brain": (brain_ventricles.get_config, SHARED / "brain_mri" / "test_scan.npz"),
+}
+ABLATIONS = {
+    "none": {},
+    "no_contrastive": {"loss.lambda_contrastive": 0.0},
+    "no_reconstruction": {"loss.lambda_reconstruction": 0.0},
+}
+COLUMNS = ("dice", "dice_majority", "hd95", "ssim_within", "ergas_within", "rmse_within",
+           "pri", "voi", "covering", "num_segments")
+HIGHER_IS_BETTER = {"dice": True, "dice_majority": True, "hd95": False, "ssim_within": True,
+                    "ergas_within": False, "rmse_within": False, "pri": True, "voi": False,
+                    "covering": True}
+
+
+def _set(config, dotted: str, value) -> None:
+  *parents, leaf = dotted.split(".")
+  node = config
+  for parent in parents:
+    node = node[parent]
+  node[leaf] = value
+
+
+def _parse_value(text: str):
+  try:
+    return ast.literal_eval(text)
+  except (ValueError, SyntaxError):
+    return text
+
+
+def _cpu_name() -> str:
+  try:
+    for line in pathlib.Path("/proc/cpuinfo").read_text().splitlines():
+      if line.startswith("model name"):
+        return line.split(":", 1)[1].strip()
+  except OSError:
+    pass
+  return platform.processor() or platform.machine()
+
+
+def build_config(args, ablation: str, seed: int):
+  get_config, default_root = DATASETS[args.dataset]
+  config = get_config(args.preset)
+  config.data.root = str(args.data_root or default_root)
+  config.seed = seed
+  config.evaluation.seed = seed
+  config.evaluation.also_raw_embedding = True
+  config.training.num_figure_images = 0
+  for field, value in ABLATIONS[ablation].items():
+    _set(config, field, value)
+  for assignment in args.set:
+    field, value = assignment.split("=", 1)
+    _set(config, field, _parse_value(value))
+  return config
+
+
+def summarise(per_seed: list[dict]) -> dict:
+  """method -> metric -> (mean over seeds, std over seeds, number of seeds)."""
+  summary = {}
+  for table in per_seed:
+    for method, metrics in table.items():
+      for metric, (mean, _, count) in metrics.items():
+        if count:
+          summary.setdefault(method, {}).setdefault(metric, []).append(mean)
+  return {method: {metric: (float(np.mean(v)), float(np.std(v)), len(v))
+                   for metric, v in metrics.items()} for method, metrics in summary.items()}
+
+
+def markdown_table(summary: dict) -> str:
+  methods = list(summary)
+  columns = [c for c in COLUMNS if any(c in summary[m] for m in methods)]
+  best = {}
+  for column in columns:
+    if column in HIGHER_IS_BETTER:
+      scored = {m: summary[m][column][0] for m in methods if column in summary[m]}
+      best[column] = (max if HIGHER_IS_BETTER[column] else min)(scored, key=scored.get)
+  lines = ["| method | " + " | ".join(columns) + " |", "| --- |" + " --- |" * len(columns)]
+  for method in methods:
+    cells = []
+    for column in columns:
+      if column not in summary[method]:
+        cells.append("-")
+        continue
+      mean, std, _ = summary[method][column]
+      digits = 1 if column in ("ergas_within", "hd95") else 3
+      text = f"{mean:.{digits}f} +- {std:.{digits}f}"
+      cells.append(f"**{text}**" if best.get(column) == method else text)
+    lines.append(f"| {method} | " + " | ".join(cells) + " |")
+  return "\n".join(lines) + "\n"
+
+
+def main() -> None:
+  parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+  parser.add_argument("--dataset", choices=sorted(DATASETS), required=True)
+  parser.add_argument("--name", default=None, help="results name (default: the dataset)")
+  parser.add_argument("--seeds", default="0,1,2")
+  parser.add_argument("--ablations", default="none", help=f"comma-separated of {list(ABLATIONS)}")
+  parser.add_argument("--preset", default="paper", help="model preset (paper, authors_code)")
+  parser.add_argument("--data_root", default=None)
+  parser.add_argument("--set", action="append", default=[], help="config field=value")
+  parser.add_argument("--eval_set", action="append", default=[],
+                      help="config field=value for the evaluation only (e.g. a data subset)")
+  parser.add_argument("--workdir_root", default="/tmp/cuts_experiments")
+  parser.add_argument("--results_dir", default=str(REPO_ROOT / "experiments" / "results"))
+  args = parser.parse_args()
+  console.setup_logging()
+  name = args.name or args.dataset
+  seeds = [int(s) for s in args.seeds.split(",")]
+  ablations = args.ablations.split(",")
+  results_dir = pathlib.Path(args.results_dir)
+  results_dir.mkdir(parents=True, exist_ok=True)
+  started = time.perf_counter()
+  summaries, timings = {}, []
+  for ablation in ablations:
+    per_seed = []
+    for seed in seeds:
+      config = build_config(args, ablation, seed)
+      workdir = pathlib.Path(args.workdir_root) / f"{args.dataset}_{ablation}_{args.preset}" / \
+          f"seed{seed}"
+      tick = time.perf_counter()
+      train.train_and_evaluate(config, workdir)
+      trained = time.perf_counter()
+      eval_config = build_config(args, ablation, seed)
+      for assignment in args.eval_set:
+        field, value = assignment.split("=", 1)
+        _set(eval_config, field, _parse_value(value))
+      outcome = evaluate.evaluate(eval_config, workdir, figures=seed == seeds[0])
+      per_seed.append(outcome["table"])
+      timings.append(dict(ablation=ablation, seed=seed, train_s=trained - tick,
+                          evaluate_s=time.perf_counter() - trained))
+      if seed == seeds[0]:
+        for figure in ("cuts.png", "methods.png"):
+          source = outcome["directory"] / figure
+          if source.exists():
+            suffix = "" if ablation == "none" else f"_{ablation}"
+            shutil.copy(source, results_dir / f"{name}{suffix}_{figure}")
+    summaries[ablation] = summarise(per_seed)
+  wall = time.perf_counter() - started
+
+  config = build_config(args, ablations[0], seeds[0])
+  command = "python experiments/run_cuts.py " + " ".join(sys.argv[1:])
+  lines = [f"# CUTS on {args.dataset}: {name}", "",
+           f"Produced on {datetime.date.today().isoformat()} by", "", "```bash", command, "```",
+           "",
+           f"- Seeds: {seeds} (training, pair sampling, clustering and the metrics' patch "
+           "sample); mean +- std over seeds of each seed's mean over images.",
+           f"- Hardware: {_cpu_name()}, {os.cpu_count()} cores, {jax.devices()[0].platform}; "
+           f"jax {jax.__version__}; Python {platform.python_version()}.",
+           f"- Wall time: {wall / 60:.1f} min in all; per run: " + "; ".join(
+               f"{t['ablation']} seed {t['seed']}: train {t['train_s'] / 60:.1f} min, evaluate "
+               f"{t['evaluate_s'] / 60:.1f} min" for t in timings) + ".",
+           f"- Data: {config.data.kind} at {config.data.root}, {tuple(config.data.image_size)}"
+           + (f"; evaluation with {', '.join(args.eval_set)}" if args.eval_set else "") + ".",
+           f"- Model: {config.model.preset} preset, kernels {tuple(config.model.kernel_sizes)}, "
+           f"features {tuple(config.model.features)}, embedding {config.model.embedding_dim}, "
+           f"padding {config.model.padding}.",
+           f"- Training: {config.training.num_steps} steps, batch {config.training.batch_size}, "
+           f"crop {config.training.crop_size or 'none'}, AdamW lr {config.optim.learning_rate}; "
+           f"sampling: patch {config.sampling.patch_size}, {config.sampling.num_anchors} "
+           f"anchors, SSIM threshold {config.sampling.ssim_threshold}; loss: lambda_c "
+           f"{config.loss.lambda_contrastive}, lambda_r {config.loss.lambda_reconstruction}.",
+           f"- Evaluation: k = {config.evaluation.num_clusters} ({config.evaluation.clustering});"
+           f" `cuts` clusters in the {config.evaluation.cluster_space} space, "
+           f"`cuts_raw_embedding` the raw embeddings; Dice with the paper's one-pixel protocol "
+           f"(`dice_majority`: the optimistic majority protocol); SSIM/ERGAS/RMSE within "
+           f"segments over M = {config.evaluation.patch_pixels} sampled pixels with "
+           f"{config.evaluation.patch_size}x{config.evaluation.patch_size} patches (ERGAS floor "
+           f"{config.evaluation.ergas_floor}). Best of each column in bold.", ""]
+  for ablation in ablations:
+    if len(ablations) > 1:
+      lines += [f"## {ablation}", ""]
+    lines += [markdown_table(summaries[ablation]), ""]
+  (results_dir / f"{name}.md").write_text("\n".join(lines))
+  with (results_dir / f"{name}.csv").open("w", newline="") as stream:
+    writer = csv.writer(stream)
+    writer.writerow(["ablation", "method", "metric", "mean", "std", "seeds"])
+    for ablation, summary in summaries.items():
+      for method, metrics in summary.items():
+        for metric, (mean, std, count) in metrics.items():
+          writer.writerow([ablation, method, metric, mean, std, count])
+  if args.dataset == "retina" and "none" in summaries and name == "retina":
+    dice = summaries["none"]["cuts"]["dice"][0]
+    (results_dir / "retina_cuts_dice.txt").write_text(f"{dice:.4f}\n")
+  print("\n".join(lines))
+  print(json.dumps({"wall_s": wall, "name": name}))
+
+
+if __name__ == "__main__":
+  main()
