@@ -151,7 +151,7 @@ def bench_pairs(args) -> dict:
   pairs = jax.block_until_ready(select(keys, images))
   seconds, _ = _median_time(lambda: jax.block_until_ready(select(keys, images)), args.repeats)
   valid = float(np.sum(pairs.valid_anchor))
-  result = {"seconds": seconds, "valid_anchors": valid,
+  result = {"seconds": seconds, "valid_anchors": valid, "batch_size": args.batch_size,
             "anchors": int(np.size(pairs.valid_anchor)),
             "verified_anchors_per_s": valid / seconds,
             "ssim_comparisons_per_s": float(np.size(pairs.positive_mask) +
@@ -295,6 +295,7 @@ def _markdown(results: dict) -> str:
            f"Measured {machine['date']}: {machine['devices']} device(s), "
            f"{machine['cpu_count']} CPU cores, jax {machine['jax']}; medians of "
            f"{settings['repeats']} runs after a warm-up; `{settings['command']}`.", "",
+           *([machine["note"], ""] if "note" in machine else []),
            "| benchmark | figure |", "| --- | --- |"]
   for name, r in sorted(results.get("train_step", {}).items()):
     variant, batch = name.split("@batch")
@@ -311,7 +312,7 @@ def _markdown(results: dict) -> str:
                  f"{name.split('@batch')[1]}, 128x128) | {r['seconds']:.4f} s{ratio} |")
   if "pairs" in results:
     r = results["pairs"]
-    lines.append(f"| pair selection + SSIM (batch {settings['batch_size']}) | "
+    lines.append(f"| pair selection + SSIM (batch {r.get('batch_size', settings['batch_size'])}) | "
                  f"{r['seconds'] * 1e3:.1f}"
                  f" ms, {r['verified_anchors_per_s']:.0f} verified anchors/s |")
   for size, r in results.get("segment", {}).items():
