@@ -35,6 +35,7 @@ import numpy as np
 
 from configs import default as default_config  # pylint: disable=g-import-not-at-top
 from configs import retina as retina_config
+from cuts_jax import console
 from cuts_jax import data
 from cuts_jax import inference
 from cuts_jax import model as model_lib
@@ -267,24 +268,14 @@ def bench_time_to_result(args) -> dict:
   return {"seconds": seconds, "dice": dice, "num_steps": config.training.num_steps}
 
 
-def _cpu_name() -> str:
-  try:
-    for line in pathlib.Path("/proc/cpuinfo").read_text().splitlines():
-      if line.startswith("model name"):
-        return line.split(":", 1)[1].strip()
-  except OSError:
-    pass
-  return platform.processor() or platform.machine()
-
-
 def _machine() -> dict:
   device = jax.devices()[0]
   name = getattr(device, "device_kind", str(device))
   if device.platform == "cpu":
-    name = f"{_cpu_name()} ({os.cpu_count()} cores)"
+    name = f"{console.processor_name()} ({os.cpu_count()} cores)"
   return {"platform": device.platform, "device": name,
           "devices": jax.device_count(), "cpu_count": os.cpu_count(),
-          "processor": _cpu_name(),
+          "processor": console.processor_name(),
           "jax": jax.__version__, "python": platform.python_version(),
           "date": datetime.datetime.now().isoformat(timespec="seconds")}
 

@@ -1,6 +1,8 @@
 """Console output: progress lines without the libraries' chatter."""
 
 import logging as std_logging
+import pathlib
+import platform
 
 from absl import logging
 
@@ -26,3 +28,14 @@ def setup_logging() -> None:
   absl_logger = std_logging.getLogger("absl")
   if not any(isinstance(f, _QuietLibraries) for f in absl_logger.filters):
     absl_logger.addFilter(_QuietLibraries())
+
+
+def processor_name() -> str:
+  """The CPU's model name, for results files that record their hardware."""
+  try:
+    for line in pathlib.Path("/proc/cpuinfo").read_text().splitlines():
+      if line.startswith("model name"):
+        return line.split(":", 1)[1].strip()
+  except OSError:
+    pass
+  return platform.processor() or platform.machine()

@@ -78,16 +78,6 @@ def _parse_value(text: str):
     return text
 
 
-def _cpu_name() -> str:
-  try:
-    for line in pathlib.Path("/proc/cpuinfo").read_text().splitlines():
-      if line.startswith("model name"):
-        return line.split(":", 1)[1].strip()
-  except OSError:
-    pass
-  return platform.processor() or platform.machine()
-
-
 def build_config(args, ablation: str, seed: int):
   get_config, default_root = DATASETS[args.dataset]
   config = get_config(args.preset)
@@ -194,7 +184,8 @@ def main() -> None:
            "",
            f"- Seeds: {seeds} (training, pair sampling, clustering and the metrics' patch "
            "sample); mean +- std over seeds of each seed's mean over images.",
-           f"- Hardware: {_cpu_name()}, {os.cpu_count()} cores, {jax.devices()[0].platform}; "
+           f"- Hardware: {console.processor_name()}, {os.cpu_count()} cores, "
+           f"{jax.devices()[0].platform}; "
            f"jax {jax.__version__}; Python {platform.python_version()}.",
            f"- Wall time: {wall / 60:.1f} min in all; per run: " + "; ".join(
                f"{t['ablation']} seed {t['seed']}: train {t['train_s'] / 60:.1f} min, evaluate "
