@@ -78,6 +78,22 @@ def _parse_value(text: str):
     return text
 
 
+def _completed_checkpoint_step(workdir: pathlib.Path) -> int:
+  """The newest complete checkpoint's step in workdir (0 when it has none)."""
+  steps = [int(path.name) for path in (workdir / "checkpoints").glob("*")
+           if path.name.isdigit() and (path / "commit_success.txt").exists()]
+  return max(steps, default=0)
+
+
+def _training_origin(timing: dict) -> str:
+  # Results files must not pass off a resumed or reused run's time as a full training.
+  if timing["start_step"] >= timing["num_steps"]:
+    return " (a finished run reused)"
+  if timing["start_step"]:
+    return f" (resumed at step {timing['start_step']})"
+  return ""
+
+
 def build_config(args, ablation: str, seed: int):
   get_config, default_root = DATASETS[args.dataset]
   config = get_config(args.preset)
@@ -157,6 +173,7 @@ def main() -> None:
       config = build_config(args, ablation, seed)
       workdir = pathlib.Path(args.workdir_root) / f"{args.dataset}_{ablation}_{args.preset}" / \
           f"seed{seed}"
+      start_step = _completed_checkpoint_step(workdir)
       tick = time.perf_counter()
       train.train_and_evaluate(config, workdir)
       trained = time.perf_counter()
@@ -166,7 +183,8 @@ def main() -> None:
         _set(eval_config, field, _parse_value(value))
       outcome = evaluate.evaluate(eval_config, workdir, figures=seed == seeds[0])
       per_seed.append(outcome["table"])
-      timings.append(dict(ablation=ablation, seed=seed, train_s=trained - tick,
+      timings.append(dict(ablation=ablation, seed=seed, start_step=start_step,
+                          num_steps=config.training.num_steps, train_s=trained - tick,
                           evaluate_s=time.perf_counter() - trained))
       if seed == seeds[0]:
         for figure in ("cuts.png", "methods.png"):
@@ -187,9 +205,10 @@ def main() -> None:
            f"- Hardware: {console.processor_name()}, {os.cpu_count()} cores, "
            f"{jax.devices()[0].platform}; "
            f"jax {jax.__version__}; Python {platform.python_version()}.",
-           f"- Wall time: {wall / 60:.1f} min in all; per run: " + "; ".join(
-               f"{t['ablation']} seed {t['seed']}: train {t['train_s'] / 60:.1f} min, evaluate "
-               f"{t['evaluate_s'] / 60:.1f} min" for t in timings) + ".",
+           f"- Wall time: {wall / 60:.1f} min for this command; per run: " + "; ".join(
+               f"{t['ablation']} seed {t['seed']}: train {t['train_s'] / 60:.1f} min"
+               f"{_training_origin(t)}, evaluate {t['evaluate_s'] / 60:.1f} min"
+               for t in timings) + ".",
            f"- Data: {config.data.kind} at {config.data.root}, {tuple(config.data.image_size)}"
            + (f"; evaluation with {', '.join(args.eval_set)}" if args.eval_set else "") + ".",
            f"- Model: {config.model.preset} preset, kernels {tuple(config.model.kernel_sizes)}, "
