@@ -5,7 +5,8 @@ CPU (about 7 min on 2 cores; the reference for `benchmarks/run.py`'s time to res
     python -m cuts_jax.main --config=configs/retina.py --workdir=/tmp/retina \
         --config.data.root=../shared/data/retina_ga
 
-GPU (whole 128x128 images, 2000 steps; about 2 min on one H100):
+GPU (whole 128x128 images, 2000 steps; one step of 8 images took 7 ms on an H100 in
+benchmarks/results.md, compile 11 s; the whole run has not been timed on a GPU):
 
     python -m cuts_jax.main --config=configs/retina.py --workdir=/tmp/retina_gpu \
         --config.data.root=../shared/data/retina_ga --config.training.crop_size=0 \

@@ -74,7 +74,8 @@ flags.DEFINE_integer("crop_size", 64, "Train on random crops of this side (0: wh
 flags.DEFINE_float("dice_weight", 1.0, "Weight of the soft-Dice term beside the BCE.")
 flags.DEFINE_float("threshold", 0.5, "Probability threshold of the predicted mask.")
 flags.DEFINE_bool("plot_only", False, "Redraw the figure from --output_dir's CSV (e.g. with a "
-                  "new --cuts_dice) without training; the .md is left as it is.")
+                  "new --cuts_dice) without training; the .md keeps its figures and gets "
+                  "the new CUTS line.")
 flags.DEFINE_float("cuts_dice", None, "CUTS's label-free Dice for the horizontal line "
                    "(default: read experiments/results/retina_cuts_dice.txt if it exists).")
 
@@ -314,6 +315,26 @@ def write_markdown(rows: list[dict], ps: list[float], modes: list[str],
   path.write_text("\n".join(lines))
 
 
+def refresh_cuts_line(path: pathlib.Path, cuts_dice: Optional[float], cuts_source: str) -> None:
+  """Puts CUTS's Dice, and which rows fall below it, into an existing results file."""
+  if not path.exists():
+    return
+  lines = []
+  for line in path.read_text().splitlines():
+    if line.startswith("- CUTS's Dice:"):
+      line = (f"- CUTS's Dice: {cuts_dice if cuts_dice is not None else 'none'} (source: "
+              f"{cuts_source}; added by --plot_only).")
+    cells = line.split(" | ")
+    if line.startswith("| ") and len(cells) == 6 and cells[3][:1].isdigit():
+      mean = float(cells[3].split("+-")[0])
+      cells[3] = cells[3].replace(" (below CUTS)", "")
+      if cuts_dice is not None and mean < cuts_dice:
+        cells[3] += " (below CUTS)"
+      line = " | ".join(cells)
+    lines.append(line)
+  path.write_text("\n".join(lines) + "\n")
+
+
 def main(argv: list[str]) -> None:
   if len(argv) > 1:
     raise app.UsageError(f"unexpected arguments {argv[1:]}; all settings are --flags.")
@@ -331,6 +352,7 @@ def main(argv: list[str]) -> None:
     ps = list(dict.fromkeys(r["p"] for r in rows))
     modes = list(dict.fromkeys(r["noise_mode"] for r in rows))
     plot(rows, ps, modes, cuts_dice, cuts_source, output_dir / f"{NAME}.png")
+    refresh_cuts_line(output_dir / f"{NAME}.md", cuts_dice, cuts_source)
     logging.info("Redrew %s from %s.", output_dir / f"{NAME}.png", output_dir / f"{NAME}.csv")
     return
   machine, start_load = hardware(), load_average()
