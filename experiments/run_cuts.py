@@ -8,8 +8,8 @@
         --ablations=no_contrastive,no_reconstruction --seeds=0,1   # Table IV
 
 For each seed the dataset's config is trained with `cuts_jax.train` in
-`--workdir_root/<name>_<ablation>/seed<k>` (a finished run is reused, an
-interrupted one resumed), then `cuts_jax.evaluate` segments every image with
+`--workdir_root/<dataset>_<ablation>_<preset>[_<hash of --set>]/seed<k>` (a finished
+run is reused, an interrupted one resumed), then `cuts_jax.evaluate` segments every image with
 CUTS and every baseline. The table gives, per method and metric, the mean and
 standard deviation over seeds of the per-seed mean over images (the paper's
 "mean and standard deviation across three independent trials"). Results go to
@@ -23,6 +23,7 @@ import argparse
 import ast
 import csv
 import datetime
+import hashlib
 import json
 import math
 import os
@@ -76,6 +77,13 @@ def _parse_value(text: str):
     return ast.literal_eval(text)
   except (ValueError, SyntaxError):
     return text
+
+
+def _settings_suffix(assignments: list[str]) -> str:
+  # Runs trained with other --set values must not be reused for these.
+  if not assignments:
+    return ""
+  return "_" + hashlib.sha1("\n".join(sorted(assignments)).encode()).hexdigest()[:8]
 
 
 def _completed_checkpoint_step(workdir: pathlib.Path) -> int:
@@ -145,6 +153,16 @@ def markdown_table(summary: dict) -> str:
   return "\n".join(lines) + "\n"
 
 
+def ablation_table(summaries: dict) -> str:
+  """One row per ablation: CUTS's metrics (both clustering spaces)."""
+  rows = {}
+  for ablation, summary in summaries.items():
+    for method in ("cuts", "cuts_raw_embedding"):
+      if method in summary:
+        rows[f"{method} ({ablation})"] = summary[method]
+  return markdown_table(rows)
+
+
 def main() -> None:
   parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
   parser.add_argument("--dataset", choices=sorted(DATASETS), required=True)
@@ -171,8 +189,8 @@ def main() -> None:
     per_seed = []
     for seed in seeds:
       config = build_config(args, ablation, seed)
-      workdir = pathlib.Path(args.workdir_root) / f"{args.dataset}_{ablation}_{args.preset}" / \
-          f"seed{seed}"
+      workdir = pathlib.Path(args.workdir_root) / (
+          f"{args.dataset}_{ablation}_{args.preset}{_settings_suffix(args.set)}") / f"seed{seed}"
       start_step = _completed_checkpoint_step(workdir)
       tick = time.perf_counter()
       train.train_and_evaluate(config, workdir)
@@ -226,9 +244,11 @@ def main() -> None:
            f"segments over M = {config.evaluation.patch_pixels} sampled pixels with "
            f"{config.evaluation.patch_size}x{config.evaluation.patch_size} patches (ERGAS floor "
            f"{config.evaluation.ergas_floor}). Best of each column in bold.", ""]
+  if len(ablations) > 1:
+    lines += ["## CUTS per ablation", "", ablation_table(summaries), ""]
   for ablation in ablations:
     if len(ablations) > 1:
-      lines += [f"## {ablation}", ""]
+      lines += [f"## {ablation}: every method", ""]
     lines += [markdown_table(summaries[ablation]), ""]
   (results_dir / f"{name}.md").write_text("\n".join(lines))
   with (results_dir / f"{name}.csv").open("w", newline="") as stream:

@@ -1,0 +1,79 @@
+"""The experiment scripts run end to end on tiny settings (no result is asserted)."""
+
+import csv
+import importlib.util
+import subprocess
+import sys
+
+from conftest import REPO_ROOT
+from conftest import shared_data
+
+TINY = ("data.limit=4", "training.num_steps=2", "training.batch_size=2",
+        "training.crop_size=24", "training.log_every=1", "training.checkpoint_every=2",
+        "model.kernel_sizes=(3,)", "model.features=(4,)", "model.embedding_dim=4",
+        "sampling.num_anchors=4", "evaluation.patch_pixels=10")
+
+
+def _load(relative: str):
+  spec = importlib.util.spec_from_file_location(relative.replace("/", "_")[:-3],
+                                                REPO_ROOT / relative)
+  module = importlib.util.module_from_spec(spec)
+  spec.loader.exec_module(module)
+  return module
+
+
+def _run_cuts(tmp_path, ablations):
+  command = [sys.executable, "experiments/run_cuts.py", "--dataset=retina", "--seeds=0",
+             f"--ablations={ablations}", "--name=tiny",
+             f"--data_root={shared_data('retina_ga')}", f"--workdir_root={tmp_path / 'runs'}",
+             f"--results_dir={tmp_path / 'results'}", *[f"--set={s}" for s in TINY]]
+  result = subprocess.run(command, cwd=REPO_ROOT, capture_output=True, text=True, timeout=600)
+  assert result.returncode == 0, result.stderr[-3000:]
+  return (tmp_path / "results" / "tiny.md").read_text()
+
+
+def test_run_cuts_writes_tables_per_ablation_and_marks_reused_runs(tmp_path):
+  first = _run_cuts(tmp_path, "none,no_contrastive")
+  assert "## CUTS per ablation" in first
+  assert "| cuts (no_contrastive) |" in first and "| kmeans_smoothed |" in first
+  assert "reused" not in first and "resumed" not in first
+  with (tmp_path / "results" / "tiny.csv").open() as stream:
+    rows = list(csv.DictReader(stream))
+  dice = [r for r in rows if r["method"] == "cuts" and r["metric"] == "dice"]
+  assert {r["ablation"] for r in dice} == {"none", "no_contrastive"}
+  assert all(r["seeds"] == "1" for r in dice)
+  # A second invocation reuses the finished runs and says so instead of timing them as new.
+  second = _run_cuts(tmp_path, "none")
+  assert second.count("(a finished run reused)") == 1
+  assert not (tmp_path / "results" / "retina_cuts_dice.txt").exists()
+
+
+def test_training_origin_tells_fresh_resumed_and_reused_runs_apart(tmp_path):
+  run_cuts = _load("experiments/run_cuts.py")
+  assert run_cuts._completed_checkpoint_step(tmp_path) == 0
+  for step, complete in ((100, True), (200, True), (300, False)):
+    (tmp_path / "checkpoints" / str(step)).mkdir(parents=True)
+    if complete:
+      (tmp_path / "checkpoints" / str(step) / "commit_success.txt").write_text("")
+  assert run_cuts._completed_checkpoint_step(tmp_path) == 200
+  assert run_cuts._training_origin({"start_step": 0, "num_steps": 300}) == ""
+  assert "resumed at step 200" in run_cuts._training_origin({"start_step": 200,
+                                                             "num_steps": 300})
+  assert "reused" in run_cuts._training_origin({"start_step": 300, "num_steps": 300})
+
+
+def test_unet_plot_only_puts_cuts_line_into_the_results_file(tmp_path):
+  unet_experiment = _load("experiments/supervised_unet.py")
+  path = tmp_path / "supervised_unet.md"
+  path.write_text(
+      "- CUTS's Dice: none (source: not given).\n\n"
+      "| noise | p | GA labels kept | held-out Dice (mean +- std over splits) | per split "
+      "| min / max image |\n| --- | --- | --- | --- | --- | --- |\n"
+      "| multiply | 1 | 1.0000 | 0.843 +- 0.069 | 0.851, 0.754, 0.923 | 0.515 / 0.960 |\n"
+      "| multiply | 0.2 | 0.2018 | 0.207 +- 0.065 | 0.229, 0.119, 0.272 | 0.000 / 0.509 |\n")
+  unet_experiment.refresh_cuts_line(path, 0.7, "a test")
+  text = path.read_text()
+  assert "- CUTS's Dice: 0.7 (source: a test" in text
+  assert "| 0.843 +- 0.069 |" in text and "| 0.207 +- 0.065 (below CUTS) |" in text
+  unet_experiment.refresh_cuts_line(path, 0.1, "again")
+  assert "(below CUTS)" not in path.read_text()
