@@ -205,7 +205,8 @@ def main() -> None:
                           num_steps=config.training.num_steps, train_s=trained - tick,
                           evaluate_s=time.perf_counter() - trained))
       if seed == seeds[0]:
-        for figure in ("cuts.png", "methods.png"):
+        # The baselines do not change with an ablation: their figure is kept once.
+        for figure in ("cuts.png",) if ablation != "none" else ("cuts.png", "methods.png"):
           source = outcome["directory"] / figure
           if source.exists():
             suffix = "" if ablation == "none" else f"_{ablation}"
