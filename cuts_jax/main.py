@@ -7,6 +7,7 @@ Any config field can be overridden with --config.<path>=<value>. Re-running
 with the same --workdir resumes from its latest checkpoint.
 """
 
+import os
 import sys
 
 from absl import app
@@ -32,8 +33,12 @@ def main(argv):
   try:
     train.train_and_evaluate(_CONFIG.value, _WORKDIR.value)
   except (data.DataError, train.NonFiniteLossError, ValueError, OSError) as error:
-    # Problems the user can fix: say what is wrong without a traceback.
-    sys.exit(f"cuts_jax.main: error: {error}")
+    # Problems the user can fix: say what is wrong without a traceback. The checkpoint manager
+    # is closed by now; leaving without interpreter teardown keeps tensorstore's shutdown
+    # noise ("Event loop is closed") from burying this message as the last line.
+    print(f"cuts_jax.main: error: {error}", file=sys.stderr, flush=True)
+    sys.stdout.flush()
+    os._exit(1)
   logging.info("Done; results are in %s.", _WORKDIR.value)
 
 

@@ -102,7 +102,7 @@ def _training_origin(timing: dict) -> str:
   return ""
 
 
-def build_config(args, ablation: str, seed: int):
+def build_config(args, ablation: str, seed: int, extra_assignments: tuple[str, ...] = ()):
   get_config, default_root = DATASETS[args.dataset]
   config = get_config(args.preset)
   config.data.root = str(args.data_root or default_root)
@@ -112,7 +112,7 @@ def build_config(args, ablation: str, seed: int):
   config.training.num_figure_images = 0
   for field, value in ABLATIONS[ablation].items():
     _set(config, field, value)
-  for assignment in args.set:
+  for assignment in (*args.set, *extra_assignments):
     field, value = assignment.split("=", 1)
     _set(config, field, _parse_value(value))
   return config
@@ -195,10 +195,7 @@ def main() -> None:
       tick = time.perf_counter()
       train.train_and_evaluate(config, workdir)
       trained = time.perf_counter()
-      eval_config = build_config(args, ablation, seed)
-      for assignment in args.eval_set:
-        field, value = assignment.split("=", 1)
-        _set(eval_config, field, _parse_value(value))
+      eval_config = build_config(args, ablation, seed, tuple(args.eval_set))
       outcome = evaluate.evaluate(eval_config, workdir, figures=seed == seeds[0])
       per_seed.append(outcome["table"])
       timings.append(dict(ablation=ablation, seed=seed, start_step=start_step,

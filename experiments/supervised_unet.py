@@ -97,14 +97,7 @@ def read_cuts_dice() -> tuple[Optional[float], str]:
 
 
 def hardware() -> str:
-  model = "unknown CPU"
-  try:
-    for line in pathlib.Path("/proc/cpuinfo").read_text().splitlines():
-      if line.startswith("model name"):
-        model = line.split(":", 1)[1].strip()
-        break
-  except OSError:
-    pass
+  model = console.processor_name()
   usable = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
   devices = ", ".join(sorted({d.device_kind for d in jax.devices()}))
   return (f"{model}, {usable} usable cores ({os.cpu_count()} online); JAX {jax.__version__} "
