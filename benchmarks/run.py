@@ -33,14 +33,15 @@ sys.path.insert(0, str(REPO_ROOT))
 import jax  # pylint: disable=g-import-not-at-top
 import numpy as np
 
-from configs import default as default_config  # pylint: disable=g-import-not-at-top
-from configs import retina as retina_config
-from cuts_jax import console
-from cuts_jax import data
-from cuts_jax import inference
+from configs import retina as retina_config  # pylint: disable=g-import-not-at-top
+from cuts_jax import clustering
+from cuts_jax import defaults as default_config
 from cuts_jax import model as model_lib
 from cuts_jax import sampling
+from cuts_jax import segmentation
 from cuts_jax import train
+from cuts_jax.io import datasets as data
+from cuts_jax.runs import console
 
 SECTIONS = ("train_step", "pairs", "segment", "torch", "time_to_result")
 
@@ -168,7 +169,7 @@ def _segment_params(args, channels: int = 3):
     config.model.kernel_sizes, config.model.features = (5, 3), (8, 16)
     config.model.embedding_dim = 16
   state = train.create_train_state(jax.random.key(0), config, image_shape=(64, 64, channels))
-  return inference.SegmentationParams.from_train_state(state, config)
+  return segmentation.SegmentationParams.from_train_state(state, config)
 
 
 def _segment_image(size: int) -> np.ndarray:
@@ -178,17 +179,16 @@ def _segment_image(size: int) -> np.ndarray:
 
 def bench_segment(args) -> dict:
   """Latency of cuts_jax.segment (embedding and clustering apart), and peak memory."""
-  from cuts_jax import clustering
   params = _segment_params(args)
   results = {}
   sizes = (64, 128) if args.quick else (128, 256, 512)
   for size in sizes:
     image = _segment_image(size)
-    inference.segment(params, image)  # Compiles for this size.
-    embed_s, _ = _median_time(lambda: inference.embed_image(params, image), args.repeats)
-    embeddings = inference.embed_image(params, image)
+    segmentation.segment(params, image)  # Compiles for this size.
+    embed_s, _ = _median_time(lambda: segmentation.embed_image(params, image), args.repeats)
+    embeddings = segmentation.embed_image(params, image)
     cluster_s, _ = _median_time(lambda: clustering.cluster_image(embeddings), args.repeats)
-    total_s, _ = _median_time(lambda: inference.segment(params, image), args.repeats)
+    total_s, _ = _median_time(lambda: segmentation.segment(params, image), args.repeats)
     results[str(size)] = {"seconds": total_s, "embed_s": embed_s, "cluster_s": cluster_s}
     print(f"segment {size}x{size}: {total_s:.3f} s (embedding {embed_s:.3f} s, clustering "
           f"{cluster_s:.3f} s)", flush=True)
@@ -208,7 +208,7 @@ def _child_segment_memory(size: int, args) -> None:
   params = _segment_params(args)
   image = _segment_image(size)
   before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
-  inference.segment(params, image)
+  segmentation.segment(params, image)
   peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
   print(json.dumps({"peak_mb": peak, "peak_increase_mb": peak - before}))
 

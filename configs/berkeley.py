@@ -12,11 +12,11 @@ segmentations are used only for evaluation). Images are resized to 128x128.
 Results: experiments/results/berkeley.md.
 """
 
-from configs import default
+from cuts_jax import defaults
 
 
 def get_config(model_preset: str = "paper"):
-  config = default.get_config(model_preset)
+  config = defaults.get_config(model_preset)
   config.data.kind = "bsds500"
   config.data.root = ""  # Set with --config.data.root=/path/to/BSDS500/data.
   config.data.splits = ("train", "val")

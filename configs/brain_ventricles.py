@@ -13,7 +13,7 @@ Slices along `data.axis` that cross the ventricles are kept; the ventricle
 labels form the evaluation target and are never used in training.
 """
 
-from configs import default
+from cuts_jax import defaults
 
 # FreeSurfer ids: lateral ventricles (4, 43), inferior lateral ventricles (5, 44),
 # 3rd ventricle (14), 4th ventricle (15).
@@ -21,7 +21,7 @@ VENTRICLE_LABELS = (4, 43, 5, 44, 14, 15)
 
 
 def get_config(model_preset: str = "paper"):
-  config = default.get_config(model_preset)
+  config = defaults.get_config(model_preset)
   config.data.kind = "volume"
   config.data.root = ""  # Set with --config.data.root=/path/to/volume.npz.
   config.data.axis = 0

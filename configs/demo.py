@@ -8,11 +8,11 @@ images, then draws their segments in `workdir/segments.png` (with matplotlib).
 About 3 minutes on a 2-core CPU, well under a minute on a GPU.
 """
 
-from configs import default
+from cuts_jax import defaults
 
 
 def get_config(model_preset: str = "paper"):
-  config = default.get_config(model_preset)
+  config = defaults.get_config(model_preset)
   config.data.kind = "demo"
   config.training.crop_size = 64
   config.training.num_steps = 100

@@ -17,11 +17,11 @@ only to report Dice, never for training). Expected on the 28 images of
 ../shared/data: one-pixel Dice about 0.73 (experiments/results/retina.md).
 """
 
-from configs import default
+from cuts_jax import defaults
 
 
 def get_config(model_preset: str = "paper"):
-  config = default.get_config(model_preset)
+  config = defaults.get_config(model_preset)
   config.data.kind = "retina"
   config.data.root = ""  # Set with --config.data.root=/path/to/retina_ga.
   config.training.crop_size = 64  # Random 64x64 crops: ~4x cheaper steps on CPU.

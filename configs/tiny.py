@@ -7,11 +7,11 @@ about 10 s on a 2-core CPU including compilation. It checks that everything
 runs, not that segments are good.
 """
 
-from configs import default
+from cuts_jax import defaults
 
 
 def get_config(model_preset: str = "paper"):
-  config = default.get_config(model_preset)
+  config = defaults.get_config(model_preset)
   config.data.kind = "demo"
   config.data.image_size = (32, 32)
   config.data.limit = 4

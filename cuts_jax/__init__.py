@@ -5,12 +5,12 @@
     mask = cuts_jax.select(labels, (row, col))
 """
 
-from cuts_jax.inference import SegmentationParams
-from cuts_jax.inference import embed
-from cuts_jax.inference import load
-from cuts_jax.inference import segment
-from cuts_jax.inference import select
+from cuts_jax.segmentation import embed
+from cuts_jax.segmentation import segment
+from cuts_jax.segmentation import SegmentationParams
+from cuts_jax.segmentation import select
 from cuts_jax.train import train_and_evaluate
+from cuts_jax.trained import load
 
 __all__ = ["SegmentationParams", "embed", "load", "segment", "select", "train_and_evaluate"]
 __version__ = "0.1.0"

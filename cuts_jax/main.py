@@ -1,46 +1,11 @@
-"""Command line entry point for training.
+"""Command line entry point for training: `cuts_jax.apps.train` under its usual name.
 
-    python -m cuts_jax.main --config=configs/retina.py --workdir=/tmp/retina \
-        --config.data.root=/path/to/retina_ga --config.training.num_steps=500
-
-Any config field can be overridden with --config.<path>=<value>. Re-running
-with the same --workdir resumes from its latest checkpoint.
+    python -m cuts_jax.main --config=configs/retina.py --workdir=/tmp/retina
 """
 
-import os
-import sys
-
 from absl import app
-from absl import flags
-from absl import logging
-from ml_collections import config_flags
 
-from cuts_jax import console
-from cuts_jax import data
-from cuts_jax import train
-
-_CONFIG = config_flags.DEFINE_config_file(
-    "config", None, "Config file (e.g. configs/retina.py).", lock_config=True)
-_WORKDIR = flags.DEFINE_string("workdir", None, "Directory for checkpoints, metrics and "
-                               "config.json; reused to resume.")
-flags.mark_flags_as_required(["config", "workdir"])
-
-
-def main(argv):
-  if len(argv) > 1:
-    raise app.UsageError(f"Unexpected arguments: {' '.join(argv[1:])}")
-  console.setup_logging()
-  try:
-    train.train_and_evaluate(_CONFIG.value, _WORKDIR.value)
-  except (data.DataError, train.NonFiniteLossError, ValueError, OSError) as error:
-    # Problems the user can fix: say what is wrong without a traceback. The checkpoint manager
-    # is closed by now; leaving without interpreter teardown keeps tensorstore's shutdown
-    # noise ("Event loop is closed") from burying this message as the last line.
-    print(f"cuts_jax.main: error: {error}", file=sys.stderr, flush=True)
-    sys.stdout.flush()
-    os._exit(1)
-  logging.info("Done; results are in %s.", _WORKDIR.value)
-
+from cuts_jax.apps import train
 
 if __name__ == "__main__":
-  app.run(main)
+  app.run(train.main)

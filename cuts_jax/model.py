@@ -15,36 +15,14 @@ import jax.numpy as jnp
 import ml_collections
 
 from cuts_jax import conv
+from cuts_jax import defaults
 
 PADDING_MODES = ("zero", "edge", "reflect")
 ACTIVATIONS = ("relu", "leaky_relu")
 
-# The variant the authors published as code: four 5x5 convolutions, replicate
-# padding, LeakyReLU(0.01), and the last convolution's output as the embedding.
-AUTHORS_CODE_PRESET = dict(
-    kernel_sizes=(5, 5, 5, 5),
-    features=(16, 32, 64, 128),
-    embedding_dim=0,
-    activation="leaky_relu",
-    padding="edge",
-)
-
-# The architecture of the paper (section III.B.1). The paper does not say how
-# borders are padded; reflection keeps border pixels' embeddings like their
-# neighbours' (zero padding gives the image's rim segments of its own).
-PAPER_PRESET = dict(
-    kernel_sizes=(15, 11, 7),
-    features=(32, 64, 128),
-    embedding_dim=128,
-    activation="relu",
-    padding="reflect",
-)
-
-PRESETS = {"paper": PAPER_PRESET, "authors_code": AUTHORS_CODE_PRESET}
-
 # The config.model fields that define the weights; the others (preset name,
 # how gradients are computed) can change between runs of one model.
-ARCHITECTURE_FIELDS = tuple(PAPER_PRESET)
+ARCHITECTURE_FIELDS = tuple(defaults.PAPER_PRESET)
 
 
 def _activate(x: jax.Array, activation: str) -> jax.Array:
@@ -89,11 +67,11 @@ class Encoder(nn.Module):
       (im2col matrix products on CPU, XLA's elsewhere), "im2col" or "xla".
   """
 
-  kernel_sizes: Sequence[int] = PAPER_PRESET["kernel_sizes"]
-  features: Sequence[int] = PAPER_PRESET["features"]
-  embedding_dim: int = PAPER_PRESET["embedding_dim"]
-  activation: str = PAPER_PRESET["activation"]
-  padding: str = PAPER_PRESET["padding"]
+  kernel_sizes: Sequence[int] = defaults.PAPER_PRESET["kernel_sizes"]
+  features: Sequence[int] = defaults.PAPER_PRESET["features"]
+  embedding_dim: int = defaults.PAPER_PRESET["embedding_dim"]
+  activation: str = defaults.PAPER_PRESET["activation"]
+  padding: str = defaults.PAPER_PRESET["padding"]
   batch_norm_axis_name: Optional[str] = None
   weight_gradient: str = "auto"
 

@@ -18,15 +18,15 @@ import ml_collections
 import numpy as np
 import optax
 
-from cuts_jax import checkpointing
-from cuts_jax import data as data_lib
-from cuts_jax import inference
 from cuts_jax import losses
-from cuts_jax import metric_writers
-from cuts_jax import metrics as metrics_lib
 from cuts_jax import model as model_lib
-from cuts_jax import periodic
 from cuts_jax import sampling
+from cuts_jax import segmentation
+from cuts_jax.evaluation import metrics as metrics_lib
+from cuts_jax.io import datasets as data_lib
+from cuts_jax.runs import checkpointing
+from cuts_jax.runs import metric_writers
+from cuts_jax.runs import periodic
 
 # The pmap axis over which the batch is split; batch norm statistics,
 # gradients and metrics are averaged over it.
@@ -257,14 +257,14 @@ def report_segments(state: TrainState, dataset: data_lib.Dataset,
   `workdir/segments.png` (and sent to TensorBoard) when matplotlib is there.
   """
   tick = time.perf_counter()
-  params = inference.SegmentationParams.from_train_state(state, config)
+  params = segmentation.SegmentationParams.from_train_state(state, config)
   evaluation = config.evaluation
   num_figures = min(config.training.num_figure_images, len(dataset))
   count = len(dataset) if dataset.masks is not None else num_figures
   dice_scores, rows = [], []
   for index in range(count):
     image, mask = dataset.images[index], None
-    labels = inference.segment(params, image, num_clusters=evaluation.num_clusters,
+    labels = segmentation.segment(params, image, num_clusters=evaluation.num_clusters,
                                method=evaluation.clustering, seed=evaluation.seed)
     row = dict(image=image, labels=labels, name=dataset.names[index])
     if dataset.masks is not None and dataset.masks[index].any():
@@ -283,7 +283,7 @@ def report_segments(state: TrainState, dataset: data_lib.Dataset,
                  dice)
   if rows:
     try:
-      from cuts_jax import viz
+      from cuts_jax.evaluation import viz
       path = viz.save(viz.segmentation_figure(rows, title=f"step {step}"),
                       workdir / "segments.png")
       writer.write_images(step, {f"segments/{row['name']}": viz.overlay_segments(

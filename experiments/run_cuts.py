@@ -9,8 +9,8 @@
 
 For each seed the dataset's config is trained with `cuts_jax.train` in
 `--workdir_root/<dataset>_<ablation>_<preset>[_<hash of --set>]/seed<k>` (a finished
-run is reused, an interrupted one resumed), then `cuts_jax.evaluate` segments every image with
-CUTS and every baseline. The table gives, per method and metric, the mean and
+run is reused, an interrupted one resumed), then `cuts_jax.evaluation.evaluate` segments
+every image with CUTS and every baseline. The table gives, per method and metric, the mean and
 standard deviation over seeds of the per-seed mean over images (the paper's
 "mean and standard deviation across three independent trials"). Results go to
 experiments/results/<name>.md and .csv, with the figures of the first seed.
@@ -42,9 +42,9 @@ import numpy as np
 from configs import berkeley  # pylint: disable=g-import-not-at-top
 from configs import brain_ventricles
 from configs import retina
-from cuts_jax import console
-from cuts_jax import evaluate
 from cuts_jax import train
+from cuts_jax.evaluation import evaluate
+from cuts_jax.runs import console
 
 SHARED = REPO_ROOT.parent / "shared" / "data"
 DATASETS = {

@@ -46,9 +46,9 @@ if str(REPO_ROOT) not in sys.path:
 import jax  # pylint: disable=g-import-not-at-top
 import numpy as np  # pylint: disable=g-import-not-at-top
 
-from cuts_jax import console  # pylint: disable=g-import-not-at-top
-from cuts_jax import data as data_lib  # pylint: disable=g-import-not-at-top
-from cuts_jax import unet  # pylint: disable=g-import-not-at-top
+from cuts_jax.evaluation import supervised_unet as unet  # pylint: disable=g-import-not-at-top
+from cuts_jax.io import datasets as data_lib  # pylint: disable=g-import-not-at-top
+from cuts_jax.runs import console  # pylint: disable=g-import-not-at-top
 
 RESULTS = REPO_ROOT / "experiments" / "results"
 NAME = "supervised_unet"
@@ -180,7 +180,7 @@ def read_csv(path: pathlib.Path) -> list[dict]:
 
 def plot(rows: list[dict], ps: list[float], modes: list[str], cuts_dice: Optional[float],
          cuts_source: str, path: pathlib.Path) -> None:
-  from cuts_jax import viz  # pylint: disable=g-import-not-at-top
+  from cuts_jax.evaluation import viz  # pylint: disable=g-import-not-at-top
   plt = viz.pyplot()
   figure, axis = plt.subplots(figsize=(6, 4))
   labels = {"multiply": "U-Net, labels x Bernoulli(p) (paper's wording)",

@@ -3,7 +3,7 @@
     python experiments/valid_anchors.py      # about 1 min on 2 CPU cores
 
 Runs `cuts_jax.sampling.select_pairs` (jit + vmap, as in the train step) on every retina and
-BSDS500 image of ../shared/data at 128x128, three draws each, with configs/default.py's
+BSDS500 image of ../shared/data at 128x128, three draws each, with cuts_jax.defaults'
 sampling settings, and prints the mean fraction, the lowest image's fraction and the mean
 number of kept positives per anchor.
 """
@@ -18,9 +18,9 @@ sys.path.insert(0, str(REPO_ROOT))
 import jax  # pylint: disable=g-import-not-at-top
 import numpy as np
 
-from configs import default
-from cuts_jax import data
+from cuts_jax import defaults
 from cuts_jax import sampling
+from cuts_jax.io import datasets as data
 
 SHARED = REPO_ROOT.parent / "shared" / "data"
 BATCH = 32
@@ -28,11 +28,11 @@ DRAWS = 3
 
 
 def main() -> None:
-  config = default.get_config()
+  config = defaults.get_config()
   select = jax.jit(jax.vmap(functools.partial(sampling.select_pairs,
                                               **sampling.sampling_kwargs(config.sampling))))
   for kind, root in (("retina", SHARED / "retina_ga"), ("bsds500", SHARED / "bsds500")):
-    data_config = default.get_config().data
+    data_config = defaults.get_config().data
     data_config.kind, data_config.root = kind, str(root)
     images = data.load_dataset(data_config).images
     fractions, positives = [], []

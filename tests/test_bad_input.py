@@ -27,10 +27,10 @@ import cuts_jax
 from configs import default
 from configs import tiny
 from conftest import REPO_ROOT
-from cuts_jax import data
-from cuts_jax import inference
 from cuts_jax import sampling
+from cuts_jax import segmentation
 from cuts_jax import train
+from cuts_jax.io import datasets as data
 from test_reliability import shared_untrained_workdir
 
 NUM_CLUSTERS = 3
@@ -38,7 +38,7 @@ NUM_CLUSTERS = 3
 
 def _params(config, channels):
   state = train.create_train_state(jax.random.key(0), config, image_shape=(32, 32, channels))
-  return inference.SegmentationParams.from_train_state(state, config)
+  return segmentation.SegmentationParams.from_train_state(state, config)
 
 
 @pytest.fixture(scope="module")
@@ -429,7 +429,7 @@ def test_predict_cli_reports_every_bad_file_and_segments_the_rest(saved_workdir,
   np.save(folder / "tiny.npy", rng.random((1, 14, 3)))
   np.save(folder / "pickled.npy", np.array([{"a": 1}], dtype=object), allow_pickle=True)
   (folder / "truncated.png").write_bytes(b"\x89PNG\r\n\x1a\n")
-  result = _run("cuts_jax.predict", f"--workdir={saved_workdir}", f"--input={folder}",
+  result = _run("cuts_jax.apps.predict", f"--workdir={saved_workdir}", f"--input={folder}",
                 f"--output={tmp_path / 'out'}", "--num_clusters=3")
   assert result.returncode == 1, result.stderr[-3000:]
   assert "1 of 6 input(s) segmented, 5 failed" in result.stdout
@@ -450,7 +450,7 @@ def test_evaluate_cli_with_a_tampered_config_json(saved_workdir, tmp_path):
   saved = json.loads((workdir / "config.json").read_text())
   saved["model"]["embedding_dim"] = 0
   (workdir / "config.json").write_text(json.dumps(saved))
-  result = _run("cuts_jax.evaluate", f"--workdir={workdir}")
+  result = _run("cuts_jax.apps.evaluate", f"--workdir={workdir}")
   assert result.returncode != 0
   assert "cuts_jax.evaluate: error: the weights do not fit" in result.stderr
   assert "Traceback" not in result.stderr

@@ -4,8 +4,8 @@ import numpy as np
 import pytest
 
 from conftest import shared_data
-from cuts_jax import baselines
-from cuts_jax import data
+from cuts_jax.evaluation import baselines
+from cuts_jax.io import datasets as data
 
 
 def two_squares(channels=3, bright=True):

@@ -6,7 +6,7 @@ from skimage import io
 
 from configs import default
 from conftest import shared_data
-from cuts_jax import data
+from cuts_jax.io import datasets as data
 
 
 def test_to_unit_range_by_dtype():

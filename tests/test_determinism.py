@@ -27,7 +27,7 @@ import pytest
 
 import cuts_jax
 from conftest import REPO_ROOT
-from cuts_jax import checkpointing
+from cuts_jax.runs import checkpointing
 from test_reliability import mount_tmpfs
 from test_reliability import unmount
 

@@ -9,8 +9,8 @@ import pytest
 
 from configs import tiny
 from conftest import REPO_ROOT, shared_data
-from cuts_jax import evaluate
 from cuts_jax import train
+from cuts_jax.evaluation import evaluate
 
 
 @pytest.fixture(scope="module")
@@ -65,7 +65,7 @@ def test_unknown_method_is_refused(tiny_workdir):
 
 
 def test_evaluate_cli_uses_the_workdirs_config(tiny_workdir):
-  command = [sys.executable, "-m", "cuts_jax.evaluate", f"--workdir={tiny_workdir}"]
+  command = [sys.executable, "-m", "cuts_jax.apps.evaluate", f"--workdir={tiny_workdir}"]
   result = subprocess.run(command, cwd=REPO_ROOT, capture_output=True, text=True, timeout=300)
   assert result.returncode == 0, result.stderr[-3000:]
   assert "[4/4]" in result.stderr and "| cuts |" in result.stderr

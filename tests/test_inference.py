@@ -8,9 +8,9 @@ import pytest
 import cuts_jax
 from configs import tiny
 from conftest import shared_data
-from cuts_jax import data
-from cuts_jax import inference
+from cuts_jax import segmentation
 from cuts_jax import train
+from cuts_jax.io import datasets as data
 
 
 @pytest.fixture(scope="module")
@@ -62,9 +62,9 @@ def test_embed_is_pure_and_jittable(trained):
 def test_tiled_embedding_equals_whole_image(trained, monkeypatch):
   params = cuts_jax.load(trained[0])
   image = np.asarray(jax.random.uniform(jax.random.key(1), (70, 90, 3)))
-  whole = inference.embed_image(params, image)
-  monkeypatch.setattr(inference, "_TILE_SIDE", 32)
-  tiled = inference.embed_image(params, image)
+  whole = segmentation.embed_image(params, image)
+  monkeypatch.setattr(segmentation, "_TILE_SIDE", 32)
+  tiled = segmentation.embed_image(params, image)
   np.testing.assert_allclose(tiled, whole, rtol=1e-4, atol=1e-5)
 
 
@@ -126,12 +126,12 @@ def test_reconstruction_space_measures_the_rebuilt_patches(trained):
   params = cuts_jax.load(workdir)
   assert params.cluster_space == "reconstruction"
   embeddings = np.asarray(jax.random.normal(jax.random.key(3), (5, 16)))
-  features = inference.clustering_features(params, embeddings)
+  features = segmentation.clustering_features(params, embeddings)
   kernel = np.asarray(state.params["reconstruction_head"]["kernel"])
   rebuilt = embeddings @ kernel
   distance = lambda x: np.linalg.norm(x[:, None] - x[None], axis=-1)
   np.testing.assert_allclose(distance(features), distance(rebuilt), rtol=1e-4, atol=1e-5)
-  raw = inference.clustering_features(params, embeddings, space="embedding")
+  raw = segmentation.clustering_features(params, embeddings, space="embedding")
   np.testing.assert_array_equal(raw, embeddings)
   with pytest.raises(ValueError, match="space"):
-    inference.clustering_features(params, embeddings, space="pixels")
+    segmentation.clustering_features(params, embeddings, space="pixels")

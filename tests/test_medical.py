@@ -8,10 +8,11 @@ import pytest
 
 import cuts_jax
 from configs import tiny
-from cuts_jax import data
-from cuts_jax import inference
-from cuts_jax import medical
+from cuts_jax import segmentation
 from cuts_jax import train
+from cuts_jax import volume as volume_lib
+from cuts_jax.io import datasets as data
+from cuts_jax.io import medical
 
 
 def _nibabel():
@@ -39,7 +40,7 @@ def gray_params(tmp_path_factory):
   config.data.root = str(folder / "volume.npz")
   config.data.axis = 2
   state = train.train_and_evaluate(config, folder / "workdir")
-  params = inference.SegmentationParams.from_train_state(state, config)
+  params = segmentation.SegmentationParams.from_train_state(state, config)
   assert params.channels == 1
   return params
 
@@ -68,7 +69,7 @@ def test_nifti_round_trip_keeps_shape_affine_and_header(gray_params, tmp_path):
 
   volume = medical.read_nifti(tmp_path / "scan.nii.gz")
   np.testing.assert_allclose(volume.data, stored * 2.0 - 100.0)
-  labels = medical.segment_volume(gray_params, volume.data, axis=1, num_clusters=3)
+  labels = volume_lib.segment_volume(gray_params, volume.data, axis=1, num_clusters=3)
   assert labels.shape == stored.shape and labels.dtype == np.int32
   # Slicing along axis 1: each slice [:, j, :] is a segment of the volume scaled once.
   scaled = data.to_unit_range(volume.data)
@@ -99,12 +100,12 @@ def test_volume_scaling_is_the_same_for_every_slice(monkeypatch):
     seen.append(image)
     return np.zeros(image.shape[:2], np.int32)
 
-  monkeypatch.setattr(medical.inference, "segment", fake_segment)
+  monkeypatch.setattr(volume_lib.segmentation, "segment", fake_segment)
   # Slice k is 1000 + 500 k plus a small pattern: per-slice min-max would
   # stretch every slice to [0, 1]; the volume's own scaling keeps them apart.
   pattern = np.arange(12, dtype=np.uint16).reshape(3, 4)
   volume = np.stack([1000 + 500 * k + pattern for k in range(4)], axis=-1).astype(np.uint16)
-  labels = medical.segment_volume(types.SimpleNamespace(channels=3), volume, axis=-1)
+  labels = volume_lib.segment_volume(types.SimpleNamespace(channels=3), volume, axis=-1)
   assert labels.shape == volume.shape and labels.dtype == np.int32
   low, high = volume.min(), volume.max()
   assert len(seen) == 4
@@ -158,7 +159,7 @@ def test_dicom_series_is_sorted_rescaled_and_placed(gray_params, tmp_path):
   np.testing.assert_allclose(volume.affine @ [0, 0, 0, 1], [100.0, 50.0, 24.0, 1.0])
   np.testing.assert_allclose(volume.affine @ [1, 2, 3, 1], [100.0 - 1.4, 50.0 - 0.5, 30.0, 1])
 
-  labels = medical.segment_volume(gray_params, volume.data, num_clusters=3)
+  labels = volume_lib.segment_volume(gray_params, volume.data, num_clusters=3)
   written = medical.write_nifti_labels(labels, tmp_path / "series_labels.nii", like=volume)
   back = nibabel.load(written)
   np.testing.assert_allclose(back.affine, volume.affine, atol=1e-5)
@@ -194,7 +195,7 @@ def test_nifti_problems_are_reported_clearly(tmp_path):
   with pytest.raises(data.DataError, match="3-D"):
     medical.read_nifti(tmp_path / "series.nii")
   with pytest.raises(ValueError, match="3-D"):
-    medical.segment_volume(types.SimpleNamespace(channels=1), np.zeros((6, 6)))
+    volume_lib.segment_volume(types.SimpleNamespace(channels=1), np.zeros((6, 6)))
   volume = medical.read_nifti(tmp_path / "whole.nii.gz")
   with pytest.raises(ValueError, match="shape"):
     medical.write_nifti_labels(np.zeros((6, 6, 2), np.int32), tmp_path / "l.nii", like=volume)

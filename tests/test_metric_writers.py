@@ -7,7 +7,7 @@ import sys
 import numpy as np
 import pytest
 
-from cuts_jax import metric_writers
+from cuts_jax.runs import metric_writers
 
 
 def _read_json_lines(path):
@@ -105,7 +105,7 @@ def test_bad_input_is_refused_clearly(tmp_path):
 
 
 def test_training_curves_reads_what_the_writer_wrote(tmp_path):
-  viz = pytest.importorskip("cuts_jax.viz")
+  viz = pytest.importorskip("cuts_jax.evaluation.viz")
   pytest.importorskip("matplotlib", reason="matplotlib is not installed (the viz extra)")
   with metric_writers.MetricWriter(tmp_path, enabled=True, tensorboard=False) as writer:
     for step in (2, 4, 6):

@@ -10,8 +10,8 @@ from scipy.spatial import distance
 from skimage.metrics import structural_similarity
 from skimage.metrics import variation_of_information as skimage_voi
 
-from cuts_jax import metrics
 from conftest import shared_data
+from cuts_jax.evaluation import metrics
 
 
 def _mask(shape, *pixels):

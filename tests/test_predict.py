@@ -13,9 +13,9 @@ from skimage import io
 import cuts_jax
 from configs import tiny
 from conftest import REPO_ROOT
-from cuts_jax import data
-from cuts_jax import predict
 from cuts_jax import train
+from cuts_jax.apps import predict
+from cuts_jax.io import datasets as data
 
 
 @pytest.fixture(scope="module")
@@ -44,7 +44,7 @@ def _digests(folder):
 
 
 def _run_cli(*args):
-  return subprocess.run([sys.executable, "-m", "cuts_jax.predict", *args], cwd=REPO_ROOT,
+  return subprocess.run([sys.executable, "-m", "cuts_jax.apps.predict", *args], cwd=REPO_ROOT,
                         capture_output=True, text=True, timeout=120, env=dict(os.environ))
 
 
@@ -169,6 +169,6 @@ def test_volumes_and_dicom_series(trained, tmp_path):
 def test_importing_with_the_training_cli_defines_no_clashing_flags():
   from absl import flags
   import cuts_jax.main  # pylint: disable=import-outside-toplevel,unused-import
-  import cuts_jax.predict  # pylint: disable=import-outside-toplevel,reimported
+  import cuts_jax.apps.predict  # pylint: disable=import-outside-toplevel,reimported
   # The CLI's flags exist only when it runs as a program.
   assert "config" in flags.FLAGS and "input" not in flags.FLAGS

@@ -21,12 +21,12 @@ import pytest
 import cuts_jax
 from configs import tiny
 from conftest import REPO_ROOT
-from cuts_jax import checkpointing
-from cuts_jax import data
-from cuts_jax import evaluate
-from cuts_jax import medical
-from cuts_jax import predict
 from cuts_jax import train
+from cuts_jax.apps import predict
+from cuts_jax.evaluation import evaluate
+from cuts_jax.io import datasets as data
+from cuts_jax.io import medical
+from cuts_jax.runs import checkpointing
 
 PACKAGE = REPO_ROOT / "cuts_jax"
 
@@ -144,7 +144,7 @@ def test_the_package_never_unpickles_or_executes_what_it_reads():
   forbidden_modules = {"pickle", "cPickle", "dill", "cloudpickle", "joblib", "shelve",
                        "marshal", "yaml", "torch", "flax.training.checkpoints"}
   problems, np_loads = [], 0
-  for path in sorted(PACKAGE.glob("*.py")):
+  for path in sorted(PACKAGE.rglob("*.py")):
     tree = ast.parse(path.read_text(), filename=str(path))
     for node in ast.walk(tree):
       if isinstance(node, (ast.Import, ast.ImportFrom)):
@@ -319,7 +319,7 @@ def test_predict_cli_with_an_unwritable_output_says_so(saved_workdir, tmp_path):
   (tmp_path / "a_file").write_text("")
   environment = {**os.environ, "XLA_FLAGS": ""}
   result = subprocess.run(
-      [sys.executable, "-m", "cuts_jax.predict", f"--workdir={saved_workdir}",
+      [sys.executable, "-m", "cuts_jax.apps.predict", f"--workdir={saved_workdir}",
        f"--input={_photo_folder(tmp_path / 'in')}", f"--output={tmp_path / 'a_file' / 'out'}"],
       cwd=REPO_ROOT, env=environment, capture_output=True, text=True, timeout=180)
   assert result.returncode != 0

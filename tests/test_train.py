@@ -14,10 +14,10 @@ import pytest
 
 from configs import tiny
 from conftest import REPO_ROOT
-from cuts_jax import checkpointing
-from cuts_jax import data
-from cuts_jax import periodic
 from cuts_jax import train
+from cuts_jax.io import datasets as data
+from cuts_jax.runs import checkpointing
+from cuts_jax.runs import periodic
 
 
 def _stack(state, copies):

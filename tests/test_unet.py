@@ -5,7 +5,7 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from cuts_jax import unet
+from cuts_jax.evaluation import supervised_unet as unet
 
 TINY_FEATURES = (4, 8)
 

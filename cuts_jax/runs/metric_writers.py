@@ -6,7 +6,7 @@
     writer.close()
 
 `workdir/metrics.jsonl` gets one JSON object per `write_scalars` call, e.g.
-{"step": 25, "loss": 0.3}; `cuts_jax.viz.training_curves` plots it. With
+{"step": 25, "loss": 0.3}; `cuts_jax.evaluation.viz.training_curves` plots it. With
 `tensorboardX` installed (or PyTorch with `tensorboard`), scalars and images
 also go to TensorBoard event files in `workdir/tensorboard`
 (`tensorboard --logdir=workdir`). TensorFlow is never needed.
@@ -131,7 +131,7 @@ class MetricWriter:
       step: the training step.
       images: name -> float (H, W, 3) RGB in [0, 1] (gray (H, W) or (H, W, 1)
         is repeated to RGB; values outside [0, 1] are clipped), e.g. from
-        `cuts_jax.viz.overlay_segments`.
+        `cuts_jax.evaluation.viz.overlay_segments`.
 
     Raises:
       ValueError: an image has another shape.

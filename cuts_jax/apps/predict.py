@@ -1,6 +1,6 @@
 r"""Segments image files with a trained model: one file, or every file in a folder.
 
-    python -m cuts_jax.predict --workdir=/tmp/retina --input=scans/ --output=out/ \
+    python -m cuts_jax.apps.predict --workdir=/tmp/retina --input=scans/ --output=out/ \
         --pixel=64,40
 
 Inputs: 2-D images (PNG/JPG/TIFF/BMP/NPY, or a single .dcm file), NIfTI
@@ -33,10 +33,12 @@ from typing import Callable, Iterable, Optional, Sequence
 from absl import logging
 import numpy as np
 
-from cuts_jax import checkpointing
-from cuts_jax import data as data_lib
-from cuts_jax import inference
-from cuts_jax import medical
+from cuts_jax import segmentation
+from cuts_jax import trained
+from cuts_jax import volume as volume_lib
+from cuts_jax.io import datasets as data_lib
+from cuts_jax.io import medical
+from cuts_jax.runs import checkpointing
 
 SUMMARY_FILE = "summary.json"
 
@@ -228,7 +230,7 @@ class _Writer:
     if not self.overlays:
       return None
     try:
-      from cuts_jax import viz
+      from cuts_jax.evaluation import viz
       rgb = viz.overlay_segments(image, labels)
     except ImportError:
       logging.warning("matplotlib is not installed: no overlay PNGs (pip install "
@@ -252,12 +254,12 @@ def _predict_image(params, item: Item, writer: _Writer, *, pixel, segment_kwargs
     image = data_lib.read_image(item.path)
   image = _to_model_channels(np.asarray(image), params.channels, item.path)
   _check_pixel(pixel, image.shape, "image")
-  image = inference.prepare_image(image, channels=params.channels)
-  labels = inference.segment(params, image, **segment_kwargs)
+  image = segmentation.prepare_image(image, channels=params.channels)
+  labels = segmentation.segment(params, image, **segment_kwargs)
   outputs = [medical.write_label_png(labels, writer.path(f"{item.name}_labels.png"))]
   mask = None
   if pixel is not None:
-    mask = inference.select(labels, pixel)
+    mask = segmentation.select(labels, pixel)
     path = writer.path(f"{item.name}_mask.png")
     from skimage import io
     io.imsave(path, mask.astype(np.uint8) * 255, check_contrast=False)
@@ -276,13 +278,13 @@ def _predict_volume(params, item: Item, writer: _Writer, *, pixel, axis,
     raise ValueError(f"--axis is {axis}; a volume has axes 0, 1 and 2.")
   slice_shape = np.delete(np.array(volume.data.shape), axis % 3)
   _check_pixel(pixel, slice_shape, f"slices (axis {axis % 3} removed) of this volume")
-  labels = medical.segment_volume(params, volume.data, axis=axis, **segment_kwargs)
+  labels = volume_lib.segment_volume(params, volume.data, axis=axis, **segment_kwargs)
   outputs = [medical.write_nifti_labels(labels, writer.path(f"{item.name}_labels.nii.gz"),
                                         like=volume)]
   slices = np.moveaxis(labels, axis, 0)
   masks = None
   if pixel is not None:
-    masks = np.stack([inference.select(s, pixel) for s in slices])
+    masks = np.stack([segmentation.select(s, pixel) for s in slices])
     outputs.append(medical.write_nifti_labels(
         np.moveaxis(masks, 0, axis).astype(np.uint8), writer.path(f"{item.name}_mask.nii.gz"),
         like=volume, dtype=np.uint8))
@@ -314,7 +316,7 @@ def _progress(items: list, enabled: bool) -> Iterable:
   print(file=sys.stderr, flush=True)
 
 
-def predict_path(params: inference.SegmentationParams, input_path: str | pathlib.Path,
+def predict_path(params: segmentation.SegmentationParams, input_path: str | pathlib.Path,
                  output_dir: str | pathlib.Path, *, pixel: Optional[Sequence[int]] = None,
                  num_clusters: int = 10, method: str = "spectral", seed: int = 0,
                  resize_to: Optional[Sequence[int]] = None, axis: int = 2,
@@ -420,7 +422,7 @@ def _define_flags() -> None:
 def main(argv: Sequence[str]) -> None:
   from absl import app
   from absl import flags
-  from cuts_jax import console
+  from cuts_jax.runs import console
   if len(argv) > 1:
     raise app.UsageError(f"Unexpected arguments: {' '.join(argv[1:])}")
   console.setup_logging()
@@ -433,7 +435,7 @@ def main(argv: Sequence[str]) -> None:
   try:
     pixel = parse_pixel(values.pixel) if values.pixel else None
     find_inputs(values.input)  # A wrong path fails before the model loads.
-    params = inference.load(values.workdir, step=values.step)
+    params = trained.load(values.workdir, step=values.step)
     summary = predict_path(
         params, values.input, values.output, pixel=pixel, num_clusters=values.num_clusters,
         seed=values.seed, axis=values.axis, on_failure=report,

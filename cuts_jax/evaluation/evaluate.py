@@ -1,10 +1,8 @@
 """Evaluation run: segment every image with CUTS and every baseline, then score them.
 
-    python -m cuts_jax.evaluate --workdir=/tmp/retina \
-        [--config=configs/retina.py --config.data.root=...]
+    outcome = evaluate.evaluate(config, workdir)   # or: python -m cuts_jax.apps.evaluate
 
-Without --config the run's own `workdir/config.json` is used. Writes to
-`workdir/evaluation/`: `results.md` and `results.csv` (mean +- std over images,
+Writes to `workdir/evaluation/`: `results.md` and `results.csv` (mean +- std over images,
 one row per method), `per_image.csv`, and figures (`cuts.png`,
 `methods.png`) like the paper's Figs. 2, 3 and 5.
 """
@@ -24,12 +22,13 @@ from absl import logging
 import ml_collections
 import numpy as np
 
-from cuts_jax import baselines
-from cuts_jax import checkpointing
 from cuts_jax import clustering
-from cuts_jax import data as data_lib
-from cuts_jax import metrics
-from cuts_jax import inference
+from cuts_jax import segmentation
+from cuts_jax import trained
+from cuts_jax.evaluation import baselines
+from cuts_jax.evaluation import metrics
+from cuts_jax.io import datasets as data_lib
+from cuts_jax.runs import checkpointing
 
 EVALUATION_DIR = "evaluation"
 CUTS = "cuts"
@@ -160,7 +159,7 @@ def write_tables(results: list[ImageResult], directory: pathlib.Path, *,
 
 def _figures(dataset: data_lib.Dataset, results: list[ImageResult], directory: pathlib.Path,
              count: int) -> list[pathlib.Path]:
-  from cuts_jax import viz
+  from cuts_jax.evaluation import viz
   by_key = {(r.image_name, r.method): r for r in results}
   methods = list(dict.fromkeys(r.method for r in results))
   indices = range(min(count, len(dataset)))
@@ -184,7 +183,7 @@ def _figures(dataset: data_lib.Dataset, results: list[ImageResult], directory: p
 
 
 def evaluate(config: ml_collections.ConfigDict, workdir: str | pathlib.Path, *,
-             params: Optional[inference.SegmentationParams] = None,
+             params: Optional[segmentation.SegmentationParams] = None,
              methods: Optional[list[str]] = None, figures: bool = True) -> dict[str, Any]:
   """Segments and scores the configured data set with CUTS and every baseline.
 
@@ -215,7 +214,7 @@ def evaluate(config: ml_collections.ConfigDict, workdir: str | pathlib.Path, *,
     raise ValueError(f"unknown methods {unknown}; configured are {configured}.")
   # Everything that can fail without segmenting is checked before the long loop.
   if set(cuts_methods) & set(methods) and params is None:
-    params = inference.load(workdir)
+    params = trained.load(workdir)
   directory = workdir / EVALUATION_DIR
   checkpointing.check_writable(directory, flag="--workdir")
   dataset = data_lib.load_dataset(config.data)
@@ -231,9 +230,9 @@ def evaluate(config: ml_collections.ConfigDict, workdir: str | pathlib.Path, *,
       tick = time.perf_counter()
       if method in cuts_methods:
         if embeddings is None:  # Shared by both clustering spaces.
-          embeddings = inference.embed_image(
-              params, inference.prepare_image(image, channels=params.channels))
-        features = inference.clustering_features(
+          embeddings = segmentation.embed_image(
+              params, segmentation.prepare_image(image, channels=params.channels))
+        features = segmentation.clustering_features(
             params, embeddings, space=None if method == CUTS else "embedding")
         labels = clustering.cluster_image(features, num_clusters=evaluation.num_clusters,
                                           method=evaluation.clustering, seed=evaluation.seed)
@@ -263,28 +262,3 @@ def evaluate(config: ml_collections.ConfigDict, workdir: str | pathlib.Path, *,
   logging.info("Results written to %s:\n%s", directory, markdown)
   return {"table": _summarise(results)[1], "markdown": markdown, "directory": directory,
           "results": results}
-
-
-def _main(argv):
-  from absl import flags
-  from cuts_jax import console
-  del argv
-  console.setup_logging()
-  workdir, config = flags.FLAGS.workdir, flags.FLAGS.config
-  try:
-    evaluate(config if config is not None else checkpointing.read_config(workdir), workdir)
-  except (data_lib.DataError, ValueError, OSError) as error:
-    raise SystemExit(f"cuts_jax.evaluate: error: {error}") from None
-
-
-if __name__ == "__main__":
-  # Flags are defined only when run as a program, so importing this module
-  # next to cuts_jax.main does not define --config twice.
-  from absl import app
-  from absl import flags
-  from ml_collections import config_flags
-  config_flags.DEFINE_config_file("config", None, "Config file; default: the workdir's "
-                                  "config.json.", lock_config=True)
-  flags.DEFINE_string("workdir", None, "A training workdir (holds config.json, checkpoints).")
-  flags.mark_flag_as_required("workdir")
-  app.run(_main)

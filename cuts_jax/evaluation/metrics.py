@@ -288,7 +288,7 @@ def _as_unit_image(image: np.ndarray) -> np.ndarray:
   if array.min() < 0.0 or array.max() > 1.0:
     raise ValueError(f"image values span [{array.min()}, {array.max()}] but the patch "
                      "measures expect [0, 1]: map the image first "
-                     "(cuts_jax.data.to_unit_range).")
+                     "(cuts_jax.io.datasets.to_unit_range).")
   return array
 
 

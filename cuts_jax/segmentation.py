@@ -8,19 +8,16 @@ large), and clusters the pixel embeddings.
 from __future__ import annotations
 
 import functools
-import pathlib
 from typing import Any, Optional, Sequence
 
 import flax
 import jax
 import jax.numpy as jnp
 import numpy as np
-import orbax.checkpoint as ocp
 
-from cuts_jax import checkpointing
 from cuts_jax import clustering
-from cuts_jax import data as data_lib
 from cuts_jax import model as model_lib
+from cuts_jax.io import datasets as data_lib
 
 # Images are embedded in tiles of about this many pixels a side (plus a halo),
 # which bounds the activation memory of very large images.
@@ -154,46 +151,6 @@ def _check_encoder_variables(encoder: model_lib.Encoder, variables: dict, channe
           "run which saved the checkpoint wrote.")
 
 
-def load(workdir: str | pathlib.Path, *, step: Optional[int] = None) -> SegmentationParams:
-  """Restores what `segment` needs from a training workdir.
-
-  Args:
-    workdir: the --workdir of a training run (holds config.json and checkpoints/).
-    step: the checkpoint to load; the latest complete one by default.
-
-  Raises:
-    FileNotFoundError: when the workdir has no config.json or no checkpoint.
-    ValueError: when config.json is damaged, the checkpoint cannot be read,
-      or its weights do not fit the model config.json describes.
-  """
-  workdir = pathlib.Path(workdir).expanduser()
-  config = checkpointing.read_config(workdir)
-  if not (workdir / checkpointing.CHECKPOINT_DIR).is_dir():
-    raise FileNotFoundError(f"{workdir} has no {checkpointing.CHECKPOINT_DIR}/ folder; train "
-                            "first (python -m cuts_jax.main --workdir=...).")
-  manager = checkpointing.checkpoint_manager(workdir, read_only=True)
-  try:
-    step = manager.latest_step() if step is None else step
-    if step is None:
-      raise FileNotFoundError(f"{workdir} holds no complete checkpoint yet; train longer "
-                              "or wait for the first save (config.training.checkpoint_every).")
-    if step not in manager.all_steps():
-      raise FileNotFoundError(f"{workdir} has no checkpoint of step {step}; it has "
-                              f"{sorted(manager.all_steps())}.")
-    try:
-      restored = manager.restore(step, args=ocp.args.StandardRestore())
-      variables = jax.tree.map(jnp.asarray, {"params": restored["params"],
-                                             "batch_stats": restored["batch_stats"]})
-    except Exception as error:  # Orbax reports damaged files in many ways.
-      raise ValueError(
-          f"the checkpoint of step {step} in {workdir} cannot be read ({type(error).__name__}: "
-          f"{error}); it is damaged or incomplete. Load another one with step= (this workdir "
-          f"has {sorted(manager.all_steps())}).") from error
-  finally:
-    manager.close()
-  return SegmentationParams.from_variables(variables, config)
-
-
 def embed(params: SegmentationParams, images: jax.Array) -> jax.Array:
   """Pixel embeddings of a batch of images. Pure and jit-able.
 
@@ -217,7 +174,7 @@ def embed(params: SegmentationParams, images: jax.Array) -> jax.Array:
                      f">= 1; got {images.shape}. For one (H, W, C) image use images[None].")
   if not jnp.issubdtype(images.dtype, jnp.floating):
     raise ValueError(f"embed expects float images in [0, 1]; got {images.dtype}. Scale them "
-                     "first, e.g. cuts_jax.inference.prepare_image(image, channels=...) "
+                     "first, e.g. cuts_jax.segmentation.prepare_image(image, channels=...) "
                      "for one image, or images / 255 for uint8.")
   if not isinstance(images, jax.core.Tracer) and images.size:
     # Outside jit the values are known; a wrong scale would give silent garbage.
@@ -227,7 +184,7 @@ def embed(params: SegmentationParams, images: jax.Array) -> jax.Array:
                        "jnp.nan_to_num) first.")
     if low < -_RANGE_TOLERANCE or high > 1.0 + _RANGE_TOLERANCE:
       raise ValueError(f"embed expects images in [0, 1]; these span [{low:.4g}, {high:.4g}]. "
-                       "Scale them first (cuts_jax.data.to_unit_range, or prepare_image).")
+                       "Scale them first (cuts_jax.io.datasets.to_unit_range, or prepare_image).")
   variables = {"params": params.params, "batch_stats": params.batch_stats}
   return params.encoder.apply(variables, images.astype(jnp.float32), train=False)
 
@@ -267,7 +224,7 @@ def embed_image(params: SegmentationParams, image: np.ndarray) -> np.ndarray:
 def prepare_image(image: Any, *, channels: int) -> np.ndarray:
   """Validates an (H, W) or (H, W, C) image and maps it to float32 (H, W, C) in [0, 1].
 
-  Scaling is `data.to_unit_range`, the same as training: uint8 / 255, other
+  Scaling is `datasets.to_unit_range`, the same as training: uint8 / 255, other
   dtypes min-max unless already in [0, 1]. RGBA loses its alpha channel.
 
   Raises:

@@ -11,8 +11,8 @@ binomial with decreasing probability of a 1". This module holds that baseline:
 * `corrupt_labels` and `held_out_splits`: the label noise and the
   train/held-out splits of the experiment (host-side numpy).
 
-    state = unet.fit(key, images, targets, weights, num_steps=300)
-    probabilities = unet.predict(state, held_out_images)   # (B, H, W) in [0, 1]
+    state = supervised_unet.fit(key, images, targets, weights, num_steps=300)
+    probabilities = supervised_unet.predict(state, held_out_images)   # (B, H, W) in [0, 1]
 """
 
 from __future__ import annotations
@@ -29,9 +29,9 @@ import jax.numpy as jnp
 import numpy as np
 import optax
 
-from cuts_jax import data as data_lib
-from cuts_jax import metrics as metrics_lib
-from cuts_jax import periodic
+from cuts_jax.evaluation import metrics as metrics_lib
+from cuts_jax.io import datasets as data_lib
+from cuts_jax.runs import periodic
 
 NOISE_MODES = ("multiply", "drop")
 
@@ -254,7 +254,7 @@ def fit(key: jax.Array, images: np.ndarray, targets: np.ndarray, weights: np.nda
   """Trains a U-Net from scratch on labelled images.
 
   Batches are drawn host-side in a fresh shuffled order each epoch
-  (`data.batch_indices`); crops and flips are drawn inside the step.
+  (`cuts_jax.io.datasets.batch_indices`); crops and flips are drawn inside the step.
 
   Args:
     key: the run's PRNG key (initial weights, batch order, augmentations).

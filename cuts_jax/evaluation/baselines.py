@@ -251,13 +251,13 @@ def _check_image(image: Any) -> np.ndarray:
                      f"{np.shape(image)}.")
   if not (np.issubdtype(array.dtype, np.floating) or array.dtype == bool):
     raise ValueError(f"expected a float image in [0, 1]; got dtype {array.dtype}. Scale it "
-                     "first with cuts_jax.data.to_unit_range.")
+                     "first with cuts_jax.io.datasets.to_unit_range.")
   array = array.astype(np.float32)
   if not np.all(np.isfinite(array)):
     raise ValueError("image holds NaN or infinite values.")
   if array.min() < 0.0 or array.max() > 1.0:
     raise ValueError(f"image values lie in [{array.min()}, {array.max()}]; expected [0, 1]. "
-                     "Scale it first with cuts_jax.data.to_unit_range.")
+                     "Scale it first with cuts_jax.io.datasets.to_unit_range.")
   return array
 
 

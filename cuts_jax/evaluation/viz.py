@@ -17,7 +17,8 @@ def pyplot():
   try:
     import matplotlib.pyplot as plt
   except ImportError as error:
-    raise ImportError("cuts_jax.viz needs matplotlib: pip install 'cuts_jax[viz]'") from error
+    raise ImportError("cuts_jax.evaluation.viz needs matplotlib: "
+                      "pip install 'cuts_jax[viz]'") from error
   return plt
 
 

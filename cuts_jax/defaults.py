@@ -1,0 +1,138 @@
+"""The default config shared by every CUTS config: the paper's model, losses and sampling.
+
+Not meant to be run by itself (it has no data set); the configs in `configs/`
+start from `get_config()` and adjust it:
+
+    from cuts_jax import defaults
+
+    def get_config(model_preset="paper"):
+      config = defaults.get_config(model_preset)
+      config.data.kind = "retina"
+      return config
+
+A model preset can be chosen after a colon on any config, e.g.
+`--config=configs/retina.py:authors_code` for the authors' published
+four-layer 5x5 encoder instead of the paper's 15/11/7 one. A saved
+`config.json` is read back laid over `get_config()`, so fields added since a
+run was trained take their defaults.
+"""
+
+import ml_collections
+
+__all__ = ["AUTHORS_CODE_PRESET", "MODEL_PRESETS", "PAPER_PRESET", "get_config"]
+
+# The architecture of the paper (section III.B.1). The paper does not say how
+# borders are padded; reflection keeps border pixels' embeddings like their
+# neighbours' (zero padding gives the image's rim segments of its own).
+PAPER_PRESET = dict(
+    kernel_sizes=(15, 11, 7),
+    features=(32, 64, 128),
+    embedding_dim=128,
+    activation="relu",
+    padding="reflect",
+)
+
+# The variant the authors published as code: four 5x5 convolutions, replicate
+# padding, LeakyReLU(0.01), and the last convolution's output as the embedding.
+AUTHORS_CODE_PRESET = dict(
+    kernel_sizes=(5, 5, 5, 5),
+    features=(16, 32, 64, 128),
+    embedding_dim=0,
+    activation="leaky_relu",
+    padding="edge",
+)
+
+MODEL_PRESETS = {"paper": PAPER_PRESET, "authors_code": AUTHORS_CODE_PRESET}
+
+
+def get_config(model_preset: str = "paper") -> ml_collections.ConfigDict:
+  """The defaults, with `config.model` from one of `MODEL_PRESETS`."""
+  config = ml_collections.ConfigDict()
+  config.seed = 0  # Seeds initialisation, batch order and pair sampling.
+
+  config.data = ml_collections.ConfigDict()
+  config.data.kind = "folder"  # demo | retina | bsds500 | volume | folder
+  config.data.root = ""  # Folder (or .npz for kind=volume); set per data set.
+  config.data.image_size = (128, 128)  # The paper trains and segments at 128x128.
+  config.data.limit = 0  # Use only the first N images (0: all); for quick runs.
+  config.data.splits = ("train", "val")  # BSDS500 splits to load.
+  config.data.axis = 0  # kind=volume: the axis slices are cut along.
+  config.data.label_ids = ()  # kind=volume: label ids that form the target region.
+  config.data.min_target_pixels = 1  # kind=volume with label_ids: skip slices with fewer.
+
+  if model_preset not in MODEL_PRESETS:
+    raise ValueError(f"unknown model preset {model_preset!r}; expected one of "
+                     f"{sorted(MODEL_PRESETS)}")
+  config.model = ml_collections.ConfigDict(dict(MODEL_PRESETS[model_preset]))
+  config.model.preset = model_preset  # Recorded for the reader; the fields below rule.
+  # How convolution weight gradients are computed: auto = im2col matrix products on
+  # CPU (faster there), XLA's own on GPU/TPU. Same result either way.
+  config.model.weight_gradient = "auto"
+
+  config.sampling = ml_collections.ConfigDict()
+  config.sampling.patch_size = 7  # Side of compared and reconstructed patches (odd).
+  config.sampling.num_anchors = 64  # Anchor pixels per image per step.
+  config.sampling.num_positive_candidates = 8  # Examined within positive_radius per anchor.
+  config.sampling.num_negative_candidates = 8  # Examined beyond negative_min_distance.
+  config.sampling.positive_radius = 5  # Paper: positives are centred within 5 px.
+  config.sampling.negative_min_distance = 10.0  # Negatives are centred farther than this.
+  config.sampling.ssim_threshold = 0.5  # Positives: SSIM >= it; negatives: SSIM < it.
+  config.sampling.ssim_filter_size = 7  # Gaussian SSIM window; must fit in the patch.
+  config.sampling.ssim_filter_sigma = 1.5  # The standard SSIM window width.
+
+  config.loss = ml_collections.ConfigDict()
+  config.loss.temperature = 0.1  # Paper: tau = 0.1.
+  config.loss.lambda_contrastive = 1.0  # Paper: 1.
+  config.loss.lambda_reconstruction = 10.0  # Paper: 10.
+
+  config.optim = ml_collections.ConfigDict()
+  config.optim.learning_rate = 1e-3  # AdamW peak rate (the authors' code uses 1e-3).
+  config.optim.weight_decay = 1e-4  # As in the authors' code.
+  config.optim.warmup_steps = 50  # Linear warm-up before the cosine decay.
+  config.optim.final_learning_rate_fraction = 0.01  # Cosine decays to this x peak.
+
+  config.training = ml_collections.ConfigDict()
+  config.training.batch_size = 8  # Global batch, split over all devices and hosts.
+  config.training.num_steps = 1000  # Optimizer updates.
+  config.training.crop_size = 0  # Train on random crops of this side (0: whole images).
+  config.training.log_every = 25  # Steps between metrics lines (and finite-loss checks).
+  config.training.checkpoint_every = 250  # Steps between checkpoints.
+  config.training.keep_checkpoints = 3  # Most recent checkpoints kept on disk.
+  config.training.eval_every = 0  # Steps between segment reports (0: only at the end).
+  config.training.num_figure_images = 4  # Images drawn in workdir/segments.png by a report.
+
+  config.evaluation = ml_collections.ConfigDict()
+  config.evaluation.num_clusters = 10  # Paper: spectral k-means with k = 10.
+  config.evaluation.clustering = "spectral"  # spectral | kmeans (of the embeddings).
+  # Distances between pixels for clustering: "reconstruction" measures embeddings by
+  # the patches the reconstruction head rebuilds from them; "embedding" uses the raw
+  # embeddings (the paper's literal choice). See experiments/results for both.
+  config.evaluation.cluster_space = "reconstruction"
+  config.evaluation.also_raw_embedding = False  # Also score CUTS in the raw embedding space.
+  config.evaluation.seed = 0  # Seeds clustering and the patch sample of the metrics.
+  config.evaluation.click_percentile = 50.0  # Paper: the expert region's median pixel.
+  config.evaluation.patch_pixels = 200  # M pixels sampled per image for SSIM/ERGAS/RMSE.
+  config.evaluation.patch_size = 7  # P, side of the patches compared by those measures.
+  # ERGAS divides by each patch channel's mean; means below this count as this, so
+  # black backgrounds (fundus rims, MRI) do not make single pairs dominate the average.
+  config.evaluation.ergas_floor = 0.01
+  config.evaluation.num_figure_images = 4  # Images drawn in the overlay figures.
+  # Baselines, scored with exactly the protocol and metrics used for CUTS; a
+  # "baseline" entry names the function when the method's name is not one.
+  config.evaluation.baselines = ml_collections.ConfigDict({
+      "random": {"num_segments": 10},
+      "otsu": {},
+      "otsu_watershed": {"min_distance": 5},
+      "felzenszwalb": {"scale": 1500.0, "sigma": 0.8, "min_size": 20},
+      "slic": {"num_segments": 10},
+      "kmeans_pixels": {"num_clusters": 10},
+      "kmeans_smoothed": {"baseline": "kmeans_pixels", "num_clusters": 10,
+                          "smoothing_sigma": 2.0},
+  })
+
+  config.distributed = ml_collections.ConfigDict()
+  config.distributed.initialize = False  # Call jax.distributed.initialize() (multi-host).
+  config.distributed.coordinator_address = ""  # Empty: let JAX detect the cluster.
+  config.distributed.num_processes = 1  # With coordinator_address: number of hosts.
+  config.distributed.process_id = 0  # With coordinator_address: this host's index.
+  return config
