@@ -1,4 +1,9 @@
-"""Training: the pure CUTS train step, its data-parallel form, and the training run."""
+"""Training: the pure CUTS train step, its data-parallel form, and the training run.
+
+The run knows nothing of metrics or pictures: whoever starts it may hand it a
+`Report` to call now and then (`cuts_jax.evaluation.report.segment_report` is
+the one `python -m cuts_jax.main` hands it).
+"""
 
 from __future__ import annotations
 
@@ -7,7 +12,7 @@ import json
 import math
 import pathlib
 import time
-from typing import Any, Callable, Optional
+from typing import Any, Callable, Optional, Protocol
 
 from absl import logging
 from flax import jax_utils
@@ -21,8 +26,6 @@ import optax
 from cuts_jax import losses
 from cuts_jax import model as model_lib
 from cuts_jax import sampling
-from cuts_jax import segmentation
-from cuts_jax.evaluation import metrics as metrics_lib
 from cuts_jax.io import datasets as data_lib
 from cuts_jax.runs import checkpointing
 from cuts_jax.runs import metric_writers
@@ -41,6 +44,18 @@ class TrainState(train_state.TrainState):
 
 class NonFiniteLossError(FloatingPointError):
   """The loss became NaN or infinite; the run stops rather than save garbage."""
+
+
+class Report(Protocol):
+  """What `train_and_evaluate` calls every `config.training.eval_every` steps and at the end.
+
+  It runs on process 0 only, with the state fetched to the host; its time is
+  left out of the steps/s the run reports.
+  """
+
+  def __call__(self, state: TrainState, *, step: int, dataset: data_lib.Dataset,
+               writer: metric_writers.MetricWriter) -> None:
+    ...
 
 
 def make_optimizer(config: ml_collections.ConfigDict) -> optax.GradientTransformation:
@@ -246,55 +261,6 @@ def _check_finite(metrics: dict[str, float], step: int, last_saved: Optional[int
       "Lower config.optim.learning_rate or check the input images for NaN/Inf values.")
 
 
-def report_segments(state: TrainState, dataset: data_lib.Dataset,
-                    config: ml_collections.ConfigDict, step: int, workdir: pathlib.Path,
-                    writer: metric_writers.MetricWriter) -> None:
-  """Shows how segmentation is going: Dice on data with masks, and pictures.
-
-  With masks, every image is segmented and the mean one-pixel Dice is logged
-  (the masks are read only here; training never sees them). The first
-  `config.training.num_figure_images` images are drawn in
-  `workdir/segments.png` (and sent to TensorBoard) when matplotlib is there.
-  """
-  tick = time.perf_counter()
-  params = segmentation.SegmentationParams.from_train_state(state, config)
-  evaluation = config.evaluation
-  num_figures = min(config.training.num_figure_images, len(dataset))
-  count = len(dataset) if dataset.masks is not None else num_figures
-  dice_scores, rows = [], []
-  for index in range(count):
-    image, mask = dataset.images[index], None
-    labels = segmentation.segment(params, image, num_clusters=evaluation.num_clusters,
-                               method=evaluation.clustering, seed=evaluation.seed)
-    row = dict(image=image, labels=labels, name=dataset.names[index])
-    if dataset.masks is not None and dataset.masks[index].any():
-      mask = dataset.masks[index]
-      selected = metrics_lib.one_pixel_selection(labels, mask,
-                                                 percentile=evaluation.click_percentile)
-      dice_scores.append(metrics_lib.dice(selected, mask))
-      row.update(expert=mask, selected=selected, caption=f"Dice {dice_scores[-1]:.3f}",
-                 pixel=metrics_lib.centre_pixel(mask, percentile=evaluation.click_percentile))
-    if index < num_figures:
-      rows.append(row)
-  if dice_scores:
-    dice = float(np.mean(dice_scores))
-    writer.write_scalars(step, {"eval_dice_one_pixel": dice})
-    logging.info("step %d: mean one-pixel Dice over %d images %.4f", step, len(dice_scores),
-                 dice)
-  if rows:
-    try:
-      from cuts_jax.evaluation import viz
-      path = viz.save(viz.segmentation_figure(rows, title=f"step {step}"),
-                      workdir / "segments.png")
-      writer.write_images(step, {f"segments/{row['name']}": viz.overlay_segments(
-          row["image"], row["labels"]) for row in rows})
-      logging.info("Segments of %d images drawn in %s.", len(rows), path)
-    except ImportError:
-      logging.info("matplotlib is not installed: no segment figure (pip install "
-                    "'cuts_jax[viz]').")
-  logging.info("Segment report took %.1f s.", time.perf_counter() - tick)
-
-
 def maybe_initialize_distributed(config: ml_collections.ConfigDict) -> None:
   """Joins a multi-host run when config.distributed.initialize is set."""
   dist = config.distributed
@@ -307,15 +273,22 @@ def maybe_initialize_distributed(config: ml_collections.ConfigDict) -> None:
   jax.distributed.initialize(**kwargs)
 
 
-def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> TrainState:
+def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str | pathlib.Path, *,
+                       report: Optional[Report] = None) -> TrainState:
   """Trains CUTS as `config` says, checkpointing to and resuming from `workdir`.
 
   Writes `workdir/config.json`, `workdir/metrics.jsonl` (one JSON object per
-  logged step; TensorBoard events too when tensorboardX is installed), orbax
-  checkpoints in `workdir/checkpoints`, and a segment report every
-  `config.training.eval_every` steps and at the end (Dice on data with masks,
-  `workdir/segments.png`). A re-run with the same workdir resumes from the
-  latest complete checkpoint.
+  logged step; TensorBoard events too when tensorboardX is installed) and
+  orbax checkpoints in `workdir/checkpoints`. A re-run with the same workdir
+  resumes from the latest complete checkpoint.
+
+  Args:
+    config: the run's config (e.g. `configs/retina.py`'s `get_config()`).
+    workdir: the run's folder, created when missing.
+    report: called every `config.training.eval_every` steps and at the end
+      (see `Report`); None: no report. For Dice and `workdir/segments.png`
+      as the command line gives them, pass
+      `cuts_jax.evaluation.report.segment_report(config, workdir)`.
 
   Returns:
     The final training state, on the host (not replicated).
@@ -393,9 +366,9 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> Train
       if save_now:
         checkpointing.save(manager, step, _checkpoint_payload(unreplicate(replicated)))
         last_saved = step
-      if report_now and jax.process_index() == 0:
+      if report is not None and report_now and jax.process_index() == 0:
         tick = time.perf_counter()
-        report_segments(unreplicate(replicated), dataset, config, step, workdir, writer)
+        report(unreplicate(replicated), step=step, dataset=dataset, writer=writer)
         timer_start += time.perf_counter() - tick  # Keep reports out of steps/s.
   finally:
     # An asynchronous save must finish before the process exits.

@@ -44,6 +44,7 @@ from configs import brain_ventricles
 from configs import retina
 from cuts_jax import train
 from cuts_jax.evaluation import evaluate
+from cuts_jax.evaluation import report
 from cuts_jax.runs import console
 
 SHARED = REPO_ROOT.parent / "shared" / "data"
@@ -193,7 +194,7 @@ def main() -> None:
           f"{args.dataset}_{ablation}_{args.preset}{_settings_suffix(args.set)}") / f"seed{seed}"
       start_step = _completed_checkpoint_step(workdir)
       tick = time.perf_counter()
-      train.train_and_evaluate(config, workdir)
+      train.train_and_evaluate(config, workdir, report=report.segment_report(config, workdir))
       trained = time.perf_counter()
       eval_config = build_config(args, ablation, seed, tuple(args.eval_set))
       outcome = evaluate.evaluate(eval_config, workdir, figures=seed == seeds[0])

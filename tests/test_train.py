@@ -15,6 +15,7 @@ import pytest
 from configs import tiny
 from conftest import REPO_ROOT
 from cuts_jax import train
+from cuts_jax.evaluation import report
 from cuts_jax.io import datasets as data
 from cuts_jax.runs import checkpointing
 from cuts_jax.runs import periodic
@@ -96,7 +97,8 @@ def test_periodic_is_due():
 def test_training_run_writes_and_resumes(tmp_path):
   config = tiny.get_config()
   config.training.num_figure_images = 2
-  state = train.train_and_evaluate(config, tmp_path)
+  state = train.train_and_evaluate(config, tmp_path,
+                                   report=report.segment_report(config, tmp_path))
   assert (tmp_path / "segments.png").stat().st_size > 5_000
   assert int(state.step) == 4
   assert sorted(p.name for p in (tmp_path / "checkpoints").iterdir()
@@ -110,7 +112,8 @@ def test_training_run_writes_and_resumes(tmp_path):
 
   # A longer run in the same workdir continues from step 4.
   config.training.num_steps = 6
-  resumed = train.train_and_evaluate(config, tmp_path)
+  resumed = train.train_and_evaluate(config, tmp_path,
+                                     report=report.segment_report(config, tmp_path))
   assert int(resumed.step) == 6
   lines = [json.loads(l) for l in (tmp_path / "metrics.jsonl").read_text().splitlines()]
   assert [l["step"] for l in lines] == [2, 4, 6]

@@ -4,7 +4,10 @@
         --config.data.root=/path/to/retina_ga --config.training.num_steps=500
 
 Any config field can be overridden with --config.<path>=<value>. Re-running
-with the same --workdir resumes from its latest checkpoint.
+with the same --workdir resumes from its latest checkpoint. Every
+`config.training.eval_every` steps and at the end the run is shown a segment
+report (`cuts_jax.evaluation.report`): Dice on data with masks, and
+`workdir/segments.png`.
 """
 
 import os
@@ -16,6 +19,7 @@ from absl import logging
 from ml_collections import config_flags
 
 from cuts_jax import train
+from cuts_jax.evaluation import report
 from cuts_jax.io import datasets as data
 from cuts_jax.runs import console
 
@@ -31,7 +35,8 @@ def main(argv):
     raise app.UsageError(f"Unexpected arguments: {' '.join(argv[1:])}")
   console.setup_logging()
   try:
-    train.train_and_evaluate(_CONFIG.value, _WORKDIR.value)
+    train.train_and_evaluate(_CONFIG.value, _WORKDIR.value,
+                             report=report.segment_report(_CONFIG.value, _WORKDIR.value))
   except (data.DataError, train.NonFiniteLossError, ValueError, OSError) as error:
     # Problems the user can fix: say what is wrong without a traceback. The checkpoint manager
     # is closed by now; leaving without interpreter teardown keeps tensorstore's shutdown
