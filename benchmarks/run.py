@@ -36,7 +36,6 @@ import numpy as np
 from configs import retina as retina_config  # pylint: disable=g-import-not-at-top
 from cuts_jax import clustering
 from cuts_jax import defaults as default_config
-from cuts_jax import model as model_lib
 from cuts_jax import sampling
 from cuts_jax import segmentation
 from cuts_jax import train

@@ -65,6 +65,8 @@ from sklearn import cluster as sk_cluster
 from sklearn import manifold
 from sklearn import neighbors
 
+from cuts_jax import _validation
+
 METHODS = ("spectral", "kmeans")
 GRAPHS = ("landmark", "knn")
 
@@ -194,18 +196,13 @@ def _check_embeddings(embeddings) -> np.ndarray:
 
 def _check_options(num_points: int, *, num_clusters, method, graph, num_landmarks,
                    num_neighbors, pca_dim, n_init, max_fit_points, num_threads) -> None:
-  if method not in METHODS:
-    raise ValueError(f"unknown clustering method {method!r}; expected one of {METHODS}.")
-  if graph not in GRAPHS:
-    raise ValueError(f"unknown graph {graph!r}; expected one of {GRAPHS}.")
-  counts = dict(num_clusters=num_clusters, num_landmarks=num_landmarks,
-                num_neighbors=num_neighbors, n_init=n_init, max_fit_points=max_fit_points,
-                pca_dim=pca_dim, num_threads=num_threads)
-  for name, value in counts.items():
-    if value is None and name in ("pca_dim", "num_threads"):
-      continue
-    if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < 1:
-      raise ValueError(f"{name} must be a positive integer; got {value!r}.")
+  _validation.check_one_of(method, METHODS, what="clustering method")
+  _validation.check_one_of(graph, GRAPHS, what="graph")
+  optional = dict(pca_dim=pca_dim, num_threads=num_threads)  # None: not limited.
+  _validation.check_positive_integers(
+      num_clusters=num_clusters, num_landmarks=num_landmarks, num_neighbors=num_neighbors,
+      n_init=n_init, max_fit_points=max_fit_points,
+      **{name: value for name, value in optional.items() if value is not None})
   if method == "spectral" and graph == "knn" and num_points > _MAX_KNN_POINTS:
     raise ValueError(f"graph='knn' builds an exact graph in O(N^2) time; {num_points} points "
                      f"is more than {_MAX_KNN_POINTS}. Use graph='landmark'.")

@@ -22,6 +22,8 @@ import jax
 from jax import lax
 import jax.numpy as jnp
 
+from cuts_jax import _validation
+
 _DIMENSIONS = ("NHWC", "HWIO", "NHWC")
 WEIGHT_GRADIENTS = ("auto", "xla", "im2col")
 
@@ -120,8 +122,7 @@ _zero_padded_conv_im2col.defvjp(_zero_padded_forward, _zero_padded_backward)
 
 def use_im2col(weight_gradient: str) -> bool:
   """Whether `weight_gradient` ("auto", "xla" or "im2col") means im2col here."""
-  if weight_gradient not in WEIGHT_GRADIENTS:
-    raise ValueError(f"weight gradient {weight_gradient!r}; expected one of {WEIGHT_GRADIENTS}.")
+  _validation.check_one_of(weight_gradient, WEIGHT_GRADIENTS, what="weight gradient")
   if weight_gradient == "auto":
     return jax.default_backend() == "cpu"
   return weight_gradient == "im2col"

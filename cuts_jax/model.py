@@ -14,6 +14,7 @@ import jax
 import jax.numpy as jnp
 import ml_collections
 
+from cuts_jax import _validation
 from cuts_jax import conv
 from cuts_jax import defaults
 
@@ -143,15 +144,10 @@ def validate_model_config(model_config: ml_collections.ConfigDict) -> None:
                      "each pixel sits at the centre of what the convolution sees.")
   if any(w < 1 for w in widths):
     raise ValueError(f"config.model.features {widths} must be positive.")
-  if model_config.padding not in PADDING_MODES:
-    raise ValueError(f"config.model.padding is {model_config.padding!r}; "
-                     f"expected one of {PADDING_MODES}.")
-  if model_config.activation not in ACTIVATIONS:
-    raise ValueError(f"config.model.activation is {model_config.activation!r}; "
-                     f"expected one of {ACTIVATIONS}.")
-  if model_config.get("weight_gradient", "auto") not in conv.WEIGHT_GRADIENTS:
-    raise ValueError(f"config.model.weight_gradient is {model_config.weight_gradient!r}; "
-                     f"expected one of {conv.WEIGHT_GRADIENTS}.")
+  _validation.check_one_of(model_config.padding, PADDING_MODES, what="config.model.padding")
+  _validation.check_one_of(model_config.activation, ACTIVATIONS, what="config.model.activation")
+  _validation.check_one_of(model_config.weight_gradient, conv.WEIGHT_GRADIENTS,
+                           what="config.model.weight_gradient")
   if model_config.embedding_dim < 0:
     raise ValueError("config.model.embedding_dim must be >= 0 (0: no dense layer).")
 
@@ -173,7 +169,7 @@ def build_model(config: ml_collections.ConfigDict, *, channels: int,
       activation=model_config.activation,
       padding=model_config.padding,
       batch_norm_axis_name=batch_norm_axis_name,
-      weight_gradient=model_config.get("weight_gradient", "auto"),
+      weight_gradient=model_config.weight_gradient,
   )
   return CUTSModel(encoder=encoder, patch_size=config.sampling.patch_size, channels=channels)
 

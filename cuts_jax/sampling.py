@@ -22,6 +22,8 @@ import jax.numpy as jnp
 import ml_collections
 import numpy as np
 
+from cuts_jax import _validation
+
 
 class PairSelection(NamedTuple):
   """Pairs chosen for one image (add a leading batch axis for a batch).
@@ -192,9 +194,9 @@ def validate_sampling_config(sampling_config: ml_collections.ConfigDict,
   if sampling_config.negative_min_distance < sampling_config.positive_radius:
     raise ValueError("config.sampling.negative_min_distance must be >= positive_radius: "
                      "negatives are centred far from the anchor, positives near it.")
-  for field in ("num_anchors", "num_positive_candidates", "num_negative_candidates"):
-    if sampling_config[field] < 1:
-      raise ValueError(f"config.sampling.{field} must be >= 1.")
+  _validation.check_positive_integers(**{
+      f"config.sampling.{field}": sampling_config[field]
+      for field in ("num_anchors", "num_positive_candidates", "num_negative_candidates")})
   height, width = image_shape
   if min(height, width) < p + 2 * sampling_config.positive_radius:
     raise ValueError(

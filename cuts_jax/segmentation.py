@@ -15,6 +15,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+from cuts_jax import _validation
 from cuts_jax import clustering
 from cuts_jax import model as model_lib
 from cuts_jax.io import datasets as data_lib
@@ -78,10 +79,8 @@ class SegmentationParams:
     _check_encoder_variables(model.encoder, {"params": params, "batch_stats": batch_stats},
                              channels)
     head = variables["params"].get("reconstruction_head")
-    space = config.get("evaluation", {}).get("cluster_space", "reconstruction")
-    if space not in CLUSTER_SPACES:
-      raise ValueError(f"config.evaluation.cluster_space is {space!r}; expected one of "
-                       f"{CLUSTER_SPACES}.")
+    space = config.evaluation.cluster_space
+    _validation.check_one_of(space, CLUSTER_SPACES, what="config.evaluation.cluster_space")
     return cls(params=params, batch_stats=batch_stats,
                encoder=model.encoder, channels=channels,
                image_size=tuple(int(s) for s in config.data.image_size),
@@ -122,8 +121,7 @@ def clustering_features(params: SegmentationParams, embeddings: np.ndarray, *,
       literal choice); default `params.cluster_space`.
   """
   space = params.cluster_space if space is None else space
-  if space not in CLUSTER_SPACES:
-    raise ValueError(f"space is {space!r}; expected one of {CLUSTER_SPACES}.")
+  _validation.check_one_of(space, CLUSTER_SPACES, what="space")
   if space == "embedding":
     return embeddings
   if params.cluster_metric is None:
@@ -136,19 +134,16 @@ def _check_encoder_variables(encoder: model_lib.Encoder, variables: dict, channe
   """Raises ValueError unless `variables` has exactly the encoder's weights and shapes."""
   expected = jax.eval_shape(functools.partial(encoder.init, train=False), jax.random.key(0),
                             jax.ShapeDtypeStruct((1, 8, 8, channels), jnp.float32))
-  shapes = lambda tree: {jax.tree_util.keystr(path, simple=True, separator="/"): np.shape(leaf)
-                         for path, leaf in jax.tree_util.tree_flatten_with_path(tree)[0]}
-  expected, found = shapes(expected), shapes(variables)
-  # Weights before batch-norm statistics: they name the difference most plainly.
-  for name in sorted(set(expected) | set(found), key=lambda n: (not n.startswith("params"), n)):
-    if expected.get(name) != found.get(name):
-      architecture = {f: getattr(encoder, f) for f in model_lib.ARCHITECTURE_FIELDS}
-      raise ValueError(
-          f"the weights do not fit the model the config describes ({architecture}): "
-          f"{name} has shape {found.get(name, 'none')} in the weights and "
-          f"{expected.get(name, 'none')} in that model. The checkpoint and the config come "
-          "from different runs, or config.json was edited; use the config.json that the "
-          "run which saved the checkpoint wrote.")
+  mismatch = _validation.first_shape_mismatch(_validation.tree_shapes(expected),
+                                              _validation.tree_shapes(variables))
+  if mismatch is not None:
+    name, wanted, found = mismatch
+    architecture = {f: getattr(encoder, f) for f in model_lib.ARCHITECTURE_FIELDS}
+    raise ValueError(
+        f"the weights do not fit the model the config describes ({architecture}): "
+        f"{name} has shape {found} in the weights and {wanted} in that model. The checkpoint "
+        "and the config come from different runs, or config.json was edited; use the "
+        "config.json that the run which saved the checkpoint wrote.")
 
 
 def embed(params: SegmentationParams, images: jax.Array) -> jax.Array:
@@ -168,23 +163,15 @@ def embed(params: SegmentationParams, images: jax.Array) -> jax.Array:
     ValueError: wrong shape, channel count or dtype; NaN, Inf or values
       outside [0, 1] in concrete images.
   """
-  images = jnp.asarray(images)
-  if images.ndim != 4 or images.shape[-1] != params.channels or min(images.shape[1:3]) < 1:
-    raise ValueError(f"embed expects images of shape (B, H, W, {params.channels}) with H, W "
-                     f">= 1; got {images.shape}. For one (H, W, C) image use images[None].")
-  if not jnp.issubdtype(images.dtype, jnp.floating):
-    raise ValueError(f"embed expects float images in [0, 1]; got {images.dtype}. Scale them "
-                     "first, e.g. cuts_jax.segmentation.prepare_image(image, channels=...) "
-                     "for one image, or images / 255 for uint8.")
-  if not isinstance(images, jax.core.Tracer) and images.size:
+  images = _validation.check_batch(jnp.asarray(images), channels=params.channels)
+  scale_hint = (" Scale them first: prepare_image(image, channels=...) for one image, or "
+                "images / 255 for uint8.")
+  _validation.check_floating(images, what="images", hint=scale_hint)
+  if not isinstance(images, jax.core.Tracer):
     # Outside jit the values are known; a wrong scale would give silent garbage.
-    low, high = float(jnp.min(images)), float(jnp.max(images))
-    if not (np.isfinite(low) and np.isfinite(high)):
-      raise ValueError("images hold NaN or infinite values; replace them (e.g. with "
-                       "jnp.nan_to_num) first.")
-    if low < -_RANGE_TOLERANCE or high > 1.0 + _RANGE_TOLERANCE:
-      raise ValueError(f"embed expects images in [0, 1]; these span [{low:.4g}, {high:.4g}]. "
-                       "Scale them first (cuts_jax.io.datasets.to_unit_range, or prepare_image).")
+    _validation.check_finite(images, what="the batch")
+    _validation.check_unit_range(images, what="the batch", tolerance=_RANGE_TOLERANCE,
+                                 hint=scale_hint)
   variables = {"params": params.params, "batch_stats": params.batch_stats}
   return params.encoder.apply(variables, images.astype(jnp.float32), train=False)
 
@@ -231,14 +218,8 @@ def prepare_image(image: Any, *, channels: int) -> np.ndarray:
     ValueError: wrong rank or channel count, non-numeric dtype, NaN/Inf, or
       an image with fewer than 2 pixels a side.
   """
-  array = np.asarray(image)
-  if array.ndim not in (2, 3):
-    raise ValueError(f"expected one image of shape (H, W) or (H, W, C); got shape "
-                     f"{array.shape}. For a batch, call segment once per image.")
-  try:
-    array = data_lib.as_channels_last(array)
-  except data_lib.DataError as error:
-    raise ValueError(str(error)) from error
+  array = _validation.check_image(image, hint=" For a batch, call segment once per image.")
+  array = data_lib.as_channels_last(array)
   if array.shape[-1] != channels:
     raise ValueError(f"the model was trained on {channels}-channel images; got "
                      f"{array.shape[-1]} channel(s) (shape {np.shape(image)}). Convert the "
@@ -246,10 +227,7 @@ def prepare_image(image: Any, *, channels: int) -> np.ndarray:
   if min(array.shape[:2]) < 2:
     raise ValueError(f"image of shape {np.shape(image)} is too small to segment; it needs "
                      "at least 2 pixels a side.")
-  try:
-    return data_lib.to_unit_range(array)
-  except data_lib.DataError as error:
-    raise ValueError(str(error)) from error
+  return data_lib.to_unit_range(array)
 
 
 def segment(params: SegmentationParams, image: Any, *, num_clusters: int = 10,
@@ -284,27 +262,14 @@ def segment(params: SegmentationParams, image: Any, *, num_clusters: int = 10,
   array = prepare_image(image, channels=params.channels)
   height, width = array.shape[:2]
   if resize_to is not None:
-    array = data_lib.resize_image(array, _check_size(resize_to))
+    array = data_lib.resize_image(array, _validation.check_size(
+        resize_to, what="resize_to", minimum=2, hint=" E.g. params.image_size."))
   features = clustering_features(params, embed_image(params, array), space=space)
   labels = clustering.cluster_image(features, num_clusters=num_clusters, method=method,
                                     seed=seed)
   if labels.shape != (height, width):
     labels = data_lib.resize_labels(labels, (height, width))
   return labels.astype(np.int32)
-
-
-def _check_size(size: Any) -> tuple[int, int]:
-  """`resize_to` as (H, W), each an integer >= 2."""
-  try:
-    height, width = size
-    valid = all(isinstance(s, (int, np.integer)) and not isinstance(s, bool) and s >= 2
-                for s in (height, width))
-  except (TypeError, ValueError):
-    valid = False
-  if not valid:
-    raise ValueError(f"resize_to is {size!r}; expected (height, width), two integers >= 2, "
-                     "e.g. params.image_size.")
-  return int(height), int(width)
 
 
 def select(labels: Any, pixel: Sequence[int]) -> np.ndarray:
@@ -317,14 +282,6 @@ def select(labels: Any, pixel: Sequence[int]) -> np.ndarray:
   Returns:
     bool (H, W) mask, True where labels equal the label at `pixel`.
   """
-  labels = np.asarray(labels)
-  if labels.ndim != 2:
-    raise ValueError(f"labels must be a 2-D (H, W) map; got shape {labels.shape}.")
-  if (not isinstance(pixel, Sequence) and not isinstance(pixel, np.ndarray)) or len(pixel) != 2 \
-      or not all(isinstance(p, (int, np.integer)) and not isinstance(p, bool) for p in pixel):
-    raise ValueError(f"pixel must be (row, col), two integers; got {pixel!r}.")
-  row, col = (int(p) for p in pixel)
-  if not (0 <= row < labels.shape[0] and 0 <= col < labels.shape[1]):
-    raise ValueError(f"pixel ({row}, {col}) lies outside the {labels.shape[0]}x"
-                     f"{labels.shape[1]} label map.")
+  labels = _validation.check_label_map(labels)
+  row, col = _validation.check_pixel(pixel, shape=labels.shape)
   return labels == labels[row, col]

@@ -235,7 +235,7 @@ def _check_compatible(workdir: pathlib.Path, config: ml_collections.ConfigDict) 
   fields = [("model", name) for name in model_lib.ARCHITECTURE_FIELDS]
   fields.append(("sampling", "patch_size"))  # Sets the reconstruction head's shape.
   for section, field in fields:
-    old, new = saved[section].get(field), config[section].get(field)
+    old, new = saved[section][field], config[section][field]
     as_json = lambda value: json.loads(json.dumps(value))  # Tuples and lists alike.
     if as_json(old) != as_json(new):
       raise ValueError(

@@ -54,11 +54,7 @@ def segment_volume(params: segmentation.SegmentationParams, volume: Any, *, axis
                      "2-D image call cuts_jax.segment.")
   if not -3 <= axis < 3:
     raise ValueError(f"axis is {axis}; a volume has axes 0, 1 and 2.")
-  try:
-    scaled = datasets.to_unit_range(array)
-  except datasets.DataError as error:
-    raise ValueError(str(error)) from error
-  slices = np.moveaxis(scaled, axis, 0)
+  slices = np.moveaxis(datasets.to_unit_range(array), axis, 0)
   labels = np.empty(slices.shape, np.int32)
   for index, image in enumerate(slices):
     image = np.repeat(image[..., None], params.channels, axis=-1)

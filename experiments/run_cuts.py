@@ -25,7 +25,6 @@ import csv
 import datetime
 import hashlib
 import json
-import math
 import os
 import pathlib
 import platform

@@ -1,13 +1,17 @@
 """Every shipped config loads, validates, and documents how to run it."""
 
 import importlib
+import json
 import pathlib
 
 import pytest
 
+from configs import tiny
 from conftest import REPO_ROOT
+from cuts_jax import defaults
 from cuts_jax import model as model_lib
 from cuts_jax import sampling
+from cuts_jax.runs import checkpointing
 
 CONFIG_NAMES = sorted(p.stem for p in (REPO_ROOT / "configs").glob("*.py")
                       if p.stem != "__init__")
@@ -28,3 +32,20 @@ def test_config_is_valid(name, preset):
   assert config.training.batch_size % 2 == 0  # Splits over 2 (and 1) devices.
   if name != "default":
     assert "python -m cuts_jax.main" in module.__doc__
+
+
+def test_an_old_config_json_is_read_over_the_defaults(tmp_path):
+  """Fields added since a run was saved take their defaults; saved values win, whole."""
+  saved = json.loads(tiny.get_config().to_json())
+  del saved["evaluation"]["ergas_floor"], saved["model"]["weight_gradient"], saved["distributed"]
+  saved["evaluation"]["baselines"] = {"random": {"num_segments": 3}}
+  (tmp_path / checkpointing.CONFIG_FILE).write_text(json.dumps(saved))
+  config = checkpointing.read_config(tmp_path)
+  assert config.evaluation.ergas_floor == defaults.get_config().evaluation.ergas_floor
+  assert config.model.weight_gradient == "auto" and not config.distributed.initialize
+  assert tuple(config.model.kernel_sizes) == (5, 3)  # The run's own model, not the default's.
+  assert config.evaluation.baselines.to_dict() == {"random": {"num_segments": 3}}
+  saved["data"]["image_size"] = "large"
+  (tmp_path / checkpointing.CONFIG_FILE).write_text(json.dumps(saved))
+  with pytest.raises(ValueError, match="config.data.image_size is 'large'"):
+    checkpointing.read_config(tmp_path)

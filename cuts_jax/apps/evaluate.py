@@ -7,8 +7,6 @@ Without --config the run's own `workdir/config.json` is used. Results go to
 `workdir/evaluation/` (see `cuts_jax.evaluation.evaluate`).
 """
 
-import sys
-
 from absl import app
 from absl import flags
 from ml_collections import config_flags

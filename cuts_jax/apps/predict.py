@@ -26,13 +26,13 @@ import dataclasses
 import errno
 import json
 import pathlib
-import re
 import sys
 from typing import Callable, Iterable, Optional, Sequence
 
 from absl import logging
 import numpy as np
 
+from cuts_jax import _validation
 from cuts_jax import segmentation
 from cuts_jax import trained
 from cuts_jax import volume as volume_lib
@@ -100,10 +100,7 @@ def parse_pixel(text: str) -> tuple[int, int]:
   except ValueError:
     raise ValueError(f"--pixel is {text!r}; expected two integers ROW,COL, e.g. "
                      "--pixel=64,40.") from None
-  if row < 0 or col < 0:
-    raise ValueError(f"--pixel is {text!r}; row and column count from 0 and cannot be "
-                     "negative.")
-  return row, col
+  return _validation.check_pixel((row, col), what="--pixel")
 
 
 def find_inputs(input_path: str | pathlib.Path, *,
@@ -132,7 +129,7 @@ def find_inputs(input_path: str | pathlib.Path, *,
   items, others = [], []
   if medical.dicom_files(path):
     items.append(Item(path, "dicom_series"))
-  for entry in sorted(path.iterdir(), key=_natural_key):
+  for entry in sorted(path.iterdir(), key=data_lib.natural_key):
     if exclude is not None and entry.resolve() == exclude.resolve():
       continue
     if entry.is_dir():
@@ -153,11 +150,6 @@ def find_inputs(input_path: str | pathlib.Path, *,
     raise data_lib.DataError(f"{path} holds nothing to segment; expected files ending in "
                              f"{', '.join(_known_suffixes())} or folders of .dcm slices.")
   return _named(items), others
-
-
-def _natural_key(path: pathlib.Path) -> list:
-  """Sorts "image2" before "image10"."""
-  return [int(part) if part.isdigit() else part for part in re.split(r"(\d+)", path.name)]
 
 
 def _known_suffixes() -> list[str]:
@@ -191,7 +183,7 @@ def _named(items: list[Item]) -> list[Item]:
 
 def _to_model_channels(image: np.ndarray, channels: int, path: pathlib.Path) -> np.ndarray:
   """Lossless channel matching: gray -> repeated RGB; RGB with equal channels -> gray."""
-  image = data_lib.as_channels_last(image, path)
+  image = data_lib.as_channels_last(image, path=path)
   if image.shape[-1] == channels:
     return image
   if image.shape[-1] == 1:
@@ -202,12 +194,6 @@ def _to_model_channels(image: np.ndarray, channels: int, path: pathlib.Path) -> 
   raise data_lib.DataError(f"{path}: the model was trained on {channels}-channel images; this "
                            f"one has {image.shape[-1]} channels of different content. Convert "
                            "it first (e.g. skimage.color.rgb2gray).")
-
-
-def _check_pixel(pixel: Optional[Sequence[int]], shape: Sequence[int], what: str) -> None:
-  if pixel is not None and not (pixel[0] < shape[0] and pixel[1] < shape[1]):
-    raise ValueError(f"--pixel ({pixel[0]}, {pixel[1]}) lies outside the {shape[0]}x{shape[1]} "
-                     f"{what}.")
 
 
 class _Writer:
@@ -253,7 +239,8 @@ def _predict_image(params, item: Item, writer: _Writer, *, pixel, segment_kwargs
   else:
     image = data_lib.read_image(item.path)
   image = _to_model_channels(np.asarray(image), params.channels, item.path)
-  _check_pixel(pixel, image.shape, "image")
+  if pixel is not None:
+    _validation.check_pixel(pixel, shape=image.shape, what="--pixel", where="image")
   image = segmentation.prepare_image(image, channels=params.channels)
   labels = segmentation.segment(params, image, **segment_kwargs)
   outputs = [medical.write_label_png(labels, writer.path(f"{item.name}_labels.png"))]
@@ -277,7 +264,9 @@ def _predict_volume(params, item: Item, writer: _Writer, *, pixel, axis,
   if not -3 <= axis < 3:
     raise ValueError(f"--axis is {axis}; a volume has axes 0, 1 and 2.")
   slice_shape = np.delete(np.array(volume.data.shape), axis % 3)
-  _check_pixel(pixel, slice_shape, f"slices (axis {axis % 3} removed) of this volume")
+  if pixel is not None:
+    _validation.check_pixel(pixel, shape=slice_shape, what="--pixel",
+                            where=f"slices (axis {axis % 3} removed) of this volume")
   labels = volume_lib.segment_volume(params, volume.data, axis=axis, **segment_kwargs)
   outputs = [medical.write_nifti_labels(labels, writer.path(f"{item.name}_labels.nii.gz"),
                                         like=volume)]
@@ -363,9 +352,7 @@ def predict_path(params: segmentation.SegmentationParams, input_path: str | path
     raise ValueError(f"--output {output_dir} is the input folder; choose another folder so the "
                      "results do not mix with (or get read as) inputs.")
   if pixel is not None:
-    if len(pixel) != 2 or min(int(p) for p in pixel) < 0:
-      raise ValueError(f"pixel must be (row, col) with non-negative entries; got {pixel!r}.")
-    pixel = tuple(int(p) for p in pixel)
+    pixel = _validation.check_pixel(pixel)
   items, others = find_inputs(input_path, exclude=output_dir)
   checkpointing.check_writable(output_dir, flag="--output")
   inputs = [input_path] if input_path.is_file() else [

@@ -37,6 +37,7 @@ from skimage import measure
 from skimage import morphology
 from skimage import segmentation
 
+from cuts_jax import _validation
 from cuts_jax import clustering
 
 
@@ -52,7 +53,7 @@ def random_labels(image: np.ndarray, *, num_segments: int = 10, seed: int = 0) -
     int32 (H, W) labels.
   """
   array = _check_image(image)
-  _check_positive(num_segments=num_segments)
+  _validation.check_positive_integers(num_segments=num_segments)
   rng = np.random.default_rng(seed)
   return rng.integers(0, num_segments, size=array.shape[:2]).astype(np.int32)
 
@@ -103,7 +104,7 @@ def otsu_watershed(image: np.ndarray, *, min_distance: int = 5, threshold_rel: f
     int32 (H, W): 0 for the background, 1, 2, ... for the basins.
   """
   array = _check_image(image)
-  _check_positive(min_distance=min_distance)
+  _validation.check_positive_integers(min_distance=min_distance)
   if not 0.0 <= threshold_rel <= 1.0:
     raise ValueError(f"threshold_rel must lie in [0, 1]; got {threshold_rel}.")
   gray = _grayscale(array)
@@ -145,7 +146,7 @@ def felzenszwalb(image: np.ndarray, *, scale: float = 1500.0, sigma: float = 0.8
     int32 (H, W) labels 0, 1, ...
   """
   array = _check_image(image)
-  _check_positive(min_size=min_size)
+  _validation.check_positive_integers(min_size=min_size)
   if scale <= 0 or sigma < 0:
     raise ValueError(f"scale must be positive and sigma non-negative; got scale={scale}, "
                      f"sigma={sigma}.")
@@ -173,7 +174,7 @@ def slic(image: np.ndarray, *, num_segments: int = 10, compactness: Optional[flo
     int32 (H, W) labels 0, 1, ...
   """
   array = _check_image(image)
-  _check_positive(num_segments=num_segments)
+  _validation.check_positive_integers(num_segments=num_segments)
   if compactness is None:
     compactness = 10.0 if array.shape[-1] == 3 else 0.1
   if compactness <= 0 or sigma < 0:
@@ -236,35 +237,13 @@ def run_baseline(name: str, image: np.ndarray, **params: Any) -> np.ndarray:
     ValueError: for an unknown name or a bad image or parameter value.
     TypeError: for a parameter the baseline does not take.
   """
-  if name not in BASELINES:
-    raise ValueError(f"unknown baseline {name!r}; expected one of {tuple(BASELINES)}.")
+  _validation.check_one_of(name, BASELINES, what="baseline")
   return BASELINES[name](image, **params)
 
 
 def _check_image(image: Any) -> np.ndarray:
-  """float32 (H, W, C) from a finite (H, W) or (H, W, C) array in [0, 1]."""
-  array = np.asarray(image)
-  if array.ndim == 2:
-    array = array[..., None]
-  if array.ndim != 3 or min(array.shape) < 1:
-    raise ValueError(f"expected one image of shape (H, W) or (H, W, C); got shape "
-                     f"{np.shape(image)}.")
-  if not (np.issubdtype(array.dtype, np.floating) or array.dtype == bool):
-    raise ValueError(f"expected a float image in [0, 1]; got dtype {array.dtype}. Scale it "
-                     "first with cuts_jax.io.datasets.to_unit_range.")
-  array = array.astype(np.float32)
-  if not np.all(np.isfinite(array)):
-    raise ValueError("image holds NaN or infinite values.")
-  if array.min() < 0.0 or array.max() > 1.0:
-    raise ValueError(f"image values lie in [{array.min()}, {array.max()}]; expected [0, 1]. "
-                     "Scale it first with cuts_jax.io.datasets.to_unit_range.")
-  return array
-
-
-def _check_positive(**values: int) -> None:
-  for name, value in values.items():
-    if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < 1:
-      raise ValueError(f"{name} must be a positive integer; got {value!r}.")
+  """float32 (H, W, C) from a finite (H, W) or (H, W, C) float image in [0, 1]."""
+  return _validation.check_unit_image(image).astype(np.float32)
 
 
 def _grayscale(image: np.ndarray) -> np.ndarray:

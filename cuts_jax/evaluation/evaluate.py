@@ -71,15 +71,15 @@ def score(image: np.ndarray, labels: np.ndarray, *, target: Optional[np.ndarray]
   scores: dict[str, float] = {}
   selected = pixel = None
   if target is not None and target.any():
-    pixel = metrics.centre_pixel(target, percentile=evaluation.click_percentile)
-    selected = metrics.one_pixel_selection(labels, target,
-                                           percentile=evaluation.click_percentile)
-    scores["dice"] = metrics.dice(selected, target)
+    percentile = evaluation.click_percentile
+    scores["dice"] = metrics.dice_one_pixel(labels, target, percentile=percentile)
+    selected = metrics.one_pixel_selection(labels, target, percentile=percentile)
+    pixel = metrics.centre_pixel(target, percentile=percentile)
     scores["dice_majority"] = metrics.dice_majority(labels, target)
     scores["hd95"] = metrics.hd95(selected, target)
   similarity = metrics.segment_patch_similarity(
       image, labels, num_pixels=evaluation.patch_pixels, patch_size=evaluation.patch_size,
-      seed=evaluation.seed, ergas_epsilon=evaluation.get("ergas_floor", metrics.ERGAS_EPSILON))
+      seed=evaluation.seed, ergas_epsilon=evaluation.ergas_floor)
   for measure in ("ssim", "ergas", "rmse"):
     scores[f"{measure}_within"] = similarity[f"{measure}_within"]
     scores[f"{measure}_between"] = similarity[f"{measure}_between"]
@@ -206,7 +206,7 @@ def evaluate(config: ml_collections.ConfigDict, workdir: str | pathlib.Path, *,
   """
   evaluation = config.evaluation
   workdir = pathlib.Path(workdir).expanduser()
-  cuts_methods = [CUTS] + ([CUTS_RAW] if evaluation.get("also_raw_embedding", False) else [])
+  cuts_methods = [CUTS] + ([CUTS_RAW] if evaluation.also_raw_embedding else [])
   configured = cuts_methods + list(evaluation.baselines.keys())
   methods = configured if methods is None else methods
   unknown = sorted(set(methods) - set(configured))

@@ -26,6 +26,9 @@ from typing import Optional, Sequence, Union
 import numpy as np
 from scipy import ndimage
 
+from cuts_jax import _validation
+from cuts_jax.io import datasets
+
 # SSIM constants of Wang et al. (2004), as skimage.metrics.structural_similarity.
 _SSIM_K1 = 0.01
 _SSIM_K2 = 0.03
@@ -48,28 +51,9 @@ def _as_mask(mask: np.ndarray, name: str) -> np.ndarray:
   return array != 0
 
 
-def _check_same_shape(a: np.ndarray, b: np.ndarray, name_a: str, name_b: str, *,
-                      hint: str = "") -> None:
-  if a.shape != b.shape:
-    raise ValueError(f"{name_a} has shape {a.shape} but {name_b} has shape {b.shape}; "
-                     f"they must match.{hint}")
-
-
-def _as_label_map(labels: np.ndarray, name: str) -> np.ndarray:
-  array = np.asarray(labels)
-  if array.ndim != 2:
-    raise ValueError(f"{name} must be a 2-D (H, W) label map, got shape {array.shape}.")
-  if not (np.issubdtype(array.dtype, np.integer) or array.dtype == bool):
-    raise ValueError(f"{name} must hold integer segment ids, got dtype {array.dtype}; "
-                     "cast it with .astype(np.int32) if its values are whole numbers.")
-  return array
-
-
 def _as_target(target: np.ndarray, shape: tuple[int, ...]) -> np.ndarray:
   mask = _as_mask(target, "target")
-  if mask.shape != shape:
-    raise ValueError(f"target has shape {mask.shape} but labels has shape {shape}; "
-                     "they must match.")
+  _validation.check_same_shape(mask.shape, shape, names=("target", "labels"))
   if not mask.any():
     raise ValueError("target is empty: there is no expert-region pixel to select a "
                      "segment with; leave this image out of the Dice average.")
@@ -98,7 +82,7 @@ def dice(prediction: np.ndarray, target: np.ndarray) -> float:
   """
   prediction = _as_mask(prediction, "prediction")
   target = _as_mask(target, "target")
-  _check_same_shape(prediction, target, "prediction", "target")
+  _validation.check_same_shape(prediction.shape, target.shape, names=("prediction", "target"))
   total = int(prediction.sum()) + int(target.sum())
   if total == 0:
     return 1.0
@@ -154,7 +138,7 @@ def one_pixel_selection(labels: np.ndarray, target: np.ndarray, *,
   Raises:
     ValueError: when the shapes differ or the target is empty.
   """
-  labels = _as_label_map(labels, "labels")
+  labels = _validation.check_label_map(labels)
   _as_target(target, labels.shape)
   row, col = centre_pixel(target, percentile=percentile)
   return labels == labels[row, col]
@@ -177,7 +161,7 @@ def majority_selection(labels: np.ndarray, target: np.ndarray) -> np.ndarray:
   Raises:
     ValueError: when the shapes differ or the target is empty.
   """
-  labels = _as_label_map(labels, "labels")
+  labels = _validation.check_label_map(labels)
   mask = _as_target(target, labels.shape)
   # np.unique sorts the ids, so argmax's first maximum is the smallest id.
   ids, counts = np.unique(labels[mask], return_counts=True)
@@ -210,7 +194,7 @@ def _boundary_distances(prediction: np.ndarray, target: np.ndarray,
   """Distances from each boundary to the other, or the answer for empty masks."""
   prediction = _as_mask(prediction, "prediction")
   target = _as_mask(target, "target")
-  _check_same_shape(prediction, target, "prediction", "target")
+  _validation.check_same_shape(prediction.shape, target.shape, names=("prediction", "target"))
   has_prediction, has_target = bool(prediction.any()), bool(target.any())
   if not has_prediction and not has_target:
     return 0.0
@@ -277,21 +261,6 @@ def hd95(prediction: np.ndarray, target: np.ndarray) -> float:
 # ------------------------------------------------------------------ patch similarity
 
 
-def _as_unit_image(image: np.ndarray) -> np.ndarray:
-  array = np.asarray(image, dtype=np.float64)
-  if array.ndim == 2:
-    array = array[..., None]
-  if array.ndim != 3:
-    raise ValueError(f"image must be (H, W) or (H, W, C), got shape {array.shape}.")
-  if not np.all(np.isfinite(array)):
-    raise ValueError("image holds NaN or infinite values.")
-  if array.min() < 0.0 or array.max() > 1.0:
-    raise ValueError(f"image values span [{array.min()}, {array.max()}] but the patch "
-                     "measures expect [0, 1]: map the image first "
-                     "(cuts_jax.io.datasets.to_unit_range).")
-  return array
-
-
 def sample_patches(image: np.ndarray, *, num_pixels: int, patch_size: int,
                    seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
   """Samples pixel centres uniformly, without replacement, and their patches.
@@ -315,7 +284,7 @@ def sample_patches(image: np.ndarray, *, num_pixels: int, patch_size: int,
   Raises:
     ValueError: on a bad image, an even or too large P, or an M out of range.
   """
-  image = _as_unit_image(image)
+  image = _validation.check_unit_image(image).astype(np.float64)
   height, width, _ = image.shape
   if patch_size < 1 or patch_size % 2 == 0:
     raise ValueError(f"patch_size must be odd and positive (a patch is centred on its "
@@ -483,11 +452,9 @@ def segment_patch_similarity(image: np.ndarray, labels: np.ndarray, *, num_pixel
   Raises:
     ValueError: on shape mismatches or invalid arguments.
   """
-  image = _as_unit_image(image)
-  labels = _as_label_map(labels, "labels")
-  if labels.shape != image.shape[:2]:
-    raise ValueError(f"labels has shape {labels.shape} but the image is "
-                     f"{image.shape[0]}x{image.shape[1]}; they must match.")
+  image = _validation.check_unit_image(image).astype(np.float64)
+  labels = _validation.check_label_map(labels)
+  _validation.check_same_shape(labels.shape, image.shape[:2], names=("labels", "the image"))
   centres, patches = sample_patches(image, num_pixels=num_pixels, patch_size=patch_size,
                                     seed=seed)
   measures = pairwise_patch_measures(patches, ssim_window=ssim_window,
@@ -513,43 +480,23 @@ def segment_patch_similarity(image: np.ndarray, labels: np.ndarray, *, num_pixel
 # ------------------------------------------------------------------ BSDS500 benchmarks
 
 
-def upsample_labels(labels: np.ndarray, shape: Sequence[int]) -> np.ndarray:
-  """Nearest-neighbour resampling of a label map (never mixes segment ids).
-
-  Pixel centres are aligned: output pixel i takes input pixel
-  floor((i + 0.5) * H_in / H_out), and likewise for columns. Works for
-  down-sampling too. Use it to compare a 128 x 128 prediction with the
-  BSDS500 humans at their 481 x 321 (or 321 x 481) resolution.
-
-  Args:
-    labels: (H_in, W_in) label map.
-    shape: (H_out, W_out).
-
-  Returns:
-    (H_out, W_out) label map of the same dtype.
-  """
-  labels = np.asarray(labels)
-  if labels.ndim != 2:
-    raise ValueError(f"labels must be a 2-D (H, W) label map, got shape {labels.shape}.")
-  out_height, out_width = (int(s) for s in shape)
-  if out_height < 1 or out_width < 1:
-    raise ValueError(f"shape must be two positive sizes, got {tuple(shape)}.")
-  in_height, in_width = labels.shape
-  rows = (2 * np.arange(out_height) + 1) * in_height // (2 * out_height)
-  cols = (2 * np.arange(out_width) + 1) * in_width // (2 * out_width)
-  return labels[rows[:, None], cols[None, :]]
+# The BSDS500 benchmarks' name for the package's one label resizer: a prediction is
+# brought to the humans' resolution with it.
+upsample_labels = datasets.resize_labels
 
 
 def _human_list(labels: np.ndarray, human_segmentations: HumanSegmentations,
                 ) -> list[np.ndarray]:
   if isinstance(human_segmentations, np.ndarray) and human_segmentations.ndim == 2:
     human_segmentations = [human_segmentations]
-  humans = [_as_label_map(h, "each human segmentation") for h in human_segmentations]
+  humans = [_validation.check_label_map(h, what="each human segmentation")
+             for h in human_segmentations]
   if not humans:
     raise ValueError("human_segmentations is empty; pass at least one label map.")
   for human in humans:
-    _check_same_shape(labels, human, "labels", "a human segmentation",
-                      hint=" Resample the prediction with upsample_labels(labels, shape).")
+    _validation.check_same_shape(
+        labels.shape, human.shape, names=("labels", "a human segmentation"),
+        hint=" Resample the prediction with upsample_labels(labels, shape).")
   if labels.size < 2:
     raise ValueError("the label maps need at least 2 pixels (the measures count pixel pairs).")
   return humans
@@ -650,7 +597,7 @@ def probabilistic_rand_index(labels: np.ndarray,
   Raises:
     ValueError: on shape mismatches, no humans or fewer than 2 pixels.
   """
-  labels = _as_label_map(labels, "labels")
+  labels = _validation.check_label_map(labels)
   humans = _human_list(labels, human_segmentations)
   return float(np.mean([_rand_index(labels, human) for human in humans]))
 
@@ -674,7 +621,7 @@ def variation_of_information(labels: np.ndarray,
   Raises:
     ValueError: on shape mismatches, no humans or fewer than 2 pixels.
   """
-  labels = _as_label_map(labels, "labels")
+  labels = _validation.check_label_map(labels)
   humans = _human_list(labels, human_segmentations)
   return float(np.mean([_variation_of_information(labels, human) for human in humans]))
 
@@ -702,6 +649,6 @@ def segmentation_covering(labels: np.ndarray,
   Raises:
     ValueError: on shape mismatches, no humans or fewer than 2 pixels.
   """
-  labels = _as_label_map(labels, "labels")
+  labels = _validation.check_label_map(labels)
   humans = _human_list(labels, human_segmentations)
   return float(np.mean([_covering(labels, human) for human in humans]))

@@ -19,19 +19,20 @@ from __future__ import annotations
 
 import functools
 import time
-from typing import Any, Optional, Sequence
+from typing import Sequence
 
 from absl import logging
 import flax.linen as nn
-from flax.training import train_state
 import jax
 import jax.numpy as jnp
 import numpy as np
 import optax
 
+from cuts_jax import _validation
 from cuts_jax.evaluation import metrics as metrics_lib
 from cuts_jax.io import datasets as data_lib
 from cuts_jax.runs import periodic
+from cuts_jax.train import TrainState
 
 NOISE_MODES = ("multiply", "drop")
 
@@ -85,12 +86,6 @@ class UNet(nn.Module):
       x = nn.ConvTranspose(features, (2, 2), strides=(2, 2))(x)
       x = ConvBlock(features)(jnp.concatenate([x, skip], axis=-1), train=train)
     return nn.Conv(1, (1, 1))(x)[..., 0].astype(jnp.float32)
-
-
-class TrainState(train_state.TrainState):
-  """Parameters, optimizer state, step, and the batch-norm running statistics."""
-
-  batch_stats: Any
 
 
 def create_train_state(key: jax.Array, *, image_shape: tuple[int, int, int],
@@ -276,14 +271,13 @@ def fit(key: jax.Array, images: np.ndarray, targets: np.ndarray, weights: np.nda
   Raises:
     ValueError: when the shapes disagree or the loss becomes non-finite.
   """
-  images = np.asarray(images, np.float32)
-  if images.ndim != 4:
-    raise ValueError(f"images must be (N, H, W, C), got shape {images.shape}.")
+  images = _validation.check_batch(np.asarray(images, np.float32))
   targets = np.asarray(targets, np.float32)
   weights = np.asarray(weights, np.float32)
-  if targets.shape != images.shape[:3] or weights.shape != images.shape[:3]:
-    raise ValueError(f"targets {targets.shape} and weights {weights.shape} must both be "
-                     f"(N, H, W) = {images.shape[:3]}, one label and weight per pixel.")
+  for name, values in (("targets", targets), ("weights", weights)):
+    _validation.check_same_shape(values.shape, images.shape[:3],
+                                 names=(name, "the images' (N, H, W)"),
+                                 hint=" One label and one weight per pixel.")
   if crop_size and crop_size > min(images.shape[1:3]):
     raise ValueError(f"crop_size {crop_size} exceeds the images' sides {images.shape[1:3]}.")
   init_key, order_key, step_key = jax.random.split(key, 3)
@@ -330,8 +324,7 @@ def corrupt_labels(rng: np.random.Generator, masks: np.ndarray, p: float, *,
   Returns:
     (targets, weights): float32 (N, H, W) each, values in {0, 1}.
   """
-  if mode not in NOISE_MODES:
-    raise ValueError(f"mode must be one of {NOISE_MODES}, got {mode!r}.")
+  _validation.check_one_of(mode, NOISE_MODES, what="mode")
   if not 0.0 <= p <= 1.0:
     raise ValueError(f"p is a probability and must lie in [0, 1], got {p}.")
   masks = (np.asarray(masks) != 0).astype(np.float32)

@@ -12,6 +12,8 @@ from typing import Optional, Sequence
 
 import numpy as np
 
+from cuts_jax import _validation
+
 
 def pyplot():
   try:
@@ -23,9 +25,8 @@ def pyplot():
 
 
 def _as_rgb(image: np.ndarray) -> np.ndarray:
-  image = np.asarray(image, dtype=np.float32)
-  if image.ndim == 2:
-    image = image[..., None]
+  """(H, W), (H, W, 1) or (H, W, C >= 3) -> float32 (H, W, 3) clipped to [0, 1]."""
+  image = _validation.check_image(image).astype(np.float32)
   if image.shape[-1] == 1:
     image = np.repeat(image, 3, axis=-1)
   return np.clip(image[..., :3], 0.0, 1.0)
@@ -47,7 +48,8 @@ def overlay_segments(image: np.ndarray, labels: np.ndarray, *, alpha: float = 0.
   """
   from skimage import segmentation
   rgb = _as_rgb(image)
-  labels = np.asarray(labels)
+  labels = _validation.check_label_map(labels)
+  _validation.check_same_shape(labels.shape, rgb.shape[:2], names=("labels", "the image"))
   _, dense = np.unique(labels, return_inverse=True)
   dense = dense.reshape(labels.shape)
   tinted = (1 - alpha) * rgb + alpha * label_colours(int(dense.max()) + 1)[dense]

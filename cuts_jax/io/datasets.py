@@ -19,6 +19,8 @@ from typing import Iterator, Optional, Sequence
 import ml_collections
 import numpy as np
 
+from cuts_jax import _validation
+
 IMAGE_EXTENSIONS = (".png", ".jpg", ".jpeg", ".tif", ".tiff", ".bmp", ".npy")
 
 DATA_KINDS = ("demo", "retina", "bsds500", "volume", "folder")
@@ -49,7 +51,7 @@ class Dataset:
 
 
 class DataError(ValueError):
-  """A data set is missing, empty or malformed."""
+  """Input data (a data set, a file, an image array) is missing, empty or malformed."""
 
 
 def to_unit_range(image: np.ndarray) -> np.ndarray:
@@ -70,12 +72,9 @@ def to_unit_range(image: np.ndarray) -> np.ndarray:
     return array.astype(np.float32) / 255.0
   if array.dtype == bool:
     return array.astype(np.float32)
-  if not (np.issubdtype(array.dtype, np.integer) or np.issubdtype(array.dtype, np.floating)):
-    raise DataError(f"image dtype {array.dtype} is not numeric; expected integers or floats.")
+  _validation.check_numeric(array, error=DataError)
   array = array.astype(np.float64)
-  if not np.all(np.isfinite(array)):
-    raise DataError("image holds NaN or infinite values; replace them (e.g. with "
-                    "np.nan_to_num) first.")
+  _validation.check_finite(array, error=DataError)
   low, high = float(array.min()), float(array.max())
   if low >= 0.0 and high <= 1.0:
     return array.astype(np.float32)
@@ -87,7 +86,7 @@ def to_unit_range(image: np.ndarray) -> np.ndarray:
 
 
 def resize_image(image: np.ndarray, size: Sequence[int]) -> np.ndarray:
-  """(h, w, C) float -> (H, W, C) float32, antialiased bilinear."""
+  """The one image resizer: (h, w, C) float -> (H, W, C) float32, antialiased bilinear."""
   from skimage import transform
   if tuple(image.shape[:2]) == tuple(size):
     return image.astype(np.float32)
@@ -97,28 +96,39 @@ def resize_image(image: np.ndarray, size: Sequence[int]) -> np.ndarray:
 
 
 def resize_labels(labels: np.ndarray, size: Sequence[int]) -> np.ndarray:
-  """Nearest-neighbour resize of a label map, keeping its dtype."""
-  from skimage import transform
-  if tuple(labels.shape[:2]) == tuple(size):
-    return labels
-  return transform.resize(labels, tuple(size), order=0, anti_aliasing=False,
-                          preserve_range=True).astype(labels.dtype)
+  """The one label-map resizer: nearest neighbour, centre-aligned, never mixing segment ids.
+
+  Output pixel i takes input pixel floor((i + 0.5) * H_in / H_out), and
+  likewise for columns, in exact integer arithmetic; up or down. It brings
+  masks to the training size, a segmentation back to its image's size, and a
+  128 x 128 prediction to the BSDS500 humans' 481 x 321.
+
+  Args:
+    labels: (H_in, W_in) label map or mask, any dtype.
+    size: (H_out, W_out).
+
+  Returns:
+    (H_out, W_out) map of the same dtype.
+  """
+  labels = _validation.check_label_map(labels, integers=False)
+  out_height, out_width = _validation.check_size(size, what="size")
+  in_height, in_width = labels.shape
+  rows = (2 * np.arange(out_height) + 1) * in_height // (2 * out_height)
+  cols = (2 * np.arange(out_width) + 1) * in_width // (2 * out_width)
+  return labels[rows[:, None], cols[None, :]]
 
 
-def as_channels_last(image: np.ndarray, path: os.PathLike | str = "image") -> np.ndarray:
-  """(H, W) -> (H, W, 1); (H, W, 4) RGBA -> RGB; checks the rank and channels."""
-  if image.ndim == 2:
-    return image[..., None]
-  if image.ndim != 3:
-    raise DataError(f"{path}: expected a 2-D image (H, W) or (H, W, C), got shape "
-                    f"{image.shape}.")
-  if image.shape[-1] == 4:
-    return image[..., :3]
-  if image.shape[-1] not in (1, 2, 3):
-    raise DataError(f"{path}: expected 1 to 4 channels (gray, two channels, RGB or RGBA) in "
-                    f"the last axis, got shape {image.shape}. A channels-first array needs "
-                    "np.moveaxis(image, 0, -1).")
-  return image
+def as_channels_last(image: np.ndarray, *, path: os.PathLike | str | None = None) -> np.ndarray:
+  """(H, W) -> (H, W, 1); (H, W, 4) RGBA -> RGB; refuses other ranks and channel counts.
+
+  Raises:
+    DataError: naming `path` (when given), for what is not one image of 1 to 4 channels.
+  """
+  # A rank-3 array can only fail on its channels: then it may be channels-first.
+  hint = " A channels-first array needs np.moveaxis(image, 0, -1)." if np.ndim(image) == 3 else ""
+  image = _validation.check_image(image, what="a 2-D image", channels=(1, 2, 3, 4), hint=hint,
+                                  source=path, error=DataError)
+  return image[..., :3] if image.shape[-1] == 4 else image
 
 
 def load_npy(path: os.PathLike | str) -> np.ndarray:
@@ -152,7 +162,7 @@ def read_image(path: os.PathLike | str) -> np.ndarray:
     except Exception as error:  # Any decoder failure means the same to the user.
       raise DataError(f"{path}: cannot read the image ({type(error).__name__}: {error}).") \
           from error
-  return as_channels_last(np.asarray(array), path)
+  return as_channels_last(np.asarray(array), path=path)
 
 
 def read_unit_image(path: os.PathLike | str) -> np.ndarray:
@@ -168,7 +178,8 @@ def read_unit_image(path: os.PathLike | str) -> np.ndarray:
     raise DataError(f"{path}: {error}") from None
 
 
-def _natural_key(path: pathlib.Path):
+def natural_key(path: pathlib.Path) -> list:
+  """A sort key that puts "image2" before "image10"."""
   return [int(part) if part.isdigit() else part for part in re.split(r"(\d+)", path.name)]
 
 
@@ -211,7 +222,7 @@ def load_retina(root: os.PathLike | str, image_size: Sequence[int], *, limit: in
   """
   root = _require_dir(root, "the retina GA data set", "--config.data.root")
   image_dir, label_dir = root / "image_with_GA", root / "label_with_GA"
-  paths = sorted(image_dir.glob("image*.png"), key=_natural_key)
+  paths = sorted(image_dir.glob("image*.png"), key=natural_key)
   if not paths:
     raise DataError(f"no image_with_GA/imageN.png files under {root}; expected the retina "
                     "layout image_with_GA/imageN.png + label_with_GA/labelN.npy.")
@@ -253,7 +264,7 @@ def load_bsds500(root: os.PathLike | str, image_size: Sequence[int], *,
   root = _require_dir(root, "BSDS500", "--config.data.root")
   paths = []
   for split in splits:
-    split_paths = sorted((root / "images" / split).glob("*.jpg"), key=_natural_key)
+    split_paths = sorted((root / "images" / split).glob("*.jpg"), key=natural_key)
     if not split_paths:
       raise DataError(f"no images/{split}/*.jpg under {root}; expected BSDS500's layout "
                       "images/<split>/*.jpg and groundTruth/<split>/*.mat.")
@@ -344,7 +355,7 @@ def load_image_folder(root: os.PathLike | str, image_size: Sequence[int], *, lim
   # Regular files only: a FIFO named like an image would block the reader forever.
   paths = sorted((p for p in root.iterdir()
                   if p.suffix.lower() in IMAGE_EXTENSIONS and p.is_file()),
-                 key=_natural_key)
+                 key=natural_key)
   if not paths:
     raise DataError(f"{root} holds no images ({', '.join(IMAGE_EXTENSIONS)}).")
   if limit:
@@ -389,9 +400,8 @@ def load_dataset(data_config: ml_collections.ConfigDict, *, shard_index: int = 0
   host of a multi-host run loads only its own part.
   """
   kind = data_config.kind
-  size = tuple(data_config.image_size)
-  if len(size) != 2 or min(size) < 1:
-    raise DataError(f"config.data.image_size is {size}; expected (height, width).")
+  size = _validation.check_size(data_config.image_size, what="config.data.image_size",
+                                error=DataError)
   shard = dict(limit=data_config.limit, shard_index=shard_index, shard_count=shard_count)
   if kind == "demo":
     return load_demo(size, **shard)
@@ -405,7 +415,8 @@ def load_dataset(data_config: ml_collections.ConfigDict, *, shard_index: int = 0
                               min_target_pixels=data_config.min_target_pixels, **shard)
   if kind == "folder":
     return load_image_folder(data_config.root, size, **shard)
-  raise DataError(f"config.data.kind is {kind!r}; expected one of {DATA_KINDS}.")
+  _validation.check_one_of(kind, DATA_KINDS, what="config.data.kind", error=DataError)
+  raise AssertionError(f"no loader for config.data.kind {kind!r}")
 
 
 def batch_indices(step: int, batch_size: int, num_examples: int, seed: int) -> np.ndarray:

@@ -16,6 +16,7 @@ from typing import Any, Optional, Sequence
 
 import numpy as np
 
+from cuts_jax import _validation
 from cuts_jax.io import datasets as data_lib
 
 NIFTI_SUFFIXES = (".nii", ".nii.gz")
@@ -241,8 +242,8 @@ def _label_dtype(labels: np.ndarray, dtype: Any) -> np.dtype:
   dtype = np.dtype(dtype)
   if not np.issubdtype(dtype, np.integer):
     raise ValueError(f"label dtype must be an integer type; got {dtype}.")
-  if labels.size and not np.issubdtype(labels.dtype, np.integer) and labels.dtype != bool:
-    raise ValueError(f"labels must be integers; got dtype {labels.dtype}.")
+  if labels.size:
+    _validation.check_integer_dtype(labels)
   info = np.iinfo(dtype)
   if labels.size and (labels.min() < info.min or labels.max() > info.max):
     raise ValueError(f"labels span {labels.min()}..{labels.max()}, which does not fit {dtype}; "
@@ -284,9 +285,8 @@ def write_nifti_labels(labels: Any, path: str | pathlib.Path, *, like: Optional[
   labels = np.asarray(labels)
   dtype = _label_dtype(labels, dtype)
   if like is not None:
-    if like.data.shape != labels.shape:
-      raise ValueError(f"labels have shape {labels.shape} but the scan they should match has "
-                       f"{like.data.shape}.")
+    _validation.check_same_shape(labels.shape, like.data.shape,
+                                 names=("labels", "the scan they belong to"))
     affine = like.affine
     header = like.header.copy() if like.header is not None else None
   else:
@@ -322,10 +322,8 @@ def write_label_png(labels: Any, path: str | pathlib.Path) -> pathlib.Path:
   path = pathlib.Path(path)
   if path.suffix.lower() != ".png":
     raise ValueError(f"{path}: a label map is written as .png.")
-  labels = np.asarray(labels)
-  if labels.ndim != 2:
-    raise ValueError(f"a PNG label map must be 2-D (H, W); got shape {labels.shape}. Write "
-                     "volumes with write_nifti_labels.")
+  labels = _validation.check_label_map(labels, integers=False,
+                                       hint=" Write volumes with write_nifti_labels.")
   if labels.size and (labels.min() < 0 or labels.max() > np.iinfo(np.uint16).max):
     raise ValueError(f"labels span {labels.min()}..{labels.max()}; a PNG holds 0..65535.")
   dtype = np.uint8 if not labels.size or labels.max() <= np.iinfo(np.uint8).max else np.uint16

@@ -12,10 +12,11 @@ import os
 import pathlib
 from typing import Any, Optional
 
-import jax
 import ml_collections
-import numpy as np
 import orbax.checkpoint as ocp
+
+from cuts_jax import _validation
+from cuts_jax import defaults
 
 CONFIG_FILE = "config.json"
 CHECKPOINT_DIR = "checkpoints"
@@ -58,7 +59,7 @@ def restore(manager: ocp.CheckpointManager, abstract_state: Any,
       another channel count, or of another config.
   """
   step = manager.latest_step() if step is None else step
-  expected = _shapes(abstract_state)
+  expected = _validation.tree_shapes(abstract_state)
   # Orbax either refuses a shape mismatch with a message that does not say
   # why, or hands the arrays over as saved; compare before and after.
   saved = _saved_shapes(manager, step)
@@ -67,23 +68,15 @@ def restore(manager: ocp.CheckpointManager, abstract_state: Any,
     _check_shapes(step, manager, found={k: saved[k] for k in common},
                   expected={k: expected[k] for k in common})
   restored = manager.restore(step, args=ocp.args.StandardRestore(abstract_state))
-  _check_shapes(step, manager, found=_shapes(restored), expected=expected)
+  _check_shapes(step, manager, found=_validation.tree_shapes(restored), expected=expected)
   return restored
-
-
-def _shapes(tree: Any) -> dict[str, tuple]:
-  """{"params/encoder/conv0/kernel": shape, ...} of a pytree's array leaves (or their metadata)."""
-  leaves = jax.tree_util.tree_flatten_with_path(tree)[0]
-  return {jax.tree_util.keystr(path, simple=True, separator="/"):
-          tuple(leaf.shape if hasattr(leaf, "shape") else np.shape(leaf))
-          for path, leaf in leaves}
 
 
 def _saved_shapes(manager: ocp.CheckpointManager, step: int) -> Optional[dict[str, tuple]]:
   """The array shapes in checkpoint `step` from its metadata; None when it cannot be read."""
   directory = manager.directory / str(step) / ocp.checkpoint_manager.DEFAULT_ITEM_NAME
   try:
-    return _shapes(ocp.StandardCheckpointHandler().metadata(directory))
+    return _validation.tree_shapes(ocp.StandardCheckpointHandler().metadata(directory))
   except Exception:  # pylint: disable=broad-except
     return None  # The restore itself then reports the damage.
 
@@ -91,14 +84,14 @@ def _saved_shapes(manager: ocp.CheckpointManager, step: int) -> Optional[dict[st
 def _check_shapes(step: int, manager: ocp.CheckpointManager, *, found: dict[str, tuple],
                   expected: dict[str, tuple]) -> None:
   """Raises ValueError naming the first array whose shape differs."""
-  # The model's own weights first: they name the cause most plainly.
-  for name in sorted(set(expected) | set(found), key=lambda n: (not n.startswith("params"), n)):
-    if expected.get(name) != found.get(name):
-      raise ValueError(
-          f"checkpoint {step} in {manager.directory} holds {name} of shape "
-          f"{found.get(name, 'none')}; this run's model needs {expected.get(name, 'none')}. "
-          "It was trained on images with another channel count or with another model "
-          "config: use a new --workdir, or the data and config it was trained with.")
+  mismatch = _validation.first_shape_mismatch(expected, found)
+  if mismatch is not None:
+    name, wanted, saved = mismatch
+    raise ValueError(
+        f"checkpoint {step} in {manager.directory} holds {name} of shape {saved}; this run's "
+        f"model needs {wanted}. It was trained on images with another channel count or with "
+        "another model config: use a new --workdir, or the data and config it was trained "
+        "with.")
 
 
 def check_writable(directory: str | pathlib.Path, *, flag: str,
@@ -147,9 +140,14 @@ def write_config(workdir: str | pathlib.Path, config: ml_collections.ConfigDict)
 def read_config(workdir: str | pathlib.Path) -> ml_collections.ConfigDict:
   """The config a run saved in `workdir/config.json` (read as JSON, never executed).
 
+  The saved values are laid over `cuts_jax.defaults.get_config()`, so a field
+  added to the defaults after the run was trained takes its default value;
+  fields the defaults do not know are kept.
+
   Raises:
     FileNotFoundError: there is no config.json.
-    ValueError: it is not JSON or lacks the data/model/sampling sections.
+    ValueError: it is not JSON, lacks the data/model/sampling sections, or
+      holds a value of another type than the default's.
   """
   path = pathlib.Path(workdir).expanduser() / CONFIG_FILE
   if not path.is_file():
@@ -164,4 +162,27 @@ def read_config(workdir: str | pathlib.Path) -> ml_collections.ConfigDict:
   if missing:
     raise ValueError(f"{path} lacks the config section(s) {missing}; it was not written by "
                      "cuts_jax or was edited by hand. Restore the run's own config.json.")
-  return ml_collections.ConfigDict(values)
+  return _over_defaults(values, path)
+
+
+def _over_defaults(values: dict, path: pathlib.Path) -> ml_collections.ConfigDict:
+  """`values` laid over the default config, field by field within each section.
+
+  A saved field replaces the default's value whole (the baselines table too),
+  so nothing the run did not have is merged into what it had.
+  """
+  config = defaults.get_config()
+  assignments = []
+  for key, value in values.items():
+    if isinstance(value, dict) and isinstance(config.get(key), ml_collections.ConfigDict):
+      assignments += [(config[key], f"{key}.{field}", field, v) for field, v in value.items()]
+    else:
+      assignments.append((config, key, key, value))
+  for section, name, field, value in assignments:
+    try:
+      section[field] = value
+    except TypeError as error:
+      raise ValueError(f"{path}: config.{name} is {value!r}, which the default config cannot "
+                       f"hold ({error}); it was edited by hand. Restore the run's own "
+                       "config.json.") from error
+  return config

@@ -21,6 +21,8 @@ from typing import Any, Mapping, Optional
 
 import numpy as np
 
+from cuts_jax import _validation
+
 METRICS_FILE = "metrics.jsonl"
 TENSORBOARD_DIR = "tensorboard"
 
@@ -50,12 +52,9 @@ def _as_float(name: str, value: Any) -> float:
 
 def _as_image(name: str, image: Any) -> np.ndarray:
   """(H, W), (H, W, 1) or (H, W, 3) -> float32 (H, W, 3) clipped to [0, 1]."""
-  array = np.asarray(image, dtype=np.float32)
-  if array.ndim == 2:
-    array = array[..., None]
-  if array.ndim != 3 or array.shape[-1] not in (1, 3):
-    raise ValueError(f"image {name!r} has shape {array.shape}; expected (H, W, 3) (or gray "
-                     "(H, W) / (H, W, 1)) with values in [0, 1].")
+  array = _validation.check_image(
+      np.asarray(image, dtype=np.float32), what=f"image {name!r}", channels=(1, 3),
+      hint=" Images are RGB (H, W, 3) (or gray (H, W) / (H, W, 1)) with values in [0, 1].")
   if array.shape[-1] == 1:
     array = np.repeat(array, 3, axis=-1)
   return np.clip(np.nan_to_num(array), 0.0, 1.0)

@@ -1,0 +1,213 @@
+"""The one vocabulary of input checks, used wherever cuts_jax takes arrays or settings.
+
+Each check raises ValueError (or the `error` class it is given, e.g. the
+loaders' `DataError`) with a message that says what was expected, what came,
+and what to do, so that one mistake reads the same in `segment`, the metrics,
+the baselines, the loaders, the metric writer and the command-line tools.
+
+The value checks read `array.min()`/`array.max()`, so they work on numpy and
+on concrete jax arrays alike; under `jit` a caller skips them (see `embed`).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from typing import Any, Optional
+
+import jax
+import numpy as np
+
+_SCALE_HINT = " Scale it first with cuts_jax.io.datasets.to_unit_range."
+
+
+def _prefix(source: Any) -> str:
+  return f"{source}: " if source else ""
+
+
+def _count_text(counts: Sequence[int]) -> str:
+  counts = sorted(counts)
+  if len(counts) > 2 and counts == list(range(counts[0], counts[-1] + 1)):
+    return f"{counts[0]} to {counts[-1]}"
+  return " or ".join(str(c) for c in counts)
+
+
+def check_image(image: Any, *, what: str = "one image", channels: Optional[Sequence[int]] = None,
+                hint: str = "", source: Any = None, error: type = ValueError) -> np.ndarray:
+  """An (H, W) or (H, W, C) array, returned as numpy (H, W, C) ((H, W) gains C = 1).
+
+  Args:
+    image: the array.
+    what: how the message names what was expected, e.g. "one image".
+    channels: the channel counts allowed (None: any).
+    hint: appended to the message: what to do instead.
+    source: the file it came from, named first in the message.
+    error: the exception class raised.
+  """
+  array = np.asarray(image)
+  if array.ndim not in (2, 3):
+    raise error(f"{_prefix(source)}expected {what} of shape (H, W) or (H, W, C); got shape "
+                f"{array.shape}.{hint}")
+  if array.ndim == 2:
+    array = array[..., None]
+  if channels is not None and array.shape[-1] not in channels:
+    raise error(f"{_prefix(source)}expected {_count_text(channels)} channels in the last axis "
+                f"of {what}; got shape {array.shape}.{hint}")
+  return array
+
+
+def check_batch(images: Any, *, channels: Optional[int] = None, what: str = "images",
+                hint: str = "") -> Any:
+  """A (B, H, W, C) batch with H, W >= 1 (and C == `channels`); returned as given."""
+  shape = np.shape(images)
+  expected = f"(B, H, W, {'C' if channels is None else channels})"
+  if (len(shape) != 4 or min(shape[1:3]) < 1
+      or (channels is not None and shape[-1] != channels)):
+    raise ValueError(f"expected {what} of shape {expected} with H, W >= 1; got {shape}. For "
+                     f"one (H, W, C) image use {what}[None].{hint}")
+  return images
+
+
+def check_numeric(array: Any, *, what: str = "image", error: type = ValueError) -> None:
+  """Integers, floats or bools."""
+  dtype = array.dtype
+  if not (np.issubdtype(dtype, np.integer) or np.issubdtype(dtype, np.floating)
+          or dtype == bool):
+    raise error(f"{what} dtype {dtype} is not numeric; expected integers or floats.")
+
+
+def check_floating(array: Any, *, what: str = "image", hint: str = _SCALE_HINT) -> None:
+  """Floats (or bools), as a [0, 1] image must be: integer images are refused, not guessed."""
+  dtype = array.dtype
+  if not (np.issubdtype(dtype, np.floating) or dtype == bool):
+    raise ValueError(f"expected float {what} in [0, 1]; got dtype {dtype}.{hint}")
+
+
+def check_finite(array: Any, *, what: str = "image", error: type = ValueError) -> None:
+  """No NaN or infinite value (min and max propagate both, without a mask of the array)."""
+  if array.size and not (np.isfinite(float(array.min())) and np.isfinite(float(array.max()))):
+    raise error(f"{what} holds NaN or infinite values; replace them (e.g. with np.nan_to_num) "
+                "first.")
+
+
+def check_unit_range(array: Any, *, what: str = "image", tolerance: float = 0.0,
+                     hint: str = _SCALE_HINT) -> None:
+  """Values within [0, 1] (give or take `tolerance`)."""
+  if not array.size:
+    return
+  low, high = float(array.min()), float(array.max())
+  if low < -tolerance or high > 1.0 + tolerance:
+    raise ValueError(f"{what} values lie in [{low:.4g}, {high:.4g}]; expected values in "
+                     f"[0, 1].{hint}")
+
+
+def check_unit_image(image: Any, *, what: str = "image") -> np.ndarray:
+  """A finite float (H, W) or (H, W, C) image in [0, 1], returned as numpy (H, W, C).
+
+  The images that metrics, baselines and pictures take; `segment` instead
+  scales whatever it is given (`prepare_image`).
+  """
+  array = check_image(image)
+  if min(array.shape) < 1:
+    raise ValueError(f"expected one image of shape (H, W) or (H, W, C) with no empty axis; got "
+                     f"shape {np.shape(image)}.")
+  check_floating(array, what=what)
+  check_finite(array, what=what)
+  check_unit_range(array, what=what)
+  return array
+
+
+def check_integer_dtype(array: Any, *, what: str = "labels") -> None:
+  """Integers or bools (segment ids, masks)."""
+  dtype = np.asarray(array).dtype
+  if not (np.issubdtype(dtype, np.integer) or dtype == bool):
+    raise ValueError(f"{what} must hold integers (segment ids); got dtype {dtype}. Cast with "
+                     ".astype(np.int32) if its values are whole numbers.")
+
+
+def check_label_map(labels: Any, *, what: str = "labels", integers: bool = True,
+                    hint: str = "") -> np.ndarray:
+  """An (H, W) label map (of integers, unless `integers=False`), returned as numpy."""
+  array = np.asarray(labels)
+  if array.ndim != 2:
+    raise ValueError(f"{what} must be a 2-D (H, W) label map; got shape {array.shape}.{hint}")
+  if integers:
+    check_integer_dtype(array, what=what)
+  return array
+
+
+def check_same_shape(first: Sequence[int], second: Sequence[int], *,
+                     names: tuple[str, str], hint: str = "") -> None:
+  """Two shapes that must be equal, e.g. a prediction's and its target's."""
+  if tuple(first) != tuple(second):
+    raise ValueError(f"{names[0]} has shape {tuple(first)} but {names[1]} has shape "
+                     f"{tuple(second)}; they must match.{hint}")
+
+
+def check_pixel(pixel: Any, *, shape: Optional[Sequence[int]] = None, what: str = "pixel",
+                where: str = "label map") -> tuple[int, int]:
+  """A (row, col) of two non-negative integers (inside `shape` when given), as Python ints."""
+  well_formed = (isinstance(pixel, (Sequence, np.ndarray)) and not isinstance(pixel, str)
+                 and len(pixel) == 2
+                 and all(isinstance(p, (int, np.integer)) and not isinstance(p, (bool, np.bool_))
+                         for p in pixel))
+  if not well_formed:
+    raise ValueError(f"{what} must be (row, col), two integers; got {pixel!r}.")
+  row, col = (int(p) for p in pixel)
+  if row < 0 or col < 0:
+    raise ValueError(f"{what} ({row}, {col}) has a negative entry; rows and columns count "
+                     "from 0.")
+  if shape is not None and not (row < shape[0] and col < shape[1]):
+    raise ValueError(f"{what} ({row}, {col}) lies outside the {shape[0]}x{shape[1]} {where}.")
+  return row, col
+
+
+def check_positive_integers(**values: Any) -> None:
+  """Each value an integer >= 1 (bools are not counts); the message names the argument."""
+  for name, value in values.items():
+    if isinstance(value, (bool, np.bool_)) or not isinstance(value, (int, np.integer)) \
+        or value < 1:
+      raise ValueError(f"{name} must be a positive integer; got {value!r}.")
+
+
+def check_size(size: Any, *, what: str, minimum: int = 1, hint: str = "",
+               error: type = ValueError) -> tuple[int, int]:
+  """(height, width): two integers >= `minimum`, returned as Python ints."""
+  try:
+    height, width = size
+    valid = all(isinstance(s, (int, np.integer)) and not isinstance(s, (bool, np.bool_))
+                and s >= minimum for s in (height, width))
+  except (TypeError, ValueError):
+    valid = False
+  if not valid:
+    raise error(f"{what} is {size!r}; expected (height, width), two integers >= {minimum}."
+                f"{hint}")
+  return int(height), int(width)
+
+
+def check_one_of(value: Any, options: Sequence[Any], *, what: str,
+                 error: type = ValueError) -> None:
+  """`value` is one of `options`; the message lists them."""
+  if value not in options:
+    raise error(f"unknown {what} {value!r}; expected one of {tuple(options)}.")
+
+
+def tree_shapes(tree: Any) -> dict[str, tuple[int, ...]]:
+  """{"params/encoder/conv0/kernel": shape, ...} of a pytree's arrays (or of their metadata)."""
+  leaves = jax.tree_util.tree_flatten_with_path(tree)[0]
+  return {jax.tree_util.keystr(path, simple=True, separator="/"):
+          tuple(leaf.shape if hasattr(leaf, "shape") else np.shape(leaf))
+          for path, leaf in leaves}
+
+
+def first_shape_mismatch(expected: Mapping[str, tuple], found: Mapping[str, tuple],
+                         ) -> Optional[tuple[str, Any, Any]]:
+  """(name, expected shape, found shape) of the first array that differs, or None.
+
+  Names missing on one side count as shape "none". Model weights ("params...")
+  come before batch statistics and optimizer state: they name a wrong
+  architecture most plainly.
+  """
+  for name in sorted(set(expected) | set(found), key=lambda n: (not n.startswith("params"), n)):
+    if expected.get(name) != found.get(name):
+      return name, expected.get(name, "none"), found.get(name, "none")
+  return None
