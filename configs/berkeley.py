@@ -16,7 +16,7 @@ from cuts_jax import defaults
 
 
 def get_config(model_preset: str = "paper"):
-  config = defaults.get_config(model_preset)
+  config = defaults.get_config(model_preset=model_preset)
   config.data.kind = "bsds500"
   config.data.root = ""  # Set with --config.data.root=/path/to/BSDS500/data.
   config.data.splits = ("train", "val")

@@ -21,7 +21,7 @@ VENTRICLE_LABELS = (4, 43, 5, 44, 14, 15)
 
 
 def get_config(model_preset: str = "paper"):
-  config = defaults.get_config(model_preset)
+  config = defaults.get_config(model_preset=model_preset)
   config.data.kind = "volume"
   config.data.root = ""  # Set with --config.data.root=/path/to/volume.npz.
   config.data.axis = 0

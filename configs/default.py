@@ -12,4 +12,4 @@ from cuts_jax import defaults
 
 
 def get_config(model_preset: str = "paper"):
-  return defaults.get_config(model_preset)
+  return defaults.get_config(model_preset=model_preset)

@@ -12,7 +12,7 @@ from cuts_jax import defaults
 
 
 def get_config(model_preset: str = "paper"):
-  config = defaults.get_config(model_preset)
+  config = defaults.get_config(model_preset=model_preset)
   config.data.kind = "demo"
   config.training.crop_size = 64
   config.training.num_steps = 100

@@ -21,7 +21,7 @@ from cuts_jax import defaults
 
 
 def get_config(model_preset: str = "paper"):
-  config = defaults.get_config(model_preset)
+  config = defaults.get_config(model_preset=model_preset)
   config.data.kind = "retina"
   config.data.root = ""  # Set with --config.data.root=/path/to/retina_ga.
   config.training.crop_size = 64  # Random 64x64 crops: ~4x cheaper steps on CPU.

@@ -11,7 +11,7 @@ from cuts_jax import defaults
 
 
 def get_config(model_preset: str = "paper"):
-  config = defaults.get_config(model_preset)
+  config = defaults.get_config(model_preset=model_preset)
   config.data.kind = "demo"
   config.data.image_size = (32, 32)
   config.data.limit = 4

@@ -3,14 +3,38 @@
     params = cuts_jax.load(workdir)          # after python -m cuts_jax.main ...
     labels = cuts_jax.segment(params, image) # int32 (H, W), up to 10 segments
     mask = cuts_jax.select(labels, (row, col))
+
+Segmenting needs only `segment`, `select`, `embed` and `SegmentationParams`,
+imported with the package. `load`, `train_and_evaluate` and `segment_volume`
+bring in the training stack (optax, orbax) and are imported when first used.
 """
 
+import importlib
+
+from cuts_jax.segmentation import SegmentationParams
 from cuts_jax.segmentation import embed
 from cuts_jax.segmentation import segment
-from cuts_jax.segmentation import SegmentationParams
 from cuts_jax.segmentation import select
-from cuts_jax.train import train_and_evaluate
-from cuts_jax.trained import load
 
-__all__ = ["SegmentationParams", "embed", "load", "segment", "select", "train_and_evaluate"]
+__all__ = ["SegmentationParams", "embed", "load", "segment", "segment_volume", "select",
+           "train_and_evaluate"]
 __version__ = "0.1.0"
+
+# Public name -> the module that defines it, imported on first access (PEP 562).
+_LAZY = {
+    "load": "cuts_jax.trained",
+    "segment_volume": "cuts_jax.volume",
+    "train_and_evaluate": "cuts_jax.train",
+}
+
+
+def __getattr__(name: str):
+  if name in _LAZY:
+    value = getattr(importlib.import_module(_LAZY[name]), name)
+    globals()[name] = value  # Later lookups skip this function.
+    return value
+  raise AttributeError(f"module 'cuts_jax' has no attribute {name!r}")
+
+
+def __dir__() -> list[str]:
+  return sorted(set(globals()) | set(_LAZY))

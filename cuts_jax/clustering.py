@@ -67,6 +67,8 @@ from sklearn import neighbors
 
 from cuts_jax import _validation
 
+__all__ = ["GRAPHS", "METHODS", "cluster_embeddings", "cluster_image"]
+
 METHODS = ("spectral", "kmeans")
 GRAPHS = ("landmark", "knn")
 

@@ -24,6 +24,8 @@ import jax.numpy as jnp
 
 from cuts_jax import _validation
 
+__all__ = ["WEIGHT_GRADIENTS", "conv2d", "use_im2col"]
+
 _DIMENSIONS = ("NHWC", "HWIO", "NHWC")
 WEIGHT_GRADIENTS = ("auto", "xla", "im2col")
 
@@ -39,7 +41,7 @@ def _same_then_crop(padded: jax.Array, kernel: jax.Array) -> jax.Array:
   return out[:, half:out.shape[1] - half, half:out.shape[2] - half]
 
 
-def im2col_weight_gradient(padded: jax.Array, output_gradient: jax.Array,
+def _im2col_weight_gradient(padded: jax.Array, output_gradient: jax.Array,
                            kernel_size: int) -> jax.Array:
   """dL/dkernel of a VALID convolution, as per-image patch matrix products.
 
@@ -91,7 +93,7 @@ def _valid_conv_backward(residuals, output_gradient):
   padded, kernel = residuals
   _, input_vjp = jax.vjp(lambda x: _xla_conv(x, kernel, "VALID"), padded)
   (input_gradient,) = input_vjp(output_gradient)
-  kernel_gradient = im2col_weight_gradient(padded, output_gradient, kernel.shape[0])
+  kernel_gradient = _im2col_weight_gradient(padded, output_gradient, kernel.shape[0])
   return input_gradient, kernel_gradient.astype(kernel.dtype)
 
 
@@ -113,7 +115,7 @@ def _zero_padded_backward(residuals, output_gradient):
   (input_gradient,) = input_vjp(output_gradient)
   half = kernel.shape[0] // 2
   padded = jnp.pad(x, ((0, 0), (half, half), (half, half), (0, 0)))
-  kernel_gradient = im2col_weight_gradient(padded, output_gradient, kernel.shape[0])
+  kernel_gradient = _im2col_weight_gradient(padded, output_gradient, kernel.shape[0])
   return input_gradient, kernel_gradient.astype(kernel.dtype)
 
 

@@ -5,8 +5,8 @@ start from `get_config()` and adjust it:
 
     from cuts_jax import defaults
 
-    def get_config(model_preset="paper"):
-      config = defaults.get_config(model_preset)
+    def get_config(model_preset="paper"):  # ml_collections passes "...py:PRESET" here.
+      config = defaults.get_config(model_preset=model_preset)
       config.data.kind = "retina"
       return config
 
@@ -45,7 +45,7 @@ AUTHORS_CODE_PRESET = dict(
 MODEL_PRESETS = {"paper": PAPER_PRESET, "authors_code": AUTHORS_CODE_PRESET}
 
 
-def get_config(model_preset: str = "paper") -> ml_collections.ConfigDict:
+def get_config(*, model_preset: str = "paper") -> ml_collections.ConfigDict:
   """The defaults, with `config.model` from one of `MODEL_PRESETS`."""
   config = ml_collections.ConfigDict()
   config.seed = 0  # Seeds initialisation, batch order and pair sampling.

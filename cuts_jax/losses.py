@@ -17,6 +17,9 @@ from typing import Optional
 import jax
 import jax.numpy as jnp
 
+__all__ = ["cosine_similarity", "info_nce_per_positive", "masked_mean", "reconstruction_error",
+           "total_loss"]
+
 _MASKED_LOGIT = -1e9
 
 

@@ -7,5 +7,7 @@ from absl import app
 
 from cuts_jax.apps import train
 
+__all__ = []
+
 if __name__ == "__main__":
   app.run(train.main)

@@ -18,6 +18,9 @@ from cuts_jax import _validation
 from cuts_jax import conv
 from cuts_jax import defaults
 
+__all__ = ["ACTIVATIONS", "ARCHITECTURE_FIELDS", "PADDING_MODES", "CUTSModel", "Conv2D", "Encoder",
+           "build_model", "receptive_field", "validate_model_config"]
+
 PADDING_MODES = ("zero", "edge", "reflect")
 ACTIVATIONS = ("relu", "leaky_relu")
 
@@ -62,8 +65,6 @@ class Encoder(nn.Module):
     activation: "relu" or "leaky_relu" (slope 0.01).
     padding: how borders are filled before each convolution: "zero", "edge"
       (replicate) or "reflect".
-    batch_norm_axis_name: pmap axis over which batch statistics are averaged
-      in training (synchronised batch norm); None on a single device.
     weight_gradient: how convolution weight gradients are computed: "auto"
       (im2col matrix products on CPU, XLA's elsewhere), "im2col" or "xla".
   """
@@ -73,17 +74,20 @@ class Encoder(nn.Module):
   embedding_dim: int = defaults.PAPER_PRESET["embedding_dim"]
   activation: str = defaults.PAPER_PRESET["activation"]
   padding: str = defaults.PAPER_PRESET["padding"]
-  batch_norm_axis_name: Optional[str] = None
   weight_gradient: str = "auto"
 
   @nn.compact
-  def __call__(self, images: jax.Array, *, train: bool) -> jax.Array:
+  def __call__(self, images: jax.Array, *, train: bool,
+               axis_name: Optional[str] = None) -> jax.Array:
     """Embeds every pixel.
 
     Args:
       images: float array (B, H, W, C).
       train: use batch statistics (and update the running averages) when True,
         the running averages when False.
+      axis_name: in training, the mapped axis (e.g. pmap's) over which batch
+        statistics are averaged (synchronised batch norm); None when the
+        batch is not split over devices.
 
     Returns:
       float32 array (B, H, W, D) of embeddings.
@@ -94,7 +98,7 @@ class Encoder(nn.Module):
       x = Conv2D(width, kernel, padding=self.padding, weight_gradient=self.weight_gradient,
                  name=f"conv{index}")(x)
       x = nn.BatchNorm(use_running_average=not train, momentum=0.9, epsilon=1e-5,
-                       axis_name=self.batch_norm_axis_name if train else None,
+                       axis_name=axis_name if train else None,
                        name=f"batch_norm{index}")(x)
       x = _activate(x, self.activation)
     if self.embedding_dim:
@@ -118,9 +122,10 @@ class CUTSModel(nn.Module):
   def setup(self):
     self.reconstruction_head = nn.Dense(self.patch_size * self.patch_size * self.channels)
 
-  def __call__(self, images: jax.Array, *, train: bool) -> jax.Array:
-    """(B, H, W, C) images -> (B, H, W, D) embeddings."""
-    embeddings = self.encoder(images, train=train)
+  def __call__(self, images: jax.Array, *, train: bool,
+               axis_name: Optional[str] = None) -> jax.Array:
+    """(B, H, W, C) images -> (B, H, W, D) embeddings (`axis_name`: see `Encoder`)."""
+    embeddings = self.encoder(images, train=train, axis_name=axis_name)
     if self.is_initializing():
       # Creates the head's parameters, which only the loss uses.
       self.reconstruct(embeddings[:, 0, 0])
@@ -157,8 +162,7 @@ def receptive_field(model_config: ml_collections.ConfigDict) -> int:
   return 1 + sum(k - 1 for k in model_config.kernel_sizes)
 
 
-def build_model(config: ml_collections.ConfigDict, *, channels: int,
-                batch_norm_axis_name: Optional[str] = None) -> CUTSModel:
+def build_model(config: ml_collections.ConfigDict, *, channels: int) -> CUTSModel:
   """The CUTS model described by `config.model` and `config.sampling.patch_size`."""
   model_config = config.model
   validate_model_config(model_config)
@@ -168,11 +172,6 @@ def build_model(config: ml_collections.ConfigDict, *, channels: int,
       embedding_dim=model_config.embedding_dim,
       activation=model_config.activation,
       padding=model_config.padding,
-      batch_norm_axis_name=batch_norm_axis_name,
       weight_gradient=model_config.weight_gradient,
   )
   return CUTSModel(encoder=encoder, patch_size=config.sampling.patch_size, channels=channels)
-
-
-def embedding_dim(model_config: ml_collections.ConfigDict) -> int:
-  return model_config.embedding_dim or model_config.features[-1]

@@ -24,6 +24,9 @@ import numpy as np
 
 from cuts_jax import _validation
 
+__all__ = ["PairSelection", "disk_offsets", "extract_patches", "sampling_kwargs", "select_pairs",
+           "validate_sampling_config"]
+
 
 class PairSelection(NamedTuple):
   """Pairs chosen for one image (add a leading batch axis for a batch).
@@ -80,7 +83,7 @@ def extract_patches(image: jax.Array, centres: jax.Array, patch_size: int) -> ja
   return patches.reshape(centres.shape[:-1] + patches.shape[1:])
 
 
-def keep_first_n(mask: jax.Array, n: jax.Array) -> jax.Array:
+def _keep_first_n(mask: jax.Array, n: jax.Array) -> jax.Array:
   """Keeps the first n True entries of each row of `mask`; n has the row shape."""
   rank = jnp.cumsum(mask, axis=-1)
   return mask & (rank <= n[..., None])
@@ -155,8 +158,8 @@ def select_pairs(key: jax.Array, image: jax.Array, *, num_anchors: int,
       anchor_rc=anchor_rc,
       positive_rc=positive_rc,
       negative_rc=negative_rc,
-      positive_mask=keep_first_n(positive_ok, kept_per_anchor),
-      negative_mask=keep_first_n(negative_ok, kept_per_anchor),
+      positive_mask=_keep_first_n(positive_ok, kept_per_anchor),
+      negative_mask=_keep_first_n(negative_ok, kept_per_anchor),
       anchor_patches=anchor_patches,
       valid_anchor=kept_per_anchor > 0,
   )

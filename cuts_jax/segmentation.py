@@ -20,6 +20,9 @@ from cuts_jax import clustering
 from cuts_jax import model as model_lib
 from cuts_jax.io import datasets as data_lib
 
+__all__ = ["CLUSTER_SPACES", "SegmentationParams", "clustering_features", "embed", "embed_image",
+           "prepare_image", "segment", "select"]
+
 # Images are embedded in tiles of about this many pixels a side (plus a halo),
 # which bounds the activation memory of very large images.
 _TILE_SIDE = 512
@@ -84,7 +87,7 @@ class SegmentationParams:
     return cls(params=params, batch_stats=batch_stats,
                encoder=model.encoder, channels=channels,
                image_size=tuple(int(s) for s in config.data.image_size),
-               cluster_metric=None if head is None else reconstruction_metric(head["kernel"]),
+               cluster_metric=None if head is None else _reconstruction_metric(head["kernel"]),
                cluster_space=space if head is not None else "embedding")
 
   @classmethod
@@ -97,7 +100,7 @@ class SegmentationParams:
 CLUSTER_SPACES = ("reconstruction", "embedding")
 
 
-def reconstruction_metric(kernel: Any) -> np.ndarray:
+def _reconstruction_metric(kernel: Any) -> np.ndarray:
   """(D, R) matrix M with |e1 M - e2 M| = |e1 W - e2 W| for the head's kernel W (D, P*P*C).
 
   The reconstruction head maps an embedding to the patch it stands for;

@@ -31,6 +31,10 @@ from cuts_jax.runs import checkpointing
 from cuts_jax.runs import metric_writers
 from cuts_jax.runs import periodic
 
+__all__ = ["DEVICE_AXIS", "NonFiniteLossError", "Report", "TrainState", "create_train_state",
+           "learning_rate_schedule", "make_optimizer", "parallel_train_step", "replicate",
+           "shard_batch", "train_and_evaluate", "train_step", "unreplicate"]
+
 # The pmap axis over which the batch is split; batch norm statistics,
 # gradients and metrics are averaged over it.
 DEVICE_AXIS = "batch"
@@ -76,8 +80,7 @@ def learning_rate_schedule(config: ml_collections.ConfigDict) -> optax.Schedule:
 def create_train_state(key: jax.Array, config: ml_collections.ConfigDict, *,
                        image_shape: tuple[int, int, int]) -> TrainState:
   """A freshly initialised state for images of shape (H, W, C)."""
-  model = model_lib.build_model(config, channels=image_shape[-1],
-                                batch_norm_axis_name=DEVICE_AXIS)
+  model = model_lib.build_model(config, channels=image_shape[-1])
   variables = jax.jit(functools.partial(model.init, train=False))(
       key, jnp.zeros((1,) + tuple(image_shape), jnp.float32))
   return TrainState.create(apply_fn=model.apply, params=variables["params"],
@@ -89,7 +92,7 @@ def _gather_pixels(embeddings: jax.Array, rows_cols: jax.Array) -> jax.Array:
   return embeddings[rows_cols[..., 0], rows_cols[..., 1]]
 
 
-def random_crop(key: jax.Array, image: jax.Array, *, size: int) -> jax.Array:
+def _random_crop(key: jax.Array, image: jax.Array, *, size: int) -> jax.Array:
   """A random (size, size) window of an (H, W, C) image (the whole side if smaller)."""
   height, width, channels = image.shape
   crop_h, crop_w = min(size, height), min(size, width)
@@ -99,7 +102,7 @@ def random_crop(key: jax.Array, image: jax.Array, *, size: int) -> jax.Array:
   return jax.lax.dynamic_slice(image, (top, left, 0), (crop_h, crop_w, channels))
 
 
-def train_step(state: TrainState, images: jax.Array, key: jax.Array, *,
+def train_step(state: TrainState, batch: jax.Array, key: jax.Array, *,
                config: ml_collections.ConfigDict,
                axis_name: Optional[str] = None) -> tuple[TrainState, dict[str, jax.Array]]:
   """One CUTS update on a batch of images.
@@ -112,17 +115,20 @@ def train_step(state: TrainState, images: jax.Array, key: jax.Array, *,
 
   Args:
     state: the training state (one device's replica under pmap).
-    images: float32 (b, H, W, C) in [0, 1]; this device's part of the batch.
-      With config.training.crop_size, the step trains on one random square
-      crop of each image (less computation; the loss is the same per crop).
+    batch: float32 (b, H, W, C) images in [0, 1]; this device's part of the
+      global batch. With config.training.crop_size, the step trains on one
+      random square crop of each image (less computation; the loss is the
+      same per crop).
     key: the run's base PRNG key (the same on every device).
     config: the run's config (static).
-    axis_name: the pmap axis when run data-parallel; None on one device
-      without pmap.
+    axis_name: the pmap axis when run data-parallel (batch norm, gradients
+      and metrics are averaged over it); None on one device without pmap,
+      e.g. `jax.jit(functools.partial(train_step, config=config))`.
 
   Returns:
     The updated state and the step's metrics (averaged over devices).
   """
+  images = batch
   local_batch = images.shape[0]
   first_index = 0 if axis_name is None else jax.lax.axis_index(axis_name) * local_batch
   step_key = jax.random.fold_in(key, state.step)
@@ -131,7 +137,7 @@ def train_step(state: TrainState, images: jax.Array, key: jax.Array, *,
   crop_keys = jax.vmap(lambda k: jax.random.fold_in(k, 0))(image_keys)
   pair_keys = jax.vmap(lambda k: jax.random.fold_in(k, 1))(image_keys)
   if config.training.crop_size:
-    images = jax.vmap(functools.partial(random_crop, size=config.training.crop_size))(
+    images = jax.vmap(functools.partial(_random_crop, size=config.training.crop_size))(
         crop_keys, images)
   pairs = jax.vmap(functools.partial(
       sampling.select_pairs, **sampling.sampling_kwargs(config.sampling)))(pair_keys, images)
@@ -139,7 +145,7 @@ def train_step(state: TrainState, images: jax.Array, key: jax.Array, *,
   def loss_fn(params):
     embeddings, updates = state.apply_fn(
         {"params": params, "batch_stats": state.batch_stats}, images, train=True,
-        mutable=["batch_stats"])
+        axis_name=axis_name, mutable=["batch_stats"])
     embeddings = embeddings.astype(jnp.float32)
     gather = jax.vmap(_gather_pixels)
     anchors = gather(embeddings, pairs.anchor_rc)
@@ -214,11 +220,11 @@ def _checkpoint_payload(state: TrainState) -> dict[str, Any]:
           "opt_state": state.opt_state}
 
 
-def restore_state(manager, state: TrainState, step: Optional[int] = None) -> TrainState:
+def _restore_state(manager, state: TrainState, *, step: Optional[int] = None) -> TrainState:
   """`state` with the contents of checkpoint `step` (default: latest)."""
   abstract = jax.tree.map(lambda x: jax.ShapeDtypeStruct(np.shape(x), jnp.result_type(x)),
                           _checkpoint_payload(state))
-  restored = checkpointing.restore(manager, abstract, step)
+  restored = checkpointing.restore(manager, abstract, step=step)
   return state.replace(**restored)
 
 
@@ -261,7 +267,7 @@ def _check_finite(metrics: dict[str, float], step: int, last_saved: Optional[int
       "Lower config.optim.learning_rate or check the input images for NaN/Inf values.")
 
 
-def maybe_initialize_distributed(config: ml_collections.ConfigDict) -> None:
+def _maybe_initialize_distributed(config: ml_collections.ConfigDict) -> None:
   """Joins a multi-host run when config.distributed.initialize is set."""
   dist = config.distributed
   if not dist.initialize:
@@ -296,7 +302,7 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str | pathlib
   workdir = pathlib.Path(workdir).expanduser().absolute()
   _check_workdir(workdir)
   _check_compatible(workdir, config)
-  maybe_initialize_distributed(config)
+  _maybe_initialize_distributed(config)
 
   num_devices = jax.local_device_count()
   global_batch = config.training.batch_size
@@ -322,7 +328,7 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str | pathlib
       save_interval_steps=1)
   start_step = 0
   if manager.latest_step() is not None:
-    state = restore_state(manager, state)
+    state = _restore_state(manager, state)
     start_step = int(state.step)
     logging.info("Resumed from the checkpoint of step %d in %s.", start_step, workdir)
   if jax.process_index() == 0:

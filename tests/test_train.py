@@ -1,5 +1,6 @@
 """The train step, its data-parallel form, and the resumable training run."""
 
+import functools
 import json
 import os
 import pathlib
@@ -81,6 +82,21 @@ def test_two_devices_give_the_one_device_update(tiny_setup):
   # The replicas stay identical.
   assert _max_difference(jax.tree.map(lambda x: np.asarray(x)[1:], two_state.params),
                          two_state.params) == 0.0
+
+
+def test_a_step_without_pmap_equals_the_pmapped_one_device_step(tiny_setup):
+  """train_step(axis_name=None), as documented, runs under plain jit: same update as pmap's."""
+  config, images, state = tiny_setup
+  key = jax.random.key(5)
+  single_state, single_metrics = jax.jit(functools.partial(train.train_step, config=config))(
+      state, images, key)
+  mapped_state, mapped_metrics = train.parallel_train_step(config)(_stack(state, 1),
+                                                                   images[None], key)
+  assert int(single_state.step) == 1
+  assert _max_difference(_stack(single_state.params, 1), mapped_state.params) < 1e-6
+  assert _max_difference(_stack(single_state.batch_stats, 1), mapped_state.batch_stats) < 1e-6
+  for name in single_metrics:
+    np.testing.assert_allclose(single_metrics[name], mapped_metrics[name][0], rtol=1e-5)
 
 
 def test_shard_batch_refuses_uneven_splits():

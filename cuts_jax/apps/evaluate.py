@@ -16,6 +16,8 @@ from cuts_jax.io import datasets as data_lib
 from cuts_jax.runs import checkpointing
 from cuts_jax.runs import console
 
+__all__ = ["main"]
+
 
 def _define_flags() -> None:
   """The CLI's flags; defined only when run as a program (no clash with cuts_jax.main)."""

@@ -29,16 +29,27 @@ import pathlib
 import sys
 from typing import Callable, Iterable, Optional, Sequence
 
+from absl import app
+from absl import flags
 from absl import logging
 import numpy as np
+from skimage import io as skimage_io
+from skimage import segmentation as skimage_segmentation
 
+from cuts_jax import _optional
 from cuts_jax import _validation
 from cuts_jax import segmentation
 from cuts_jax import trained
 from cuts_jax import volume as volume_lib
+from cuts_jax.evaluation import viz
 from cuts_jax.io import datasets as data_lib
 from cuts_jax.io import medical
 from cuts_jax.runs import checkpointing
+from cuts_jax.runs import console
+
+__all__ = ["SUMMARY_FILE", "Item", "Summary", "find_inputs", "main", "parse_pixel", "predict_path"]
+
+_tqdm = _optional.module("tqdm.auto", extra=None, purpose="a progress bar")
 
 SUMMARY_FILE = "summary.json"
 
@@ -216,7 +227,6 @@ class _Writer:
     if not self.overlays:
       return None
     try:
-      from cuts_jax.evaluation import viz
       rgb = viz.overlay_segments(image, labels)
     except ImportError:
       logging.warning("matplotlib is not installed: no overlay PNGs (pip install "
@@ -224,11 +234,9 @@ class _Writer:
       self.overlays = False
       return None
     if mask is not None:
-      from skimage import segmentation
-      rgb[segmentation.find_boundaries(mask, mode="inner")] = (1.0, 0.0, 0.0)
-    from skimage import io
+      rgb[skimage_segmentation.find_boundaries(mask, mode="inner")] = (1.0, 0.0, 0.0)
     path = self.path(file_name)
-    io.imsave(path, np.round(rgb * 255).astype(np.uint8), check_contrast=False)
+    skimage_io.imsave(path, np.round(rgb * 255).astype(np.uint8), check_contrast=False)
     return path
 
 
@@ -248,8 +256,7 @@ def _predict_image(params, item: Item, writer: _Writer, *, pixel, segment_kwargs
   if pixel is not None:
     mask = segmentation.select(labels, pixel)
     path = writer.path(f"{item.name}_mask.png")
-    from skimage import io
-    io.imsave(path, mask.astype(np.uint8) * 255, check_contrast=False)
+    skimage_io.imsave(path, mask.astype(np.uint8) * 255, check_contrast=False)
     outputs.append(path)
   outputs.append(writer.overlay(image, labels, mask, f"{item.name}_overlay.png"))
   return outputs
@@ -292,11 +299,11 @@ def _progress(items: list, enabled: bool) -> Iterable:
     yield from items
     return
   try:
-    from tqdm import auto as tqdm_auto
+    progress_bar = _tqdm.tqdm
   except ImportError:
-    tqdm_auto = None
-  if tqdm_auto is not None:
-    yield from tqdm_auto.tqdm(items, unit="input", file=sys.stderr)
+    progress_bar = None
+  if progress_bar is not None:
+    yield from progress_bar(items, unit="input", file=sys.stderr)
     return
   for index, item in enumerate(items):
     print(f"\r[{index + 1}/{len(items)}] {item.path.name[:60]:<60}", end="", file=sys.stderr,
@@ -391,7 +398,6 @@ def predict_path(params: segmentation.SegmentationParams, input_path: str | path
 
 def _define_flags() -> None:
   """The CLI's flags; defined only when run as a program (no clash with cuts_jax.main)."""
-  from absl import flags
   flags.DEFINE_string("workdir", None, "Training workdir (config.json + checkpoints/).")
   flags.DEFINE_string("input", None, "An image, .nii/.nii.gz, .dcm, or a folder of them.")
   flags.DEFINE_string("output", None, "Folder for the results (created when missing).")
@@ -407,9 +413,6 @@ def _define_flags() -> None:
 
 
 def main(argv: Sequence[str]) -> None:
-  from absl import app
-  from absl import flags
-  from cuts_jax.runs import console
   if len(argv) > 1:
     raise app.UsageError(f"Unexpected arguments: {' '.join(argv[1:])}")
   console.setup_logging()
@@ -435,6 +438,5 @@ def main(argv: Sequence[str]) -> None:
 
 
 if __name__ == "__main__":
-  from absl import app as _app
   _define_flags()
-  _app.run(main)
+  app.run(main)

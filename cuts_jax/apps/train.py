@@ -23,6 +23,8 @@ from cuts_jax.evaluation import report
 from cuts_jax.io import datasets as data
 from cuts_jax.runs import console
 
+__all__ = ["main"]
+
 _CONFIG = config_flags.DEFINE_config_file(
     "config", None, "Config file (e.g. configs/retina.py).", lock_config=True)
 _WORKDIR = flags.DEFINE_string("workdir", None, "Directory for checkpoints, metrics and "

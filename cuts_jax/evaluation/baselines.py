@@ -40,6 +40,9 @@ from skimage import segmentation
 from cuts_jax import _validation
 from cuts_jax import clustering
 
+__all__ = ["BASELINES", "felzenszwalb", "kmeans_pixels", "otsu", "otsu_watershed", "random_labels",
+           "run_baseline", "slic"]
+
 
 def random_labels(image: np.ndarray, *, num_segments: int = 10, seed: int = 0) -> np.ndarray:
   """Independent uniform labels in [0, num_segments) per pixel.

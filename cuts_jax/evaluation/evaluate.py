@@ -27,8 +27,11 @@ from cuts_jax import segmentation
 from cuts_jax import trained
 from cuts_jax.evaluation import baselines
 from cuts_jax.evaluation import metrics
+from cuts_jax.evaluation import viz
 from cuts_jax.io import datasets as data_lib
 from cuts_jax.runs import checkpointing
+
+__all__ = ["CUTS", "CUTS_RAW", "EVALUATION_DIR", "ImageResult", "evaluate"]
 
 EVALUATION_DIR = "evaluation"
 CUTS = "cuts"
@@ -64,7 +67,7 @@ def _baseline_call(name: str, params: ml_collections.ConfigDict,
   return function, params
 
 
-def score(image: np.ndarray, labels: np.ndarray, *, target: Optional[np.ndarray],
+def _score(image: np.ndarray, labels: np.ndarray, *, target: Optional[np.ndarray],
           humans: Optional[list[np.ndarray]], evaluation: ml_collections.ConfigDict,
           ) -> tuple[dict[str, float], Optional[np.ndarray], Optional[tuple[int, int]]]:
   """All the metrics of one label map; returns (scores, selected mask, clicked pixel)."""
@@ -119,7 +122,7 @@ def _format(mean: float, std: float, name: str) -> str:
   return f"{mean:.{digits}f} +- {std:.{digits}f}"
 
 
-def write_tables(results: list[ImageResult], directory: pathlib.Path, *,
+def _write_tables(results: list[ImageResult], directory: pathlib.Path, *,
                  header: str) -> str:
   """Writes results.md, results.csv and per_image.csv; returns the Markdown table."""
   methods, table = _summarise(results)
@@ -159,7 +162,6 @@ def write_tables(results: list[ImageResult], directory: pathlib.Path, *,
 
 def _figures(dataset: data_lib.Dataset, results: list[ImageResult], directory: pathlib.Path,
              count: int) -> list[pathlib.Path]:
-  from cuts_jax.evaluation import viz
   by_key = {(r.image_name, r.method): r for r in results}
   methods = list(dict.fromkeys(r.method for r in results))
   indices = range(min(count, len(dataset)))
@@ -241,7 +243,7 @@ def evaluate(config: ml_collections.ConfigDict, workdir: str | pathlib.Path, *,
                                           evaluation.seed)
         labels = baselines.run_baseline(function, image, **kwargs)
       seconds[method] += time.perf_counter() - tick
-      scores, selected, pixel = score(image, labels, target=target, humans=humans,
+      scores, selected, pixel = _score(image, labels, target=target, humans=humans,
                                       evaluation=evaluation)
       results.append(ImageResult(method, name, labels, scores, selected, pixel))
     cuts_scores = next((r.scores for r in results[::-1] if r.method == CUTS), {})
@@ -254,7 +256,7 @@ def evaluate(config: ml_collections.ConfigDict, workdir: str | pathlib.Path, *,
             f"pixels with P={evaluation.patch_size} patches; Dice with the one-pixel "
             f"protocol (dice_majority: optimistic majority protocol). Mean +- std over "
             f"images; best in bold.")
-  markdown = write_tables(results, directory, header=header)
+  markdown = _write_tables(results, directory, header=header)
   timing = {m: s / max(len(dataset), 1) for m, s in seconds.items()}
   (directory / "timing.json").write_text(json.dumps({"seconds_per_image": timing}, indent=2))
   if figures and evaluation.num_figure_images:

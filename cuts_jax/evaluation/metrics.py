@@ -29,6 +29,12 @@ from scipy import ndimage
 from cuts_jax import _validation
 from cuts_jax.io import datasets
 
+__all__ = ["ERGAS_EPSILON", "HumanSegmentations", "centre_pixel", "dice", "dice_majority",
+           "dice_one_pixel", "hausdorff", "hd95", "majority_selection", "one_pixel_selection",
+           "pairwise_patch_measures", "probabilistic_rand_index", "sample_patches",
+           "segment_patch_similarity", "segmentation_covering", "upsample_labels",
+           "variation_of_information"]
+
 # SSIM constants of Wang et al. (2004), as skimage.metrics.structural_similarity.
 _SSIM_K1 = 0.01
 _SSIM_K2 = 0.03

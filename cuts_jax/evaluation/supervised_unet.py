@@ -34,6 +34,9 @@ from cuts_jax.io import datasets as data_lib
 from cuts_jax.runs import periodic
 from cuts_jax.train import TrainState
 
+__all__ = ["NOISE_MODES", "ConvBlock", "UNet", "augment", "corrupt_labels", "create_train_state",
+           "fit", "held_out_dice", "held_out_splits", "loss_terms", "predict", "train_step"]
+
 NOISE_MODES = ("multiply", "drop")
 
 

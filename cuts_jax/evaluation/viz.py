@@ -11,17 +11,26 @@ import pathlib
 from typing import Optional, Sequence
 
 import numpy as np
+from skimage import measure
+from skimage import segmentation
 
+from cuts_jax import _optional
 from cuts_jax import _validation
+
+__all__ = ["methods_figure", "overlay_segments", "pyplot", "save", "segmentation_figure",
+           "training_curves"]
+
+_matplotlib = _optional.module("matplotlib", extra="viz", purpose="drawing figures")
+_pyplot = _optional.module("matplotlib.pyplot", extra="viz", purpose="drawing figures")
 
 
 def pyplot():
-  try:
-    import matplotlib.pyplot as plt
-  except ImportError as error:
-    raise ImportError("cuts_jax.evaluation.viz needs matplotlib: "
-                      "pip install 'cuts_jax[viz]'") from error
-  return plt
+  """`matplotlib.pyplot`, imported now.
+
+  Raises:
+    ImportError: naming the extra to install, when matplotlib is missing.
+  """
+  return _optional.require(_pyplot)[0]
 
 
 def _as_rgb(image: np.ndarray) -> np.ndarray:
@@ -32,10 +41,9 @@ def _as_rgb(image: np.ndarray) -> np.ndarray:
   return np.clip(image[..., :3], 0.0, 1.0)
 
 
-def label_colours(num_labels: int) -> np.ndarray:
+def _label_colours(num_labels: int) -> np.ndarray:
   """A fixed (num_labels, 3) palette, so the same label has the same colour everywhere."""
-  import matplotlib
-  cmap = matplotlib.colormaps["tab10" if num_labels <= 10 else "tab20"]
+  cmap = _matplotlib.colormaps["tab10" if num_labels <= 10 else "tab20"]
   return np.array([cmap(i % cmap.N)[:3] for i in range(num_labels)], np.float32)
 
 
@@ -46,22 +54,20 @@ def overlay_segments(image: np.ndarray, labels: np.ndarray, *, alpha: float = 0.
   Returns:
     float32 (H, W, 3) RGB in [0, 1].
   """
-  from skimage import segmentation
   rgb = _as_rgb(image)
   labels = _validation.check_label_map(labels)
   _validation.check_same_shape(labels.shape, rgb.shape[:2], names=("labels", "the image"))
   _, dense = np.unique(labels, return_inverse=True)
   dense = dense.reshape(labels.shape)
-  tinted = (1 - alpha) * rgb + alpha * label_colours(int(dense.max()) + 1)[dense]
+  tinted = (1 - alpha) * rgb + alpha * _label_colours(int(dense.max()) + 1)[dense]
   if boundaries:
     tinted = segmentation.mark_boundaries(tinted, dense, color=(1, 1, 1), mode="inner")
   return np.clip(tinted, 0, 1).astype(np.float32)
 
 
-def draw_contours(axis, mask: np.ndarray, *, colour: str, label: Optional[str] = None,
+def _draw_contours(axis, mask: np.ndarray, *, colour: str, label: Optional[str] = None,
                   linewidth: float = 1.5) -> None:
   """Draws the outline of a binary mask on a matplotlib axis."""
-  from skimage import measure
   mask = np.asarray(mask, dtype=float)
   contours = measure.find_contours(np.pad(mask, 1), 0.5)
   if not contours:
@@ -100,9 +106,9 @@ def segmentation_figure(rows: Sequence[dict], *, title: Optional[str] = None):
     if with_masks:
       axis_row[2].imshow(_as_rgb(row["image"]))
       if row.get("expert") is not None:
-        draw_contours(axis_row[2], row["expert"], colour="yellow", label="expert")
+        _draw_contours(axis_row[2], row["expert"], colour="yellow", label="expert")
       if row.get("selected") is not None:
-        draw_contours(axis_row[2], row["selected"], colour="red", label="selected")
+        _draw_contours(axis_row[2], row["selected"], colour="red", label="selected")
       if row.get("pixel") is not None:
         axis_row[2].plot(row["pixel"][1], row["pixel"][0], "c+", markersize=10, mew=2)
       axis_row[2].set_title(row.get("caption", "selected (red) vs expert (yellow)"),
@@ -139,9 +145,9 @@ def methods_figure(images: Sequence[np.ndarray], rows: Sequence[Sequence[dict]],
     for axis, cell in zip(axis_row[1:], row):
       axis.imshow(overlay_segments(image, cell["labels"], boundaries=False))
       if experts is not None and experts[index] is not None:
-        draw_contours(axis, experts[index], colour="yellow", linewidth=1.0)
+        _draw_contours(axis, experts[index], colour="yellow", linewidth=1.0)
       if cell.get("selected") is not None:
-        draw_contours(axis, cell["selected"], colour="red", linewidth=1.0)
+        _draw_contours(axis, cell["selected"], colour="red", linewidth=1.0)
       title = cell["method"]
       if cell.get("dice") is not None:
         title += f"\nDice {cell['dice']:.2f}"

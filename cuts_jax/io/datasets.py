@@ -18,8 +18,17 @@ from typing import Iterator, Optional, Sequence
 
 import ml_collections
 import numpy as np
+import scipy.io
+from skimage import data as skimage_data
+from skimage import io as skimage_io
+from skimage import transform
 
 from cuts_jax import _validation
+
+__all__ = ["DATA_KINDS", "IMAGE_EXTENSIONS", "DataError", "Dataset", "as_channels_last",
+           "batch_indices", "iterate_batches", "load_bsds500", "load_dataset", "load_demo",
+           "load_image_folder", "load_npy", "load_retina", "load_volume_slices", "natural_key",
+           "read_image", "resize_image", "resize_labels", "to_unit_range"]
 
 IMAGE_EXTENSIONS = (".png", ".jpg", ".jpeg", ".tif", ".tiff", ".bmp", ".npy")
 
@@ -87,7 +96,6 @@ def to_unit_range(image: np.ndarray) -> np.ndarray:
 
 def resize_image(image: np.ndarray, size: Sequence[int]) -> np.ndarray:
   """The one image resizer: (h, w, C) float -> (H, W, C) float32, antialiased bilinear."""
-  from skimage import transform
   if tuple(image.shape[:2]) == tuple(size):
     return image.astype(np.float32)
   resized = transform.resize(image, tuple(size) + image.shape[2:], order=1,
@@ -157,15 +165,14 @@ def read_image(path: os.PathLike | str) -> np.ndarray:
     array = load_npy(path)
   else:
     try:
-      from skimage import io
-      array = io.imread(path)
+      array = skimage_io.imread(path)
     except Exception as error:  # Any decoder failure means the same to the user.
       raise DataError(f"{path}: cannot read the image ({type(error).__name__}: {error}).") \
           from error
   return as_channels_last(np.asarray(array), path=path)
 
 
-def read_unit_image(path: os.PathLike | str) -> np.ndarray:
+def _read_unit_image(path: os.PathLike | str) -> np.ndarray:
   """`read_image` then `to_unit_range`: float32 (H, W, C) in [0, 1].
 
   Raises:
@@ -234,7 +241,7 @@ def load_retina(root: os.PathLike | str, image_size: Sequence[int], *, limit: in
     label_path = label_dir / f"label{number}.npy"
     if not label_path.exists():
       raise DataError(f"{path} has no matching label {label_path}.")
-    image = read_unit_image(path)
+    image = _read_unit_image(path)
     label = load_npy(label_path)
     if not (label.dtype == bool or np.issubdtype(label.dtype, np.integer)
             or np.issubdtype(label.dtype, np.floating)):
@@ -260,7 +267,6 @@ def load_bsds500(root: os.PathLike | str, image_size: Sequence[int], *,
   All human segmentations of each image are kept at the original resolution,
   as are the original images (for the BSDS benchmark metrics).
   """
-  import scipy.io
   root = _require_dir(root, "BSDS500", "--config.data.root")
   paths = []
   for split in splits:
@@ -273,7 +279,7 @@ def load_bsds500(root: os.PathLike | str, image_size: Sequence[int], *,
     paths = paths[:limit]
   images, names, originals, humans = [], [], [], []
   for split, path in _shard(paths, shard_index, shard_count):
-    original = read_unit_image(path)
+    original = _read_unit_image(path)
     images.append(resize_image(original, image_size))
     names.append(f"{split}/{path.stem}")
     if with_ground_truth:
@@ -361,7 +367,7 @@ def load_image_folder(root: os.PathLike | str, image_size: Sequence[int], *, lim
   if limit:
     paths = paths[:limit]
   paths = _shard(paths, shard_index, shard_count)
-  images = [resize_image(read_unit_image(p), image_size) for p in paths]
+  images = [resize_image(_read_unit_image(p), image_size) for p in paths]
   return _finish(images, [p.stem for p in paths], str(root))
 
 
@@ -373,11 +379,10 @@ def load_demo(image_size: Sequence[int], *, limit: int = 0, shard_index: int = 0
   (immunohistochemistry, coffee, cat, astronaut), and 3 x 3 tiles of the
   fundus photograph.
   """
-  from skimage import data as skdata
-  fundus = to_unit_range(skdata.retina())
+  fundus = to_unit_range(skimage_data.retina())
   tiles, names = [fundus], ["retina"]
   for name in ("immunohistochemistry", "coffee", "chelsea", "astronaut"):
-    tiles.append(to_unit_range(getattr(skdata, name)()))
+    tiles.append(to_unit_range(getattr(skimage_data, name)()))
     names.append(name)
   # The fundus disc fills the centre of the 1411 px photograph: tiles of it
   # add views of the optic disc and vessels at a finer scale.

@@ -1,7 +1,7 @@
 """Medical image formats: NIfTI and DICOM volumes in, label volumes out.
 
 Needs the `medical` extra (`pip install "cuts_jax[medical]"`: nibabel and
-pydicom), imported only when a function here needs it.
+pydicom), imported when a function here first needs it.
 
     volume = medical.read_nifti("scan.nii.gz")
     labels = cuts_jax.segment_volume(params, volume.data, axis=2)
@@ -15,9 +15,17 @@ import pathlib
 from typing import Any, Optional, Sequence
 
 import numpy as np
+from skimage import io as skimage_io
 
+from cuts_jax import _optional
 from cuts_jax import _validation
 from cuts_jax.io import datasets as data_lib
+
+__all__ = ["DICOM_SUFFIXES", "NIFTI_SUFFIXES", "Volume", "dicom_files", "is_nifti", "nifti_stem",
+           "read_dicom_series", "read_nifti", "write_label_png", "write_nifti_labels"]
+
+_nibabel = _optional.module("nibabel", extra="medical", purpose="reading and writing NIfTI")
+_pydicom = _optional.module("pydicom", extra="medical", purpose="reading DICOM")
 
 NIFTI_SUFFIXES = (".nii", ".nii.gz")
 DICOM_SUFFIXES = (".dcm", ".dicom")
@@ -26,23 +34,6 @@ DICOM_SUFFIXES = (".dcm", ".dicom")
 # segments rather than as intensities.
 _NIFTI_INTENT_LABEL = "label"
 
-_INSTALL_HINT = 'pip install "cuts_jax[medical]"'
-
-
-def _nibabel():
-  try:
-    import nibabel
-  except ImportError as error:
-    raise ImportError(f"reading and writing NIfTI needs nibabel: {_INSTALL_HINT}") from error
-  return nibabel
-
-
-def _pydicom():
-  try:
-    import pydicom
-  except ImportError as error:
-    raise ImportError(f"reading DICOM needs pydicom: {_INSTALL_HINT}") from error
-  return pydicom
 
 
 @dataclasses.dataclass
@@ -98,10 +89,10 @@ def read_nifti(path: str | pathlib.Path) -> Volume:
     ImportError: nibabel is not installed.
     data.DataError: the file is missing, unreadable, truncated, or not 3-D.
   """
-  nibabel = _nibabel()
+  _optional.require(_nibabel)
   path = pathlib.Path(path)
   try:
-    image = nibabel.load(path)
+    image = _nibabel.load(path)
     array = np.asanyarray(image.dataobj)
   except FileNotFoundError as error:
     raise data_lib.DataError(f"{path}: no such NIfTI file.") from error
@@ -203,7 +194,7 @@ def read_dicom_series(source: str | pathlib.Path | Sequence[str | pathlib.Path])
     data.DataError: no files, an unreadable file, several series, slices of
       different sizes, or slices without pixel data.
   """
-  pydicom = _pydicom()
+  _optional.require(_pydicom)
   if isinstance(source, (str, pathlib.Path)):
     folder = pathlib.Path(source)
     if not folder.is_dir():
@@ -218,7 +209,7 @@ def read_dicom_series(source: str | pathlib.Path | Sequence[str | pathlib.Path])
   slices, images = [], []
   for path in paths:
     try:
-      dataset = pydicom.dcmread(path)
+      dataset = _pydicom.dcmread(path)
       images.append(_rescaled(dataset))
     except Exception as error:  # Truncated files and missing pixel data fail differently.
       raise data_lib.DataError(f"{path}: cannot read it as a DICOM image "
@@ -278,7 +269,7 @@ def write_nifti_labels(labels: Any, path: str | pathlib.Path, *, like: Optional[
     ValueError: the path is not .nii/.nii.gz, the labels are not integers or
       do not fit `dtype`, or their shape differs from `like`'s data.
   """
-  nibabel = _nibabel()
+  _optional.require(_nibabel)
   path = pathlib.Path(path)
   if not is_nifti(path):
     raise ValueError(f"{path}: a NIfTI label file must end in .nii or .nii.gz.")
@@ -292,14 +283,14 @@ def write_nifti_labels(labels: Any, path: str | pathlib.Path, *, like: Optional[
   else:
     affine = np.eye(4) if affine is None else np.asarray(affine, np.float64)
     header = None
-  image = nibabel.Nifti1Image(labels.astype(dtype), affine, header)
+  image = _nibabel.Nifti1Image(labels.astype(dtype), affine, header)
   image.header.set_data_dtype(dtype)
   image.header.set_slope_inter(1.0, 0.0)
   image.header["cal_min"] = float(labels.min()) if labels.size else 0.0
   image.header["cal_max"] = float(labels.max()) if labels.size else 0.0
   image.header.set_intent(_NIFTI_INTENT_LABEL)
   path.parent.mkdir(parents=True, exist_ok=True)
-  nibabel.save(image, path)
+  _nibabel.save(image, path)
   return path
 
 
@@ -318,7 +309,6 @@ def write_label_png(labels: Any, path: str | pathlib.Path) -> pathlib.Path:
     ValueError: not 2-D, not integers, negative or above 65535, or the path
       does not end in .png.
   """
-  from skimage import io
   path = pathlib.Path(path)
   if path.suffix.lower() != ".png":
     raise ValueError(f"{path}: a label map is written as .png.")
@@ -329,5 +319,5 @@ def write_label_png(labels: Any, path: str | pathlib.Path) -> pathlib.Path:
   dtype = np.uint8 if not labels.size or labels.max() <= np.iinfo(np.uint8).max else np.uint16
   dtype = _label_dtype(labels, dtype)
   path.parent.mkdir(parents=True, exist_ok=True)
-  io.imsave(path, labels.astype(dtype), check_contrast=False)
+  skimage_io.imsave(path, labels.astype(dtype), check_contrast=False)
   return path

@@ -18,6 +18,9 @@ import orbax.checkpoint as ocp
 from cuts_jax import _validation
 from cuts_jax import defaults
 
+__all__ = ["CHECKPOINT_DIR", "CONFIG_FILE", "check_writable", "checkpoint_manager", "read_config",
+           "restore", "save", "write_config"]
+
 CONFIG_FILE = "config.json"
 CHECKPOINT_DIR = "checkpoints"
 
@@ -49,7 +52,7 @@ def save(manager: ocp.CheckpointManager, step: int, state: Any, *, force: bool =
   return manager.save(step, args=ocp.args.StandardSave(state), force=force)
 
 
-def restore(manager: ocp.CheckpointManager, abstract_state: Any,
+def restore(manager: ocp.CheckpointManager, abstract_state: Any, *,
             step: Optional[int] = None) -> Any:
   """Restores `step` (default: the latest complete one) into `abstract_state`'s structure.
 

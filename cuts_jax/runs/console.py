@@ -6,6 +6,8 @@ import platform
 
 from absl import logging
 
+__all__ = ["processor_name", "setup_logging"]
+
 
 class _QuietLibraries(std_logging.Filter):
   """Drops the INFO lines orbax and jax write for every checkpoint and compile."""

@@ -19,27 +19,32 @@ import math
 import pathlib
 from typing import Any, Mapping, Optional
 
+import jax
 import numpy as np
 
+from cuts_jax import _optional
 from cuts_jax import _validation
+
+__all__ = ["METRICS_FILE", "TENSORBOARD_DIR", "MetricWriter"]
 
 METRICS_FILE = "metrics.jsonl"
 TENSORBOARD_DIR = "tensorboard"
 
+# Either writes TensorBoard events; PyTorch's needs both torch and the tensorboard package.
+_TENSORBOARD_WRITERS = (
+    _optional.module("tensorboardX", extra="tensorboard", purpose="writing TensorBoard events"),
+    _optional.module("torch.utils.tensorboard", extra=None, purpose="writing TensorBoard events"),
+)
+
 
 def _summary_writer_class() -> Optional[type]:
   """tensorboardX's SummaryWriter, else PyTorch's, else None."""
-  try:
-    from tensorboardX import SummaryWriter
-    return SummaryWriter
-  except ImportError:
-    pass
-  try:
-    # Importable only when both torch and the tensorboard package are installed.
-    from torch.utils.tensorboard import SummaryWriter
-    return SummaryWriter
-  except ImportError:
-    return None
+  for writers in _TENSORBOARD_WRITERS:
+    try:
+      return writers.SummaryWriter
+    except ImportError:
+      continue
+  return None
 
 
 def _as_float(name: str, value: Any) -> float:
@@ -78,7 +83,6 @@ class MetricWriter:
   def __init__(self, workdir: str | pathlib.Path, *, enabled: Optional[bool] = None,
                tensorboard: bool = True):
     if enabled is None:
-      import jax
       enabled = jax.process_index() == 0
     self.enabled = bool(enabled)
     self.workdir = pathlib.Path(workdir).expanduser()

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+__all__ = ["is_due"]
+
 
 def is_due(step: int, every: int, *, last_step: int) -> bool:
   """True when an action that runs every `every` steps should run after `step`.
