@@ -452,6 +452,6 @@ def test_evaluate_cli_with_a_tampered_config_json(saved_workdir, tmp_path):
   (workdir / "config.json").write_text(json.dumps(saved))
   result = _run("cuts_jax.apps.evaluate", f"--workdir={workdir}")
   assert result.returncode != 0
-  assert "cuts_jax.evaluate: error: the weights do not fit" in result.stderr
+  assert "cuts_jax.apps.evaluate: error: the weights do not fit" in result.stderr
   assert "Traceback" not in result.stderr
   assert not (workdir / "evaluation").exists()  # Refused before writing anything.

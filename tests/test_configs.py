@@ -2,12 +2,16 @@
 
 import importlib
 import json
+import os
 import pathlib
+import subprocess
+import sys
 
 import pytest
 
 from configs import tiny
 from conftest import REPO_ROOT
+from test_console import ABSL_PREFIX
 from cuts_jax import defaults
 from cuts_jax import model as model_lib
 from cuts_jax import sampling
@@ -49,3 +53,17 @@ def test_an_old_config_json_is_read_over_the_defaults(tmp_path):
   (tmp_path / checkpointing.CONFIG_FILE).write_text(json.dumps(saved))
   with pytest.raises(ValueError, match="config.data.image_size is 'large'"):
     checkpointing.read_config(tmp_path)
+
+
+def test_a_config_file_runs_from_any_working_directory(tmp_path):
+  """No `configs` on the path: the file imports cuts_jax.defaults. The console stays quiet."""
+  command = [sys.executable, "-m", "cuts_jax.main", f"--config={REPO_ROOT / 'configs/retina.py'}",
+             f"--workdir={tmp_path / 'run'}", f"--config.data.root={tmp_path / 'absent'}"]
+  # Every backend is probed (JAX_PLATFORMS unset), as on a user's machine.
+  environment = {**os.environ, "XLA_FLAGS": "", "JAX_PLATFORMS": ""}
+  result = subprocess.run(command, cwd=tmp_path, env=environment, capture_output=True,
+                          text=True, timeout=180, check=False)
+  lines = (result.stdout + result.stderr).splitlines()
+  assert result.returncode == 1, lines
+  assert lines[-1].startswith("cuts_jax.main: error: the retina GA data set not found"), lines
+  assert not [line for line in lines if ABSL_PREFIX.match(line) or "backend" in line], lines

@@ -323,7 +323,7 @@ def test_predict_cli_with_an_unwritable_output_says_so(saved_workdir, tmp_path):
        f"--input={_photo_folder(tmp_path / 'in')}", f"--output={tmp_path / 'a_file' / 'out'}"],
       cwd=REPO_ROOT, env=environment, capture_output=True, text=True, timeout=180)
   assert result.returncode != 0
-  assert "cuts_jax.predict: error: cannot write to" in result.stderr
+  assert "cuts_jax.apps.predict: error: cannot write to" in result.stderr
   assert "--output" in result.stderr and "Traceback" not in result.stderr
 
 

@@ -11,8 +11,8 @@ from absl import app
 from absl import flags
 from ml_collections import config_flags
 
+from cuts_jax.apps import _cli
 from cuts_jax.evaluation import evaluate
-from cuts_jax.io import datasets as data_lib
 from cuts_jax.runs import checkpointing
 from cuts_jax.runs import console
 
@@ -28,14 +28,13 @@ def _define_flags() -> None:
 
 
 def main(argv):
-  del argv
+  if len(argv) > 1:
+    raise app.UsageError(f"Unexpected arguments: {' '.join(argv[1:])}")
   console.setup_logging()
   workdir, config = flags.FLAGS.workdir, flags.FLAGS.config
-  try:
+  with _cli.exit_on_user_error():
     evaluate.evaluate(config if config is not None else checkpointing.read_config(workdir),
                       workdir)
-  except (data_lib.DataError, ValueError, OSError) as error:
-    raise SystemExit(f"cuts_jax.evaluate: error: {error}") from None
 
 
 if __name__ == "__main__":

@@ -41,6 +41,7 @@ from cuts_jax import _validation
 from cuts_jax import segmentation
 from cuts_jax import trained
 from cuts_jax import volume as volume_lib
+from cuts_jax.apps import _cli
 from cuts_jax.evaluation import viz
 from cuts_jax.io import datasets as data_lib
 from cuts_jax.io import medical
@@ -420,9 +421,9 @@ def main(argv: Sequence[str]) -> None:
 
   def report(path, reason):
     where = "" if reason.startswith(str(path)) else f"{path}: "
-    print(f"\ncuts_jax.predict: FAILED {where}{reason}", file=sys.stderr, flush=True)
+    print(f"\n{_cli.program_name()}: FAILED {where}{reason}", file=sys.stderr, flush=True)
 
-  try:
+  with _cli.exit_on_user_error():
     pixel = parse_pixel(values.pixel) if values.pixel else None
     find_inputs(values.input)  # A wrong path fails before the model loads.
     params = trained.load(values.workdir, step=values.step)
@@ -430,9 +431,7 @@ def main(argv: Sequence[str]) -> None:
         params, values.input, values.output, pixel=pixel, num_clusters=values.num_clusters,
         seed=values.seed, axis=values.axis, on_failure=report,
         resize_to=params.image_size if values.resize_to_training_size else None)
-  except (FileNotFoundError, ValueError, OSError) as error:
-    sys.exit(f"cuts_jax.predict: error: {error}")
-  print(f"cuts_jax.predict: {summary.line()}", flush=True)
+  print(f"{_cli.program_name()}: {summary.line()}", flush=True)
   if not summary.ok:
     sys.exit(1)
 

@@ -10,17 +10,14 @@ report (`cuts_jax.evaluation.report`): Dice on data with masks, and
 `workdir/segments.png`.
 """
 
-import os
-import sys
-
 from absl import app
 from absl import flags
 from absl import logging
 from ml_collections import config_flags
 
 from cuts_jax import train
+from cuts_jax.apps import _cli
 from cuts_jax.evaluation import report
-from cuts_jax.io import datasets as data
 from cuts_jax.runs import console
 
 __all__ = ["main"]
@@ -36,16 +33,9 @@ def main(argv):
   if len(argv) > 1:
     raise app.UsageError(f"Unexpected arguments: {' '.join(argv[1:])}")
   console.setup_logging()
-  try:
+  with _cli.exit_on_user_error():
     train.train_and_evaluate(_CONFIG.value, _WORKDIR.value,
                              report=report.segment_report(_CONFIG.value, _WORKDIR.value))
-  except (data.DataError, train.NonFiniteLossError, ValueError, OSError) as error:
-    # Problems the user can fix: say what is wrong without a traceback. The checkpoint manager
-    # is closed by now; leaving without interpreter teardown keeps tensorstore's shutdown
-    # noise ("Event loop is closed") from burying this message as the last line.
-    print(f"cuts_jax.main: error: {error}", file=sys.stderr, flush=True)
-    sys.stdout.flush()
-    os._exit(1)
   logging.info("Done; results are in %s.", _WORKDIR.value)
 
 
