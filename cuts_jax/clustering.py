@@ -27,12 +27,9 @@ linearly with the number of points N:
    these coordinates scaled to unit length (Ng, Jordan and Weiss's
    normalisation), fitted on at most `max_fit_points` rows and applied to all.
 
-Defaults (m = 256 landmarks, r = 5 per point, PCA to 32 dimensions, three
-k-means++ starts, one thread) cluster 128x128x128 float32 embeddings in
-0.07-0.12 s and 512x512x128 in 0.4-0.6 s on one core of a shared 2-core CPU
-(less for embeddings with clusters, more for pure noise), allocating at most
-about 80 MB beyond the input. On retina patch features, 128 to 500 landmarks
-gave segments of the same quality.
+Defaults: m = 256 landmarks, r = 5 per point, PCA to 32 dimensions, three
+k-means++ starts, one thread (their measured time, memory and quality:
+benchmarks/notes.md).
 
 `graph="knn"` builds the exact symmetric k-nearest-neighbour graph instead
 (`sklearn.neighbors.kneighbors_graph` with the same Gaussian weights, then
@@ -112,14 +109,12 @@ def cluster_embeddings(embeddings: np.ndarray, *, num_clusters: int = 10,
     pca_dim: for "spectral": embeddings with more dimensions are first
       projected on this many principal components; None keeps them all.
     n_init: k-means++ restarts of the final k-means (the one with the least
-      inertia is kept). One start sometimes merged the outskirts of two
-      planted clusters; three did not.
+      inertia is kept).
     max_fit_points: the final k-means is fitted on a random subsample of at
       most this many points, then applied to all of them.
     num_threads: BLAS and OpenMP threads for the call; None keeps the
-      libraries' settings. One by default: the work per call is small, and on
-      a CPU shared with other processes (training, parallel evaluation) more
-      threads made it 3-7 times slower, not faster.
+      libraries' settings. One by default: the work per call is small, and
+      on a CPU shared with other processes more threads slow it down.
 
   Returns:
     int32 (N,) labels in [0, num_clusters), numbered by first appearance.

@@ -1,9 +1,8 @@
 """Same-size 2-D convolution with a faster weight gradient on CPU.
 
 XLA's CPU backend computes the weight gradient of a large convolution at a
-small fraction of the CPU's speed (the paper's 11x11 and 7x7 layers: ~25
-GFLOP/s on a 2-core Zen 4), and its VALID convolutions run several times
-slower than SAME ones. `conv2d` therefore:
+small fraction of the CPU's speed, and its VALID convolutions run slower than
+SAME ones (benchmarks/notes.md). `conv2d` therefore:
 
 * always runs XLA's fast SAME convolution in the forward pass (for edge and
   reflect padding on the explicitly padded input, cropping the border);
@@ -49,7 +48,7 @@ def _im2col_weight_gradient(padded: jax.Array, output_gradient: jax.Array,
   pixels' patch rows is multiplied by the (Co, H * W) transposed output
   gradient. One kernel row at a time keeps the patch matrix small (it is
   built by copying, which costs as much as the product), and the transposed
-  product is the faster one on XLA's CPU backend (measured).
+  product is the faster one on XLA's CPU backend.
 
   Args:
     padded: (B, H + k - 1, W + k - 1, Ci) input of the VALID convolution.

@@ -18,7 +18,7 @@ import numpy as np
 from cuts_jax import _validation
 from cuts_jax import clustering
 from cuts_jax import model as model_lib
-from cuts_jax.io import datasets as data_lib
+from cuts_jax.io import datasets
 
 __all__ = ["CLUSTER_SPACES", "SegmentationParams", "clustering_features", "embed", "embed_image",
            "prepare_image", "segment", "select"]
@@ -222,7 +222,7 @@ def prepare_image(image: Any, *, channels: int) -> np.ndarray:
       an image with fewer than 2 pixels a side.
   """
   array = _validation.check_image(image, hint=" For a batch, call segment once per image.")
-  array = data_lib.as_channels_last(array)
+  array = datasets.as_channels_last(array)
   if array.shape[-1] != channels:
     raise ValueError(f"the model was trained on {channels}-channel images; got "
                      f"{array.shape[-1]} channel(s) (shape {np.shape(image)}). Convert the "
@@ -230,7 +230,7 @@ def prepare_image(image: Any, *, channels: int) -> np.ndarray:
   if min(array.shape[:2]) < 2:
     raise ValueError(f"image of shape {np.shape(image)} is too small to segment; it needs "
                      "at least 2 pixels a side.")
-  return data_lib.to_unit_range(array)
+  return datasets.to_unit_range(array)
 
 
 def segment(params: SegmentationParams, image: Any, *, num_clusters: int = 10,
@@ -261,17 +261,22 @@ def segment(params: SegmentationParams, image: Any, *, num_clusters: int = 10,
   Raises:
     ValueError: the image is unusable (see `prepare_image`), `resize_to` is
       not two sides of at least 2 px, or num_clusters/method are invalid.
+
+  Example:
+    params = cuts_jax.load("/tmp/retina")
+    labels = cuts_jax.segment(params, skimage.io.imread("fundus.png"), num_clusters=10)
+    lesion = cuts_jax.select(labels, (64, 40))   # bool (H, W): the segment under the click
   """
   array = prepare_image(image, channels=params.channels)
   height, width = array.shape[:2]
   if resize_to is not None:
-    array = data_lib.resize_image(array, _validation.check_size(
+    array = datasets.resize_image(array, _validation.check_size(
         resize_to, what="resize_to", minimum=2, hint=" E.g. params.image_size."))
   features = clustering_features(params, embed_image(params, array), space=space)
   labels = clustering.cluster_image(features, num_clusters=num_clusters, method=method,
                                     seed=seed)
   if labels.shape != (height, width):
-    labels = data_lib.resize_labels(labels, (height, width))
+    labels = datasets.resize_labels(labels, (height, width))
   return labels.astype(np.int32)
 
 

@@ -26,7 +26,7 @@ import optax
 from cuts_jax import losses
 from cuts_jax import model as model_lib
 from cuts_jax import sampling
-from cuts_jax.io import datasets as data_lib
+from cuts_jax.io import datasets
 from cuts_jax.runs import checkpointing
 from cuts_jax.runs import metric_writers
 from cuts_jax.runs import periodic
@@ -57,7 +57,7 @@ class Report(Protocol):
   left out of the steps/s the run reports.
   """
 
-  def __call__(self, state: TrainState, *, step: int, dataset: data_lib.Dataset,
+  def __call__(self, state: TrainState, *, step: int, dataset: datasets.Dataset,
                writer: metric_writers.MetricWriter) -> None:
     ...
 
@@ -69,6 +69,7 @@ def make_optimizer(config: ml_collections.ConfigDict) -> optax.GradientTransform
 
 
 def learning_rate_schedule(config: ml_collections.ConfigDict) -> optax.Schedule:
+  """Step -> learning rate: linear warm-up to `config.optim.learning_rate`, then cosine decay."""
   optim = config.optim
   total = max(config.training.num_steps, 1)
   warmup = min(optim.warmup_steps, total - 1) if total > 1 else 0
@@ -128,17 +129,17 @@ def train_step(state: TrainState, batch: jax.Array, key: jax.Array, *,
   Returns:
     The updated state and the step's metrics (averaged over devices).
   """
-  images = batch
-  local_batch = images.shape[0]
+  local_batch = batch.shape[0]
   first_index = 0 if axis_name is None else jax.lax.axis_index(axis_name) * local_batch
   step_key = jax.random.fold_in(key, state.step)
   image_keys = jax.vmap(lambda index: jax.random.fold_in(step_key, index))(
       first_index + jnp.arange(local_batch))
   crop_keys = jax.vmap(lambda k: jax.random.fold_in(k, 0))(image_keys)
   pair_keys = jax.vmap(lambda k: jax.random.fold_in(k, 1))(image_keys)
+  images = batch
   if config.training.crop_size:
     images = jax.vmap(functools.partial(_random_crop, size=config.training.crop_size))(
-        crop_keys, images)
+        crop_keys, batch)
   pairs = jax.vmap(functools.partial(
       sampling.select_pairs, **sampling.sampling_kwargs(config.sampling)))(pair_keys, images)
 
@@ -310,7 +311,7 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str | pathlib
   if remainder or host_batch % num_devices:
     raise ValueError(f"config.training.batch_size ({global_batch}) must be a multiple of the "
                      f"number of devices ({jax.device_count()}).")
-  dataset = data_lib.load_dataset(config.data, shard_index=jax.process_index(),
+  dataset = datasets.load_dataset(config.data, shard_index=jax.process_index(),
                                   shard_count=jax.process_count())
   image_shape = dataset.images.shape[1:]
   crop = config.training.crop_size
@@ -337,7 +338,7 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str | pathlib
   num_steps = config.training.num_steps
   p_train_step = parallel_train_step(config)
   replicated = replicate(state)
-  batches = data_lib.iterate_batches(
+  batches = datasets.iterate_batches(
       dataset.images, batch_size=host_batch,
       seed=config.seed * 1000003 + jax.process_index(), start_step=start_step)
   # XLA's CPU collectives can deadlock when several steps are in flight.

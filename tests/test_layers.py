@@ -4,6 +4,7 @@ Read from the source with `ast` (nothing is imported), so the test costs nothing
 """
 
 import ast
+import re
 
 from conftest import REPO_ROOT
 
@@ -101,3 +102,21 @@ def test_there_are_no_import_cycles():
   for module in graph:
     if module not in state:
       visit(module)
+
+
+README_LAYERS = {"core": 0, "input/output": 1, "run plumbing": 1, "method": 2, "evaluation": 3,
+                 "apps": 4, "public API": 4}
+
+
+def test_the_readme_module_map_lists_every_module_in_its_layer():
+  readme = (REPO_ROOT / "README.md").read_text()
+  section = readme.split("## Module map", 1)[1].split("\n## ", 1)[0]
+  listed = {}
+  for row in section.splitlines():
+    cells = [cell.strip() for cell in row.strip().strip("|").split("|")]
+    if len(cells) == 3 and cells[0] in README_LAYERS:
+      for path in re.findall(r"`([\w/]+\.py)`", cells[1]):
+        listed[path] = README_LAYERS[cells[0]]
+  modules = {str(path.relative_to(PACKAGE)): _layer(name) for name, path in MODULES.items()
+             if path.name != "__init__.py" or path.parent == PACKAGE}
+  assert listed == modules

@@ -43,7 +43,7 @@ from cuts_jax import trained
 from cuts_jax import volume as volume_lib
 from cuts_jax.apps import _cli
 from cuts_jax.evaluation import viz
-from cuts_jax.io import datasets as data_lib
+from cuts_jax.io import datasets
 from cuts_jax.io import medical
 from cuts_jax.runs import checkpointing
 from cuts_jax.runs import console
@@ -135,13 +135,13 @@ def find_inputs(input_path: str | pathlib.Path, *,
   if path.is_file():
     item = _file_item(path)
     if item is None:
-      raise data_lib.DataError(
+      raise datasets.DataError(
           f"{path}: cannot tell its type from the name; use {', '.join(_known_suffixes())}.")
     return _named([item]), []
   items, others = [], []
   if medical.dicom_files(path):
     items.append(Item(path, "dicom_series"))
-  for entry in sorted(path.iterdir(), key=data_lib.natural_key):
+  for entry in sorted(path.iterdir(), key=datasets.natural_key):
     if exclude is not None and entry.resolve() == exclude.resolve():
       continue
     if entry.is_dir():
@@ -159,19 +159,19 @@ def find_inputs(input_path: str | pathlib.Path, *,
     else:
       items.append(item)
   if not items:
-    raise data_lib.DataError(f"{path} holds nothing to segment; expected files ending in "
+    raise datasets.DataError(f"{path} holds nothing to segment; expected files ending in "
                              f"{', '.join(_known_suffixes())} or folders of .dcm slices.")
   return _named(items), others
 
 
 def _known_suffixes() -> list[str]:
-  return [*data_lib.IMAGE_EXTENSIONS, *medical.NIFTI_SUFFIXES, *medical.DICOM_SUFFIXES]
+  return [*datasets.IMAGE_EXTENSIONS, *medical.NIFTI_SUFFIXES, *medical.DICOM_SUFFIXES]
 
 
 def _file_item(path: pathlib.Path) -> Optional[Item]:
   if medical.is_nifti(path):
     return Item(path, "nifti")
-  if path.suffix.lower() in data_lib.IMAGE_EXTENSIONS:
+  if path.suffix.lower() in datasets.IMAGE_EXTENSIONS:
     return Item(path, "image")
   if path.suffix.lower() in medical.DICOM_SUFFIXES:
     return Item(path, "dicom_image")
@@ -195,7 +195,7 @@ def _named(items: list[Item]) -> list[Item]:
 
 def _to_model_channels(image: np.ndarray, channels: int, path: pathlib.Path) -> np.ndarray:
   """Lossless channel matching: gray -> repeated RGB; RGB with equal channels -> gray."""
-  image = data_lib.as_channels_last(image, path=path)
+  image = datasets.as_channels_last(image, path=path)
   if image.shape[-1] == channels:
     return image
   if image.shape[-1] == 1:
@@ -203,7 +203,7 @@ def _to_model_channels(image: np.ndarray, channels: int, path: pathlib.Path) -> 
   if channels == 1 and all(np.array_equal(image[..., 0], image[..., c])
                            for c in range(1, image.shape[-1])):
     return image[..., :1]
-  raise data_lib.DataError(f"{path}: the model was trained on {channels}-channel images; this "
+  raise datasets.DataError(f"{path}: the model was trained on {channels}-channel images; this "
                            f"one has {image.shape[-1]} channels of different content. Convert "
                            "it first (e.g. skimage.color.rgb2gray).")
 
@@ -246,7 +246,7 @@ def _predict_image(params, item: Item, writer: _Writer, *, pixel, segment_kwargs
     volume = medical.read_dicom_series([item.path]).data
     image = volume[..., 0]
   else:
-    image = data_lib.read_image(item.path)
+    image = datasets.read_image(item.path)
   image = _to_model_channels(np.asarray(image), params.channels, item.path)
   if pixel is not None:
     _validation.check_pixel(pixel, shape=image.shape, what="--pixel", where="image")
@@ -285,7 +285,7 @@ def _predict_volume(params, item: Item, writer: _Writer, *, pixel, axis,
     outputs.append(medical.write_nifti_labels(
         np.moveaxis(masks, 0, axis).astype(np.uint8), writer.path(f"{item.name}_mask.nii.gz"),
         like=volume, dtype=np.uint8))
-  images = np.moveaxis(data_lib.to_unit_range(volume.data), axis, 0)
+  images = np.moveaxis(datasets.to_unit_range(volume.data), axis, 0)
   count = len(slices)
   for index in sorted({min(int(f * count), count - 1) for f in _OVERLAY_SLICE_FRACTIONS}):
     outputs.append(writer.overlay(images[index], slices[index],

@@ -12,12 +12,10 @@ from a config through `run_baseline(name, image, **params)`:
   (3x3 grey opening first; peaks above 0.9 of the highest distance) except
   that the bright side of the threshold is the foreground: their code took
   the dark side (OpenCV's THRESH_BINARY_INV), but GA lesions are brighter
-  than the rest of the retina in all 28 shared images. Pass
-  `dark_foreground=True` for their choice (or for dark targets such as
-  ventricles in T1 MRI).
+  than the rest of the retina. Pass `dark_foreground=True` for their choice
+  (or for dark targets such as ventricles in T1 MRI).
 - "felzenszwalb": Felzenszwalb and Huttenlocher's graph-based segmentation,
-  the paper's other baseline (scale 1500, as in the authors' code; on the
-  128x128 retina images it gives 4-6 segments, and scale 500 about 10).
+  the paper's other baseline (scale 1500, as in the authors' code).
 - "slic": SLIC superpixels, about `num_segments` of them.
 - "kmeans_pixels": k-means of each pixel's values (optionally blurred). The
   ablation for CUTS: the same clustering of colour alone instead of a

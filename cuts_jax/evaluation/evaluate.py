@@ -28,7 +28,7 @@ from cuts_jax import trained
 from cuts_jax.evaluation import baselines
 from cuts_jax.evaluation import metrics
 from cuts_jax.evaluation import viz
-from cuts_jax.io import datasets as data_lib
+from cuts_jax.io import datasets
 from cuts_jax.runs import checkpointing
 
 __all__ = ["CUTS", "CUTS_RAW", "EVALUATION_DIR", "ImageResult", "evaluate"]
@@ -160,7 +160,7 @@ def _write_tables(results: list[ImageResult], directory: pathlib.Path, *,
   return markdown
 
 
-def _figures(dataset: data_lib.Dataset, results: list[ImageResult], directory: pathlib.Path,
+def _figures(dataset: datasets.Dataset, results: list[ImageResult], directory: pathlib.Path,
              count: int) -> list[pathlib.Path]:
   by_key = {(r.image_name, r.method): r for r in results}
   methods = list(dict.fromkeys(r.method for r in results))
@@ -219,7 +219,7 @@ def evaluate(config: ml_collections.ConfigDict, workdir: str | pathlib.Path, *,
     params = trained.load(workdir)
   directory = workdir / EVALUATION_DIR
   checkpointing.check_writable(directory, flag="--workdir")
-  dataset = data_lib.load_dataset(config.data)
+  dataset = datasets.load_dataset(config.data)
   results: list[ImageResult] = []
   seconds = {m: 0.0 for m in methods}
   start = time.perf_counter()

@@ -30,7 +30,7 @@ import optax
 
 from cuts_jax import _validation
 from cuts_jax.evaluation import metrics as metrics_lib
-from cuts_jax.io import datasets as data_lib
+from cuts_jax.io import datasets
 from cuts_jax.runs import periodic
 from cuts_jax.train import TrainState
 
@@ -131,10 +131,9 @@ def _optimizer(learning_rate: float, num_steps: int) -> optax.GradientTransforma
 def _initialisation_key(key: jax.Array) -> jax.Array:
   """An RBG-generator key made of `key`'s bits, for the initial weights only.
 
-  XLA on CPU takes about a second to compile each threefry draw, so the
-  U-Net's initialisers cost 10-20 s of compilation with the default
-  generator and under 4 s with RBG. RBG's numbers may differ between
-  backends, which does not matter for initial weights.
+  XLA on CPU compiles threefry draws slowly, and the U-Net's initialisers
+  make many; RBG's compile much faster (benchmarks/notes.md). RBG's numbers
+  may differ between backends, which does not matter for initial weights.
   """
   bits = jnp.ravel(jax.random.key_data(key)).astype(jnp.uint32)
   return jax.random.wrap_key_data(jnp.resize(bits, (4,)), impl="rbg")
@@ -290,7 +289,7 @@ def fit(key: jax.Array, images: np.ndarray, targets: np.ndarray, weights: np.nda
   order_seed = int(jax.random.randint(order_key, (), 0, 2**31 - 1))
   tick = time.perf_counter()
   for step in range(1, num_steps + 1):
-    indices = data_lib.batch_indices(step - 1, batch_size, len(images), order_seed)
+    indices = datasets.batch_indices(step - 1, batch_size, len(images), order_seed)
     batch = {"images": images[indices], "targets": targets[indices],
              "weights": weights[indices]}
     state, metrics = train_step(state, batch, step_key, crop_size=crop_size,

@@ -19,7 +19,7 @@ from skimage import io as skimage_io
 
 from cuts_jax import _optional
 from cuts_jax import _validation
-from cuts_jax.io import datasets as data_lib
+from cuts_jax.io import datasets
 
 __all__ = ["DICOM_SUFFIXES", "NIFTI_SUFFIXES", "Volume", "dicom_files", "is_nifti", "nifti_stem",
            "read_dicom_series", "read_nifti", "write_label_png", "write_nifti_labels"]
@@ -95,14 +95,14 @@ def read_nifti(path: str | pathlib.Path) -> Volume:
     image = _nibabel.load(path)
     array = np.asanyarray(image.dataobj)
   except FileNotFoundError as error:
-    raise data_lib.DataError(f"{path}: no such NIfTI file.") from error
+    raise datasets.DataError(f"{path}: no such NIfTI file.") from error
   except Exception as error:  # nibabel, gzip and zlib all fail differently on a bad file.
-    raise data_lib.DataError(f"{path}: cannot read it as NIfTI ({type(error).__name__}: "
+    raise datasets.DataError(f"{path}: cannot read it as NIfTI ({type(error).__name__}: "
                              f"{error}).") from error
   while array.ndim > 3 and array.shape[-1] == 1:
     array = array[..., 0]
   if array.ndim != 3:
-    raise data_lib.DataError(f"{path}: expected a 3-D volume, got shape {array.shape}. "
+    raise datasets.DataError(f"{path}: expected a 3-D volume, got shape {array.shape}. "
                              "Extract one 3-D volume (e.g. one time point) first.")
   return Volume(data=np.asarray(array), affine=np.asarray(image.affine, np.float64),
                 header=image.header.copy(), source=path)
@@ -198,30 +198,30 @@ def read_dicom_series(source: str | pathlib.Path | Sequence[str | pathlib.Path])
   if isinstance(source, (str, pathlib.Path)):
     folder = pathlib.Path(source)
     if not folder.is_dir():
-      raise data_lib.DataError(f"{folder}: not a folder; a DICOM series is read from the "
+      raise datasets.DataError(f"{folder}: not a folder; a DICOM series is read from the "
                                "folder that holds its .dcm files.")
     paths, where = dicom_files(folder), folder
   else:
     paths = [pathlib.Path(p) for p in source]
     where = paths[0].parent if paths else pathlib.Path(".")
   if not paths:
-    raise data_lib.DataError(f"{where}: no DICOM files ({', '.join(DICOM_SUFFIXES)}) found.")
+    raise datasets.DataError(f"{where}: no DICOM files ({', '.join(DICOM_SUFFIXES)}) found.")
   slices, images = [], []
   for path in paths:
     try:
       dataset = _pydicom.dcmread(path)
       images.append(_rescaled(dataset))
     except Exception as error:  # Truncated files and missing pixel data fail differently.
-      raise data_lib.DataError(f"{path}: cannot read it as a DICOM image "
+      raise datasets.DataError(f"{path}: cannot read it as a DICOM image "
                                f"({type(error).__name__}: {error}).") from error
     slices.append(dataset)
   series = {getattr(s, "SeriesInstanceUID", None) for s in slices}
   if len(series) > 1:
-    raise data_lib.DataError(f"{where} holds {len(series)} DICOM series; put each series in "
+    raise datasets.DataError(f"{where} holds {len(series)} DICOM series; put each series in "
                              "its own folder.")
   shapes = {image.shape for image in images}
   if len(shapes) != 1 or len(next(iter(shapes))) != 2:
-    raise data_lib.DataError(f"{where}: the slices have shapes {sorted(shapes)}; a series "
+    raise datasets.DataError(f"{where}: the slices have shapes {sorted(shapes)}; a series "
                              "needs single-frame grayscale slices of one size.")
   order = _sort_slices(slices, [p.name for p in paths])
   volume = np.stack([images[i] for i in order], axis=-1)
