@@ -9,8 +9,10 @@ GPU: add --config.training.crop_size=0 --config.training.num_steps=2000.
 Results: experiments/results/brain.md.
 
 The volume .npz holds `vol` (intensities) and `seg` (FreeSurfer labels).
-Slices along `data.axis` that cross the ventricles are kept; the ventricle
-labels form the evaluation target and are never used in training.
+Training uses every slice along `data.axis` (choosing slices by their labels would
+let the labels into training); the ventricle labels form the evaluation target,
+scored on the slices that cross the ventricles (`experiments/run_cuts.py` sets
+`data.min_target_pixels=1` for the evaluation).
 """
 
 from cuts_jax import defaults
@@ -26,7 +28,7 @@ def get_config(model_preset: str = "paper"):
   config.data.root = ""  # Set with --config.data.root=/path/to/volume.npz.
   config.data.axis = 0
   config.data.label_ids = VENTRICLE_LABELS
-  config.data.min_target_pixels = 100  # Slices that show the ventricles clearly.
+  config.data.min_target_pixels = 0  # Train on every slice; labels never pick them.
   config.training.crop_size = 64
   config.training.num_steps = 300
   config.training.log_every = 25

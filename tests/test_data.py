@@ -58,7 +58,11 @@ def test_volume_written_by_the_test(tmp_path):
   segmentation = np.zeros((6, 20, 30), np.int32)
   segmentation[2:4, 8:12, 8:12] = 4
   np.savez(tmp_path / "scan.npz", vol=volume, seg=segmentation)
-  dataset = data.load_volume_slices(tmp_path / "scan.npz", (20, 30), axis=0, label_ids=(4,))
+  every_slice = data.load_volume_slices(tmp_path / "scan.npz", (20, 30), axis=0,
+                                        label_ids=(4,))
+  assert len(every_slice) == 6 and every_slice.masks.sum() == 2 * 16
+  dataset = data.load_volume_slices(tmp_path / "scan.npz", (20, 30), axis=0, label_ids=(4,),
+                                    min_target_pixels=1)
   assert dataset.names == ["scan_axis0_slice002", "scan_axis0_slice003"]
   assert dataset.images.max() == 1.0  # Scaled over the whole volume.
   assert dataset.masks[0, 8:12, 8:12].all() and dataset.masks.sum() == 2 * 16

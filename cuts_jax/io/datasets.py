@@ -221,11 +221,25 @@ def _finish(images: list[np.ndarray], names: list[str], where: str, **extras) ->
   return Dataset(images=np.stack(images).astype(np.float32), names=names, **extras)
 
 
+def _included(paths: list[pathlib.Path], include: Sequence[str], root) -> list[pathlib.Path]:
+  """The paths whose stems `include` names (all of them when it is empty)."""
+  if not include:
+    return paths
+  missing = sorted(set(include) - {p.stem for p in paths})
+  if missing:
+    raise DataError(f"config.data.include names images that {root} does not hold: "
+                    f"{missing[:5]}{' ...' if len(missing) > 5 else ''}.")
+  return [p for p in paths if p.stem in set(include)]
+
+
 def load_retina(root: os.PathLike | str, image_size: Sequence[int], *, limit: int = 0,
-                shard_index: int = 0, shard_count: int = 1) -> Dataset:
+                include: Sequence[str] = (), shard_index: int = 0,
+                shard_count: int = 1) -> Dataset:
   """The retina GA layout: image_with_GA/imageN.png and label_with_GA/labelN.npy.
 
-  Returns the images with their binary GA masks (uint8 0/1).
+  `include` keeps only the images of these names (e.g. "image14"), such as
+  one part of experiments/splits.json. Returns the images with their binary
+  GA masks (uint8 0/1).
   """
   root = _require_dir(root, "the retina GA data set", "--config.data.root")
   image_dir, label_dir = root / "image_with_GA", root / "label_with_GA"
@@ -233,6 +247,7 @@ def load_retina(root: os.PathLike | str, image_size: Sequence[int], *, limit: in
   if not paths:
     raise DataError(f"no image_with_GA/imageN.png files under {root}; expected the retina "
                     "layout image_with_GA/imageN.png + label_with_GA/labelN.npy.")
+  paths = _included(paths, include, root)
   if limit:
     paths = paths[:limit]
   images, masks, names = [], [], []
@@ -301,7 +316,7 @@ def load_bsds500(root: os.PathLike | str, image_size: Sequence[int], *,
 
 
 def load_volume_slices(path: os.PathLike | str, image_size: Sequence[int], *, axis: int = 0,
-                       label_ids: Sequence[int] = (), min_target_pixels: int = 1,
+                       label_ids: Sequence[int] = (), min_target_pixels: int = 0,
                        limit: int = 0, shard_index: int = 0, shard_count: int = 1) -> Dataset:
   """2-D slices of a volume .npz holding `vol` (and optionally `seg`).
 
@@ -355,8 +370,9 @@ def load_volume_slices(path: os.PathLike | str, image_size: Sequence[int], *, ax
 
 
 def load_image_folder(root: os.PathLike | str, image_size: Sequence[int], *, limit: int = 0,
-                      shard_index: int = 0, shard_count: int = 1) -> Dataset:
-  """Every PNG/JPG/TIFF/BMP/NPY file directly in `root`, without labels."""
+                      include: Sequence[str] = (), shard_index: int = 0,
+                      shard_count: int = 1) -> Dataset:
+  """Every PNG/JPG/TIFF/BMP/NPY file directly in `root` (or those `include` names by stem)."""
   root = _require_dir(root, "the image folder", "--config.data.root")
   # Regular files only: a FIFO named like an image would block the reader forever.
   paths = sorted((p for p in root.iterdir()
@@ -364,6 +380,7 @@ def load_image_folder(root: os.PathLike | str, image_size: Sequence[int], *, lim
                  key=natural_key)
   if not paths:
     raise DataError(f"{root} holds no images ({', '.join(IMAGE_EXTENSIONS)}).")
+  paths = _included(paths, include, root)
   if limit:
     paths = paths[:limit]
   paths = _shard(paths, shard_index, shard_count)
@@ -411,7 +428,7 @@ def load_dataset(data_config: ml_collections.ConfigDict, *, shard_index: int = 0
   if kind == "demo":
     return load_demo(size, **shard)
   if kind == "retina":
-    return load_retina(data_config.root, size, **shard)
+    return load_retina(data_config.root, size, include=tuple(data_config.include), **shard)
   if kind == "bsds500":
     return load_bsds500(data_config.root, size, splits=tuple(data_config.splits), **shard)
   if kind == "volume":
@@ -419,7 +436,8 @@ def load_dataset(data_config: ml_collections.ConfigDict, *, shard_index: int = 0
                               label_ids=tuple(data_config.label_ids),
                               min_target_pixels=data_config.min_target_pixels, **shard)
   if kind == "folder":
-    return load_image_folder(data_config.root, size, **shard)
+    return load_image_folder(data_config.root, size, include=tuple(data_config.include),
+                             **shard)
   _validation.check_one_of(kind, DATA_KINDS, what="config.data.kind", error=DataError)
   raise AssertionError(f"no loader for config.data.kind {kind!r}")
 
