@@ -64,7 +64,7 @@ from sklearn import neighbors
 
 from cuts_jax import _validation
 
-__all__ = ["GRAPHS", "METHODS", "cluster_embeddings", "cluster_image"]
+__all__ = ["GRAPHS", "METHODS", "cluster_embeddings", "cluster_image", "spectral_coordinates"]
 
 METHODS = ("spectral", "kmeans")
 GRAPHS = ("landmark", "knn")
@@ -128,26 +128,77 @@ def cluster_embeddings(embeddings: np.ndarray, *, num_clusters: int = 10,
                  num_landmarks=num_landmarks, num_neighbors=num_neighbors, pca_dim=pca_dim,
                  n_init=n_init, max_fit_points=max_fit_points, num_threads=num_threads)
   rng = np.random.default_rng(seed)
-  limits = (contextlib.nullcontext() if num_threads is None
-            else threadpoolctl.threadpool_limits(limits=num_threads))
-  with limits:
+  with _thread_limit(num_threads):
     few = _few_distinct_rows(points, num_clusters, rng)
     if few is not None:
       return _renumber(few)
     if method == "kmeans":
       coordinates = points
     else:
-      points = _pca(points, pca_dim, rng=rng)
-      if graph == "knn":
-        coordinates = _knn_spectral_coordinates(points, num_clusters, num_neighbors,
-                                                seed=seed)
-      else:
-        coordinates = _landmark_spectral_coordinates(points, num_clusters, num_landmarks,
-                                                     num_neighbors, rng=rng)
-      coordinates /= np.maximum(np.linalg.norm(coordinates, axis=1, keepdims=True), 1e-12)
+      coordinates = _spectral_coordinates(points, num_clusters, graph=graph,
+                                          num_landmarks=num_landmarks,
+                                          num_neighbors=num_neighbors, pca_dim=pca_dim,
+                                          seed=seed, rng=rng)
     labels = _kmeans(coordinates, num_clusters, seed=seed, n_init=n_init,
                      max_fit_points=max_fit_points, rng=rng)
   return _renumber(labels)
+
+
+def _thread_limit(num_threads: Optional[int]):
+  return (contextlib.nullcontext() if num_threads is None
+          else threadpoolctl.threadpool_limits(limits=num_threads))
+
+
+def spectral_coordinates(embeddings: np.ndarray, *, num_eigenvectors: int = 10, seed: int = 0,
+                         graph: str = "landmark", num_landmarks: int = 256,
+                         num_neighbors: int = 5, pca_dim: Optional[int] = 32,
+                         num_threads: Optional[int] = 1) -> np.ndarray:
+  """The coordinates spectral k-means clusters: each point's place in the graph's spectrum.
+
+  The leading `num_eigenvectors` eigenvectors of the normalised affinity of
+  the landmark (or exact k-nearest-neighbour) graph, each scaled by its
+  eigenvalue, rows scaled to unit length (steps 1-4 of the module docstring).
+  `cluster_embeddings(..., method="spectral")` is k-means of these rows; the
+  segment hierarchy merges clusters by their distances here.
+
+  Args:
+    embeddings: float (N, D) array, finite.
+    num_eigenvectors: q, the eigenvectors kept (at most; fewer when the graph
+      has fewer directions with variance).
+    seed, graph, num_landmarks, num_neighbors, pca_dim, num_threads: as in
+      `cluster_embeddings`.
+
+  Returns:
+    float32 (N, q') coordinates with q' <= num_eigenvectors, rows of unit
+    length. Data with at most `num_eigenvectors` distinct rows get one
+    orthogonal unit vector per distinct row.
+  """
+  points = _check_embeddings(embeddings)
+  _check_options(len(points), num_clusters=num_eigenvectors, method="spectral", graph=graph,
+                 num_landmarks=num_landmarks, num_neighbors=num_neighbors, pca_dim=pca_dim,
+                 n_init=1, max_fit_points=1, num_threads=num_threads)
+  rng = np.random.default_rng(seed)
+  with _thread_limit(num_threads):
+    few = _few_distinct_rows(points, num_eigenvectors, rng)
+    if few is not None:
+      return np.eye(int(few.max()) + 1, dtype=np.float32)[few]
+    return _spectral_coordinates(points, num_eigenvectors, graph=graph,
+                                 num_landmarks=num_landmarks, num_neighbors=num_neighbors,
+                                 pca_dim=pca_dim, seed=seed, rng=rng).astype(np.float32)
+
+
+def _spectral_coordinates(points: np.ndarray, count: int, *, graph: str, num_landmarks: int,
+                          num_neighbors: int, pca_dim: Optional[int], seed: int,
+                          rng: np.random.Generator) -> np.ndarray:
+  """PCA, the graph's leading `count` scaled eigenvectors, rows normalised to unit length."""
+  points = _pca(points, pca_dim, rng=rng)
+  if graph == "knn":
+    coordinates = _knn_spectral_coordinates(points, count, num_neighbors, seed=seed)
+  else:
+    coordinates = _landmark_spectral_coordinates(points, count, num_landmarks, num_neighbors,
+                                                 rng=rng)
+  coordinates /= np.maximum(np.linalg.norm(coordinates, axis=1, keepdims=True), 1e-12)
+  return coordinates
 
 
 def cluster_image(embeddings: np.ndarray, **kwargs) -> np.ndarray:
