@@ -1,23 +1,27 @@
 """cuts_jax: CUTS (Contrastive and Unsupervised Training for Segmentation) in JAX/Flax.
 
     params = cuts_jax.load(workdir)          # after python -m cuts_jax.main ...
-    labels = cuts_jax.segment(params, image) # int32 (H, W), up to 10 segments
-    mask = cuts_jax.select(labels, (row, col))
+    labels = cuts_jax.segment(params, image)             # int32 (H, W) connected segments
+    mask = cuts_jax.select(labels, (row, col))           # bool (H, W): the clicked one
+    levels = cuts_jax.segment_hierarchy(params, image)   # nested, fine to coarse
+    mask = cuts_jax.select(levels, (row, col))           # at the persistent level
 
-Segmenting needs only `segment`, `select`, `embed` and `SegmentationParams`,
-imported with the package. `load`, `train_and_evaluate` and `segment_volume`
+Segmenting needs only `segment`, `segment_hierarchy`, `select`, `embed`,
+`Hierarchy` and `SegmentationParams`, imported with the package. `load`, `train_and_evaluate` and `segment_volume`
 bring in the training stack (optax, orbax) and are imported when first used.
 """
 
 import importlib
 
+from cuts_jax.hierarchy import segment_hierarchy
+from cuts_jax.regions import Hierarchy
 from cuts_jax.segmentation import SegmentationParams
 from cuts_jax.segmentation import embed
 from cuts_jax.segmentation import segment
 from cuts_jax.segmentation import select
 
-__all__ = ["SegmentationParams", "embed", "load", "segment", "segment_volume", "select",
-           "train_and_evaluate"]
+__all__ = ["Hierarchy", "SegmentationParams", "embed", "load", "segment", "segment_hierarchy",
+           "segment_volume", "select", "train_and_evaluate"]
 __version__ = "0.1.0"
 
 # Public name -> the module that defines it, imported on first access (PEP 562).

@@ -55,10 +55,13 @@ def get_config(*, model_preset: str = "paper") -> ml_collections.ConfigDict:
   config.data.root = ""  # Folder (or .npz for kind=volume); set per data set.
   config.data.image_size = (128, 128)  # The paper trains and segments at 128x128.
   config.data.limit = 0  # Use only the first N images (0: all); for quick runs.
+  config.data.include = ()  # kind=retina/folder: only images of these names (() keeps all).
   config.data.splits = ("train", "val")  # BSDS500 splits to load.
   config.data.axis = 0  # kind=volume: the axis slices are cut along.
   config.data.label_ids = ()  # kind=volume: label ids that form the target region.
-  config.data.min_target_pixels = 1  # kind=volume with label_ids: skip slices with fewer.
+  # kind=volume with label_ids: keep only slices with at least this many target pixels
+  # (0: every slice). Only for evaluation: training must not choose slices by labels.
+  config.data.min_target_pixels = 0
 
   if model_preset not in MODEL_PRESETS:
     raise ValueError(f"unknown model preset {model_preset!r}; expected one of "
@@ -108,7 +111,23 @@ def get_config(*, model_preset: str = "paper") -> ml_collections.ConfigDict:
   # the patches the reconstruction head rebuilds from them; "embedding" uses the raw
   # embeddings (the paper's literal choice). See experiments/results for both.
   config.evaluation.cluster_space = "reconstruction"
-  config.evaluation.also_raw_embedding = False  # Also score CUTS in the raw embedding space.
+  # What `segment` clusters beside the embeddings, and how clusters become regions;
+  # chosen on the tuning part of the retina and BSDS500 data (experiments/splits.json,
+  # experiments/results/tuning.md). A trained model carries these as its defaults.
+  config.evaluation.image_weight = 1.0  # Smoothed image values beside the embeddings (0: none).
+  config.evaluation.image_sigma = 2.0  # Their Gaussian smoothing, in pixels.
+  config.evaluation.connected_segments = True  # Cut clusters into connected regions.
+  config.evaluation.min_segment_fraction = 0.005  # Smaller pieces join a neighbour.
+  config.evaluation.segment_at_training_size = True  # Segment at data.image_size.
+  # CUTS rows of an evaluation (cuts_jax.evaluation.evaluate): the default `segment`, the
+  # plain clusters in each space (the paper's literal row is cuts_raw_embedding), and the
+  # hierarchy's persistent level under the click.
+  config.evaluation.cuts_rows = ("cuts", "cuts_reconstruction_clusters", "cuts_raw_embedding",
+                                 "cuts_cosine", "cuts_persistent")
+  # Oracle rows (add "cuts_level_oracle", "cuts_k_oracle", "kmeans_smoothed_k_oracle" to
+  # cuts_rows) pick per image, with the expert mask, the best of these cluster counts.
+  config.evaluation.oracle_num_clusters = tuple(range(2, 16))
+  config.evaluation.oracle_smoothing_sigma = 2.0  # The colour oracle's smoothing.
   config.evaluation.seed = 0  # Seeds clustering and the patch sample of the metrics.
   config.evaluation.click_percentile = 50.0  # Paper: the expert region's median pixel.
   config.evaluation.patch_pixels = 200  # M pixels sampled per image for SSIM/ERGAS/RMSE.
@@ -128,6 +147,11 @@ def get_config(*, model_preset: str = "paper") -> ml_collections.ConfigDict:
       "kmeans_pixels": {"num_clusters": 10},
       "kmeans_smoothed": {"baseline": "kmeans_pixels", "num_clusters": 10,
                           "smoothing_sigma": 2.0},
+      # Colour alone through CUTS's own segment pipeline (spectral k-means, then
+      # connected segments): what the learned embedding adds, with the same rule.
+      "colour_segments": {"baseline": "kmeans_pixels", "method": "spectral",
+                          "num_clusters": 10, "smoothing_sigma": 2.0, "connected": True,
+                          "min_segment_fraction": 0.005},
   })
 
   config.distributed = ml_collections.ConfigDict()

@@ -7,21 +7,25 @@ large), and clusters the pixel embeddings.
 
 from __future__ import annotations
 
+import dataclasses
 import functools
-from typing import Any, Optional, Sequence
+from typing import Any, Optional, Sequence, Union
 
 import flax
 import jax
 import jax.numpy as jnp
 import numpy as np
+from scipy import ndimage
 
 from cuts_jax import _validation
 from cuts_jax import clustering
 from cuts_jax import model as model_lib
+from cuts_jax import regions
 from cuts_jax.io import datasets
 
-__all__ = ["CLUSTER_SPACES", "SegmentationParams", "clustering_features", "embed", "embed_image",
-           "prepare_image", "segment", "select"]
+__all__ = ["CLUSTER_SPACES", "SegmentSettings", "SegmentationParams", "clustering_features",
+           "embed", "embed_image", "image_to_segment", "prepare_image", "segment",
+           "segment_features", "select"]
 
 # Images are embedded in tiles of about this many pixels a side (plus a halo),
 # which bounds the activation memory of very large images.
@@ -30,6 +34,51 @@ _TILE_SIDE = 512
 # How far outside [0, 1] concrete inputs of `embed` may stray (resampling
 # and float rounding overshoot a little) before they are refused.
 _RANGE_TOLERANCE = 1e-3
+
+
+CLUSTER_SPACES = ("reconstruction", "embedding", "cosine")
+
+
+@dataclasses.dataclass(frozen=True)
+class SegmentSettings:
+  """How a model segments by default; read from its config's `evaluation` section.
+
+  Attributes:
+    num_clusters: k of the spectral k-means.
+    space: how embeddings are compared (see `clustering_features`).
+    image_weight: weight of the Gaussian-smoothed image values (colour or grey
+      level) clustered beside the embeddings; each part is first scaled to
+      unit total variance. 0 clusters the embeddings alone.
+    image_sigma: the smoothing's standard deviation in pixels, at the size
+      the image is segmented at.
+    connected: cut every cluster into its connected pieces, so that the
+      segment under a click is one region.
+    min_segment_fraction: with `connected`, pieces smaller than this share of
+      the image's pixels join a neighbour.
+    at_training_size: segment images at the training image size and scale
+      the labels back (the scale the encoder learned features at).
+  """
+
+  num_clusters: int = 10
+  space: str = "reconstruction"
+  image_weight: float = 1.0
+  image_sigma: float = 2.0
+  connected: bool = True
+  min_segment_fraction: float = 0.005
+  at_training_size: bool = True
+
+  @classmethod
+  def from_config(cls, evaluation) -> "SegmentSettings":
+    """From a config's `evaluation` section (fields of the same names)."""
+    settings = cls(num_clusters=int(evaluation.num_clusters), space=evaluation.cluster_space,
+                   image_weight=float(evaluation.image_weight),
+                   image_sigma=float(evaluation.image_sigma),
+                   connected=bool(evaluation.connected_segments),
+                   min_segment_fraction=float(evaluation.min_segment_fraction),
+                   at_training_size=bool(evaluation.segment_at_training_size))
+    _validation.check_one_of(settings.space, CLUSTER_SPACES,
+                             what="config.evaluation.cluster_space")
+    return settings
 
 
 @flax.struct.dataclass
@@ -49,8 +98,8 @@ class SegmentationParams:
       `embeddings @ M` equal distances between the patches the reconstruction
       head rebuilds from the embeddings (M = U S from the head's kernel
       W = U S V^T); None when the head is not known.
-    cluster_space: where `segment` clusters by default: "reconstruction"
-      (embeddings @ cluster_metric) or "embedding" (the raw embeddings).
+    settings: how `segment` turns embeddings into segments by default
+      (`SegmentSettings`, from the run's config).
   """
 
   params: Any
@@ -59,7 +108,13 @@ class SegmentationParams:
   channels: int = flax.struct.field(pytree_node=False)
   image_size: tuple[int, int] = flax.struct.field(pytree_node=False)
   cluster_metric: Any = None
-  cluster_space: str = flax.struct.field(pytree_node=False, default="reconstruction")
+  settings: SegmentSettings = flax.struct.field(pytree_node=False,
+                                                default=SegmentSettings())
+
+  @property
+  def cluster_space(self) -> str:
+    """Where `segment` clusters by default (see `clustering_features`)."""
+    return self.settings.space
 
   @classmethod
   def from_variables(cls, variables: dict, config) -> "SegmentationParams":
@@ -82,22 +137,20 @@ class SegmentationParams:
     _check_encoder_variables(model.encoder, {"params": params, "batch_stats": batch_stats},
                              channels)
     head = variables["params"].get("reconstruction_head")
-    space = config.evaluation.cluster_space
-    _validation.check_one_of(space, CLUSTER_SPACES, what="config.evaluation.cluster_space")
+    settings = SegmentSettings.from_config(config.evaluation)
+    if head is None and settings.space == "reconstruction":
+      settings = dataclasses.replace(settings, space="embedding")
     return cls(params=params, batch_stats=batch_stats,
                encoder=model.encoder, channels=channels,
                image_size=tuple(int(s) for s in config.data.image_size),
                cluster_metric=None if head is None else _reconstruction_metric(head["kernel"]),
-               cluster_space=space if head is not None else "embedding")
+               settings=settings)
 
   @classmethod
   def from_train_state(cls, state, config) -> "SegmentationParams":
     """From the `TrainState` that `train_and_evaluate` returns."""
     return cls.from_variables({"params": state.params, "batch_stats": state.batch_stats},
                               config)
-
-
-CLUSTER_SPACES = ("reconstruction", "embedding")
 
 
 def _reconstruction_metric(kernel: Any) -> np.ndarray:
@@ -112,6 +165,24 @@ def _reconstruction_metric(kernel: Any) -> np.ndarray:
   return (u * singular).astype(np.float32)
 
 
+def _project(params: SegmentationParams, embeddings: jax.Array, space: str) -> jax.Array:
+  """`clustering_features` on the device (space already validated)."""
+  if space == "embedding":
+    return embeddings
+  if space == "cosine":
+    return embeddings / jnp.maximum(jnp.linalg.norm(embeddings, axis=-1, keepdims=True), 1e-8)
+  return embeddings @ params.cluster_metric
+
+
+def _check_space(params: SegmentationParams, space: Optional[str]) -> str:
+  space = params.cluster_space if space is None else space
+  _validation.check_one_of(space, CLUSTER_SPACES, what="space")
+  if space == "reconstruction" and params.cluster_metric is None:
+    raise ValueError("these params carry no reconstruction head, so they cannot cluster in "
+                     "the reconstruction space; use space='embedding'.")
+  return space
+
+
 def clustering_features(params: SegmentationParams, embeddings: np.ndarray, *,
                         space: Optional[str] = None) -> np.ndarray:
   """The per-pixel vectors `segment` clusters: (..., D) embeddings -> (..., R).
@@ -120,17 +191,12 @@ def clustering_features(params: SegmentationParams, embeddings: np.ndarray, *,
     params: the model.
     embeddings: (..., D) from `embed`/`embed_image`.
     space: "reconstruction" (distances between the patches the head rebuilds
-      from the embeddings) or "embedding" (raw embeddings, the paper's
-      literal choice); default `params.cluster_space`.
+      from the embeddings), "embedding" (raw embeddings, the paper's literal
+      choice) or "cosine" (embeddings scaled to unit length, the similarity
+      the contrastive loss trains); default `params.cluster_space`.
   """
-  space = params.cluster_space if space is None else space
-  _validation.check_one_of(space, CLUSTER_SPACES, what="space")
-  if space == "embedding":
-    return embeddings
-  if params.cluster_metric is None:
-    raise ValueError("these params carry no reconstruction head, so they cannot cluster in "
-                     "the reconstruction space; use space='embedding'.")
-  return np.asarray(embeddings, np.float32) @ np.asarray(params.cluster_metric, np.float32)
+  space = _check_space(params, space)
+  return np.asarray(_project(params, jnp.asarray(embeddings, jnp.float32), space))
 
 
 def _check_encoder_variables(encoder: model_lib.Encoder, variables: dict, channels: int) -> None:
@@ -179,24 +245,35 @@ def embed(params: SegmentationParams, images: jax.Array) -> jax.Array:
   return params.encoder.apply(variables, images.astype(jnp.float32), train=False)
 
 
-@jax.jit
-def _embed_one(params: SegmentationParams, image: jax.Array) -> jax.Array:
-  return embed(params, image[None])[0]
+@functools.partial(jax.jit, static_argnames="space")
+def _embed_one(params: SegmentationParams, image: jax.Array, space: Optional[str]) -> jax.Array:
+  embeddings = embed(params, image[None])[0]
+  return embeddings if space is None else _project(params, embeddings, space)
 
 
 def _halo(params: SegmentationParams) -> int:
   return sum(k // 2 for k in params.encoder.kernel_sizes)
 
 
-def embed_image(params: SegmentationParams, image: np.ndarray) -> np.ndarray:
+def embed_image(params: SegmentationParams, image: np.ndarray, *,
+                space: Optional[str] = None) -> np.ndarray:
   """Embeddings (H, W, D) of one float32 (H, W, C) image, in tiles when it is large.
 
   Each tile is embedded with a halo of the encoder's receptive radius, so the
   result equals embedding the whole image at once (up to float rounding).
+
+  Args:
+    params: the model.
+    image: float32 (H, W, C) in [0, 1].
+    space: None for the raw embeddings; a space of `clustering_features` to
+      get those features instead, computed on the device before the copy to
+      the host.
   """
+  if space is not None:
+    space = _check_space(params, space)
   height, width, _ = image.shape
   if max(height, width) <= _TILE_SIDE + 2 * _halo(params):
-    return np.asarray(_embed_one(params, jnp.asarray(image)))
+    return np.asarray(_embed_one(params, jnp.asarray(image), space))
   halo = _halo(params)
   output = None
   for top in range(0, height, _TILE_SIDE):
@@ -204,7 +281,7 @@ def embed_image(params: SegmentationParams, image: np.ndarray) -> np.ndarray:
       bottom, right = min(top + _TILE_SIDE, height), min(left + _TILE_SIDE, width)
       r0, c0 = max(top - halo, 0), max(left - halo, 0)
       r1, c1 = min(bottom + halo, height), min(right + halo, width)
-      tile = np.asarray(_embed_one(params, jnp.asarray(image[r0:r1, c0:c1])))
+      tile = np.asarray(_embed_one(params, jnp.asarray(image[r0:r1, c0:c1]), space))
       if output is None:
         output = np.empty((height, width, tile.shape[-1]), np.float32)
       output[top:bottom, left:right] = tile[top - r0:bottom - r0, left - c0:right - c0]
@@ -233,11 +310,88 @@ def prepare_image(image: Any, *, channels: int) -> np.ndarray:
   return datasets.to_unit_range(array)
 
 
-def segment(params: SegmentationParams, image: Any, *, num_clusters: int = 10,
+def _unit_total_variance(features: np.ndarray) -> np.ndarray:
+  """Features divided by the square root of their summed per-channel variance."""
+  flat = features.reshape(-1, features.shape[-1])
+  spread = float(np.sqrt(np.sum(np.var(flat, axis=0, dtype=np.float64))))
+  return features / spread if spread > 0 else features
+
+
+def segment_features(params: SegmentationParams, image: np.ndarray, *,
+                     space: Optional[str] = None, image_weight: Optional[float] = None,
+                     image_sigma: Optional[float] = None) -> np.ndarray:
+  """The per-pixel vectors `segment` clusters, for one image as `prepare_image` returns it.
+
+  The embeddings as `clustering_features` measures them, each scaled to unit
+  total variance, beside the Gaussian-smoothed image values scaled likewise
+  and weighted by `image_weight` (the encoder describes each pixel's patch;
+  the smoothed values keep the region's plain colour or grey level, which
+  the reconstruction-space distances weigh little).
+
+  Args:
+    params: the model.
+    image: float32 (H, W, C) in [0, 1].
+    space, image_weight, image_sigma: as in `SegmentSettings`; None takes
+      `params.settings`.
+
+  Returns:
+    float32 (H, W, R) with R = the embedding features (+ C when
+    `image_weight` is not 0).
+  """
+  settings = params.settings
+  weight = settings.image_weight if image_weight is None else float(image_weight)
+  sigma = settings.image_sigma if image_sigma is None else float(image_sigma)
+  if weight < 0 or sigma < 0:
+    raise ValueError(f"image_weight ({weight}) and image_sigma ({sigma}) must be >= 0.")
+  space = params.cluster_space if space is None else space
+  features = _unit_total_variance(embed_image(params, image, space=space))
+  if weight:
+    smoothed = ndimage.gaussian_filter(image, sigma=(sigma, sigma, 0), mode="reflect")
+    features = np.concatenate([features, weight * _unit_total_variance(smoothed)], axis=-1)
+  return features.astype(np.float32)
+
+
+def image_to_segment(params: SegmentationParams, image: Any, *,
+                     resize_to: Optional[Sequence[int]] = None,
+                     at_training_size: Optional[bool] = None) -> np.ndarray:
+  """`prepare_image`, then resized to the size the image is segmented at.
+
+  Args:
+    params: the model.
+    image: (H, W) or (H, W, C) array, as `segment` takes it.
+    resize_to: this (H, W); overrides `at_training_size`.
+    at_training_size: True: `params.image_size`; False: the image's own size;
+      None: `params.settings.at_training_size`.
+
+  Returns:
+    float32 (h, w, C) in [0, 1].
+  """
+  array = prepare_image(image, channels=params.channels)
+  own_size = array.shape[:2]
+  if resize_to is not None:
+    size = _validation.check_size(resize_to, what="resize_to", minimum=2,
+                                  hint=" E.g. params.image_size.")
+  elif params.settings.at_training_size if at_training_size is None else at_training_size:
+    size = tuple(params.image_size)
+  else:
+    size = array.shape[:2]
+  return array if tuple(size) == own_size else datasets.resize_image(array, size)
+
+
+def segment(params: SegmentationParams, image: Any, *, num_clusters: Optional[int] = None,
             method: str = "spectral", seed: int = 0,
             resize_to: Optional[Sequence[int]] = None,
-            space: Optional[str] = None) -> np.ndarray:
-  """Segments one image into at most `num_clusters` regions.
+            at_training_size: Optional[bool] = None,
+            space: Optional[str] = None, image_weight: Optional[float] = None,
+            image_sigma: Optional[float] = None, connected: Optional[bool] = None,
+            min_segment_fraction: Optional[float] = None) -> np.ndarray:
+  """Segments one image into regions.
+
+  The image is embedded (at the training image size by default), its pixels'
+  features (`segment_features`) are clustered by spectral k-means, and each
+  cluster is cut into its connected pieces, tiny pieces joining a neighbour.
+  Every option left at None takes the model's default (`params.settings`,
+  from the run's config).
 
   Args:
     params: a `SegmentationParams` (from `load` or `from_train_state`).
@@ -249,47 +403,70 @@ def segment(params: SegmentationParams, image: Any, *, num_clusters: int = 10,
     method: "spectral" (the paper's spectral k-means) or "kmeans".
     seed: seeds the clustering; the same seed gives the same labels.
     resize_to: segment at this (H, W) and scale the labels back to the
-      image's size (e.g. `params.image_size`, when the image is at a different
-      scale than the training images). None: segment at the image's own size.
-    space: where pixels are clustered (see `clustering_features`): by the
-      patches their embeddings rebuild ("reconstruction") or by the raw
-      embeddings ("embedding"); default `params.cluster_space`.
+      image's size; overrides `at_training_size`.
+    at_training_size: True segments at `params.image_size` (the scale the
+      encoder learned), False at the image's own size.
+    space: how embeddings are compared (see `clustering_features`).
+    image_weight: weight of the smoothed image values beside the embeddings
+      (see `segment_features`); 0 clusters the embeddings alone.
+    image_sigma: Gaussian sigma (px) of that smoothing.
+    connected: cut clusters into connected segments; False returns the
+      clusters themselves (labels < num_clusters), as the paper does.
+    min_segment_fraction: with `connected`, pieces below this share of the
+      pixels join the neighbour they share the longest border with.
 
   Returns:
-    int32 (H, W) label map with labels 0 .. at most num_clusters - 1.
+    int32 (H, W) label map numbered 0, 1, ... in raster order: connected
+    segments, or at most `num_clusters` clusters when `connected=False`.
 
   Raises:
     ValueError: the image is unusable (see `prepare_image`), `resize_to` is
-      not two sides of at least 2 px, or num_clusters/method are invalid.
+      not two sides of at least 2 px, or an option is invalid.
 
   Example:
     params = cuts_jax.load("/tmp/retina")
-    labels = cuts_jax.segment(params, skimage.io.imread("fundus.png"), num_clusters=10)
+    labels = cuts_jax.segment(params, skimage.io.imread("fundus.png"))
     lesion = cuts_jax.select(labels, (64, 40))   # bool (H, W): the segment under the click
   """
+  settings = params.settings
   array = prepare_image(image, channels=params.channels)
   height, width = array.shape[:2]
-  if resize_to is not None:
-    array = datasets.resize_image(array, _validation.check_size(
-        resize_to, what="resize_to", minimum=2, hint=" E.g. params.image_size."))
-  features = clustering_features(params, embed_image(params, array), space=space)
-  labels = clustering.cluster_image(features, num_clusters=num_clusters, method=method,
-                                    seed=seed)
+  array = image_to_segment(params, array, resize_to=resize_to, at_training_size=at_training_size)
+  fraction = settings.min_segment_fraction if min_segment_fraction is None \
+      else float(min_segment_fraction)
+  if not 0 <= fraction < 1:
+    raise ValueError(f"min_segment_fraction is {fraction}; expected a share in [0, 1).")
+  features = segment_features(params, array, space=space, image_weight=image_weight,
+                              image_sigma=image_sigma)
+  labels = clustering.cluster_image(
+      features, num_clusters=settings.num_clusters if num_clusters is None else num_clusters,
+      method=method, seed=seed)
+  if settings.connected if connected is None else connected:
+    labels = regions.connected_segments(labels, min_size=max(1, round(fraction * labels.size)))
   if labels.shape != (height, width):
-    labels = datasets.resize_labels(labels, (height, width))
+    labels = regions.renumber(datasets.resize_labels(labels, (height, width)))
   return labels.astype(np.int32)
 
 
-def select(labels: Any, pixel: Sequence[int]) -> np.ndarray:
+def select(labels: Union[np.ndarray, regions.Hierarchy], pixel: Sequence[int], *,
+           level: Union[str, int] = "persistent",
+           target_size: Optional[int] = None) -> np.ndarray:
   """The binary mask of the segment under one (row, col) pixel.
 
   Args:
-    labels: int (H, W) label map (e.g. from `segment`).
+    labels: int (H, W) label map (e.g. from `segment`), or a `Hierarchy`
+      (from `segment_hierarchy`).
     pixel: (row, col), 0-based; negative indices are refused.
+    level: for a hierarchy: "persistent" (the level at which the clicked
+      segment survives the widest range of granularity) or a level index.
+    target_size: for a hierarchy: instead of `level`, the level whose clicked
+      segment has the number of pixels closest to this.
 
   Returns:
     bool (H, W) mask, True where labels equal the label at `pixel`.
   """
+  if isinstance(labels, regions.Hierarchy):
+    return regions.select_level(labels, pixel, level=level, target_size=target_size)
   labels = _validation.check_label_map(labels)
   row, col = _validation.check_pixel(pixel, shape=labels.shape)
   return labels == labels[row, col]

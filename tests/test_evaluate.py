@@ -28,23 +28,40 @@ def test_evaluation_on_retina_writes_tables_and_figures(tiny_workdir):
   config.data.limit = 3
   config.evaluation.patch_pixels = 40
   config.evaluation.num_figure_images = 2
+  config.evaluation.cuts_rows = (*config.evaluation.cuts_rows, *evaluate.CLICK_ROWS[1:])
+  config.evaluation.oracle_num_clusters = (4, 10)
   outcome = evaluate.evaluate(config, tiny_workdir)
   directory = outcome["directory"]
   table = outcome["table"]
-  assert set(table) == {"cuts", "random", "otsu", "otsu_watershed", "felzenszwalb", "slic",
-                        "kmeans_pixels", "kmeans_smoothed"}
+  label_map_rows = {"cuts", "cuts_reconstruction_clusters", "cuts_raw_embedding", "cuts_cosine",
+                    "random", "otsu", "otsu_watershed", "felzenszwalb", "slic", "kmeans_pixels",
+                    "kmeans_smoothed", "colour_segments", "cuts_k_oracle",
+                    "kmeans_smoothed_k_oracle"}
+  level_rows = {"cuts_persistent", "cuts_level_oracle"}
+  # Among connected segments the clicked one can beat the one holding most expert pixels.
+  connected_rows = {"cuts", "colour_segments", "cuts_k_oracle"}
+  assert set(table) == label_map_rows | level_rows
   for method, row in table.items():
     mean, std, count = row["dice"]
     assert 0.0 <= mean <= 1.0 and count == 3, method
-    assert row["dice_majority"][0] >= mean - 1e-9, method  # Majority is optimistic.
+    if method in label_map_rows - connected_rows:
+      assert row["dice_majority"][0] >= mean - 1e-9, method  # Majority is optimistic.
     assert np.isfinite(row["ssim_within"][0]) and np.isfinite(row["rmse_within"][0])
   markdown = (directory / "results.md").read_text()
   assert "| cuts |" in markdown and "one-pixel" in markdown and "M=40" in markdown
+  assert "_oracle" in markdown and "not label-free" in markdown
   with (directory / "per_image.csv").open() as stream:
     rows = list(csv.DictReader(stream))
-  assert len(rows) == 3 * 8 and {"image", "method", "dice", "hd95", "ssim_within"} <= set(rows[0])
+  assert len(rows) == 3 * len(table)
+  assert {"image", "method", "dice", "hd95", "ssim_within"} <= set(rows[0])
+  # An oracle picks among choices that include the label-free row's own: never below it.
+  dice = {(r["image"], r["method"]): float(r["dice"]) for r in rows}
+  for oracle, plain in [("cuts_k_oracle", "cuts"), ("cuts_level_oracle", "cuts_persistent"),
+                        ("kmeans_smoothed_k_oracle", "kmeans_smoothed")]:
+    for image in {r["image"] for r in rows}:
+      assert dice[(image, oracle)] >= dice[(image, plain)] - 1e-9, (oracle, image)
   assert (directory / "results.csv").exists() and (directory / "timing.json").exists()
-  for figure in ("cuts.png", "methods.png"):
+  for figure in ("cuts.png", "methods.png", "hierarchy.png"):
     assert (directory / figure).stat().st_size > 10_000
 
 

@@ -22,8 +22,10 @@ LAYERS = {
     # 2, the method.
     "cuts_jax.clustering": 2,
     "cuts_jax.conv": 2,
+    "cuts_jax.hierarchy": 2,
     "cuts_jax.losses": 2,
     "cuts_jax.model": 2,
+    "cuts_jax.regions": 2,
     "cuts_jax.sampling": 2,
     "cuts_jax.segmentation": 2,
     "cuts_jax.train": 2,

@@ -37,6 +37,7 @@ from skimage import segmentation
 
 from cuts_jax import _validation
 from cuts_jax import clustering
+from cuts_jax import regions
 
 __all__ = ["BASELINES", "felzenszwalb", "kmeans_pixels", "otsu", "otsu_watershed", "random_labels",
            "run_baseline", "slic"]
@@ -186,22 +187,29 @@ def slic(image: np.ndarray, *, num_segments: int = 10, compactness: Optional[flo
 
 
 def kmeans_pixels(image: np.ndarray, *, num_clusters: int = 10, smoothing_sigma: float = 0.0,
-                  seed: int = 0) -> np.ndarray:
+                  method: str = "kmeans", connected: bool = False,
+                  min_segment_fraction: float = 0.0, seed: int = 0) -> np.ndarray:
   """k-means of the pixels' values: CUTS's clustering without the learned embedding.
 
-  Uses `clustering.cluster_image(method="kmeans")`, so labels are numbered
-  in raster order of first appearance and an image with fewer distinct
-  colours than `num_clusters` gets one label per colour.
+  Uses `clustering.cluster_image`, so labels are numbered in raster order of
+  first appearance and an image with fewer distinct colours than
+  `num_clusters` gets one label per colour. With `method="spectral"` and
+  `connected=True` it is `segment`'s pipeline on the colours alone.
 
   Args:
     image: float (H, W, C) or (H, W) in [0, 1].
-    num_clusters: k, the most labels returned.
+    num_clusters: k, the most clusters.
     smoothing_sigma: Gaussian blur (pixels) of each channel before
       clustering, which gives each pixel some of its neighbourhood; 0 skips it.
+    method: "kmeans" or "spectral" (the landmark spectral k-means of CUTS).
+    connected: cut every cluster into its connected pieces
+      (`regions.connected_segments`).
+    min_segment_fraction: with `connected`, pieces below this share of the
+      pixels join a neighbour.
     seed: seeds the k-means; the same seed gives the same labels.
 
   Returns:
-    int32 (H, W) labels in [0, num_clusters).
+    int32 (H, W) labels: clusters in [0, num_clusters), or connected segments.
   """
   array = _check_image(image)
   if smoothing_sigma < 0:
@@ -209,8 +217,11 @@ def kmeans_pixels(image: np.ndarray, *, num_clusters: int = 10, smoothing_sigma:
   if smoothing_sigma > 0:
     array = ndimage.gaussian_filter(array, sigma=(smoothing_sigma, smoothing_sigma, 0),
                                     mode="reflect")
-  return clustering.cluster_image(array, num_clusters=num_clusters, method="kmeans",
-                                  seed=seed)
+  labels = clustering.cluster_image(array, num_clusters=num_clusters, method=method, seed=seed)
+  if connected:
+    labels = regions.connected_segments(
+        labels, min_size=max(1, round(min_segment_fraction * labels.size)))
+  return labels
 
 
 BASELINES: dict[str, Callable[..., np.ndarray]] = {

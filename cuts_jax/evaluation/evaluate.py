@@ -3,8 +3,17 @@
     outcome = evaluate.evaluate(config, workdir)   # or: python -m cuts_jax.apps.evaluate
 
 Writes to `workdir/evaluation/`: `results.md` and `results.csv` (mean +- std over images,
-one row per method), `per_image.csv`, and figures (`cuts.png`,
-`methods.png`) like the paper's Figs. 2, 3 and 5.
+one row per method), `per_image.csv`, and figures (`cuts.png`, `methods.png`, like the
+paper's Figs. 2, 3 and 5, and `hierarchy.png`, the levels of the hierarchy with the clicked
+segment at each).
+
+Rows: `cuts` is `segment` with the model's defaults; `cuts_reconstruction_clusters`,
+`cuts_raw_embedding` and `cuts_cosine` are the plain spectral k-means clusters of the
+embeddings measured in the reconstruction space, as they are (the paper's literal choice) and
+scaled to unit length; `cuts_persistent` is the hierarchy's persistent level under the click.
+Rows ending in `_oracle` choose per image, with the expert mask, the best number of clusters
+or the best level: they show what a label-free choice of granularity leaves on the table and
+are not results a user can get.
 """
 
 from __future__ import annotations
@@ -22,7 +31,8 @@ from absl import logging
 import ml_collections
 import numpy as np
 
-from cuts_jax import clustering
+from cuts_jax import hierarchy
+from cuts_jax import regions
 from cuts_jax import segmentation
 from cuts_jax import trained
 from cuts_jax.evaluation import baselines
@@ -31,13 +41,24 @@ from cuts_jax.evaluation import viz
 from cuts_jax.io import datasets
 from cuts_jax.runs import checkpointing
 
-__all__ = ["CUTS", "CUTS_RAW", "EVALUATION_DIR", "ImageResult", "evaluate"]
+__all__ = ["CLICK_ROWS", "CUTS", "CUTS_VARIANTS", "EVALUATION_DIR", "ImageResult", "evaluate"]
 
 EVALUATION_DIR = "evaluation"
 CUTS = "cuts"
-# CUTS clustered in the raw embedding space (the paper's literal choice), next
-# to "cuts" in the configured space (config.evaluation.cluster_space).
-CUTS_RAW = "cuts_raw_embedding"
+# CUTS rows that are one `segment` call each: options laid over the model's defaults.
+_CLUSTERS_ONLY = {"image_weight": 0.0, "connected": False}
+CUTS_VARIANTS = {
+    CUTS: {},
+    "cuts_reconstruction_clusters": {"space": "reconstruction", **_CLUSTERS_ONLY},
+    "cuts_raw_embedding": {"space": "embedding", **_CLUSTERS_ONLY},
+    "cuts_cosine": {"space": "cosine", **_CLUSTERS_ONLY},
+}
+# Rows that need the click (and so an expert mask): the hierarchy's levels and the oracles.
+CUTS_PERSISTENT = "cuts_persistent"
+CUTS_ORACLE_LEVEL = "cuts_level_oracle"
+CUTS_ORACLE_K = "cuts_k_oracle"
+COLOUR_ORACLE_K = "kmeans_smoothed_k_oracle"
+CLICK_ROWS = (CUTS_PERSISTENT, CUTS_ORACLE_LEVEL, CUTS_ORACLE_K, COLOUR_ORACLE_K)
 
 
 @dataclasses.dataclass
@@ -68,17 +89,24 @@ def _baseline_call(name: str, params: ml_collections.ConfigDict,
 
 
 def _score(image: np.ndarray, labels: np.ndarray, *, target: Optional[np.ndarray],
-          humans: Optional[list[np.ndarray]], evaluation: ml_collections.ConfigDict,
-          ) -> tuple[dict[str, float], Optional[np.ndarray], Optional[tuple[int, int]]]:
-  """All the metrics of one label map; returns (scores, selected mask, clicked pixel)."""
+           humans: Optional[list[np.ndarray]], evaluation: ml_collections.ConfigDict,
+           selected: Optional[np.ndarray] = None,
+           ) -> tuple[dict[str, float], Optional[np.ndarray], Optional[tuple[int, int]]]:
+  """All the metrics of one label map; returns (scores, selected mask, clicked pixel).
+
+  `selected` replaces the one-pixel selection for rows that choose the
+  clicked segment themselves (a hierarchy level); the majority Dice, which
+  is about the label map, is then left out.
+  """
   scores: dict[str, float] = {}
-  selected = pixel = None
+  pixel = None
   if target is not None and target.any():
     percentile = evaluation.click_percentile
-    scores["dice"] = metrics.dice_one_pixel(labels, target, percentile=percentile)
-    selected = metrics.one_pixel_selection(labels, target, percentile=percentile)
     pixel = metrics.centre_pixel(target, percentile=percentile)
-    scores["dice_majority"] = metrics.dice_majority(labels, target)
+    if selected is None:
+      selected = metrics.one_pixel_selection(labels, target, percentile=percentile)
+      scores["dice_majority"] = metrics.dice_majority(labels, target)
+    scores["dice"] = metrics.dice(selected, target)
     scores["hd95"] = metrics.hd95(selected, target)
   similarity = metrics.segment_patch_similarity(
       image, labels, num_pixels=evaluation.patch_pixels, patch_size=evaluation.patch_size,
@@ -93,6 +121,40 @@ def _score(image: np.ndarray, labels: np.ndarray, *, target: Optional[np.ndarray
     scores["covering"] = metrics.segmentation_covering(full, humans)
   scores["num_segments"] = float(len(np.unique(labels)))
   return scores, selected, pixel
+
+
+def _best_by_dice(label_maps, target: np.ndarray, percentile: float) -> np.ndarray:
+  """The label map whose one-pixel selection has the highest Dice (an oracle's choice)."""
+  return max(label_maps, key=lambda labels: metrics.dice_one_pixel(labels, target,
+                                                                   percentile=percentile))
+
+
+def _click_rows(method: str, params, image: np.ndarray, target: np.ndarray,
+                evaluation: ml_collections.ConfigDict, cache: dict
+                ) -> tuple[np.ndarray, Optional[np.ndarray]]:
+  """(labels, selected or None) of a row that uses the click or the expert mask."""
+  percentile = evaluation.click_percentile
+  pixel = metrics.centre_pixel(target, percentile=percentile)
+  if method in (CUTS_PERSISTENT, CUTS_ORACLE_LEVEL):
+    if "hierarchy" not in cache:
+      cache["hierarchy"] = hierarchy.segment_hierarchy(params, image, seed=evaluation.seed)
+    levels = cache["hierarchy"]
+    if method == CUTS_PERSISTENT:
+      index = regions.persistent_level(levels, pixel)
+    else:
+      index = max(range(len(levels)), key=lambda l: metrics.dice_one_pixel(
+          levels.labels[l], target, percentile=percentile))
+    labels = levels.labels[index]
+    return labels, labels == labels[pixel]
+  if method == CUTS_ORACLE_K:
+    return _best_by_dice((segmentation.segment(params, image, num_clusters=k,
+                                               method=evaluation.clustering,
+                                               seed=evaluation.seed)
+                          for k in evaluation.oracle_num_clusters), target, percentile), None
+  return _best_by_dice((baselines.kmeans_pixels(image, num_clusters=k,
+                                                smoothing_sigma=evaluation.oracle_smoothing_sigma,
+                                                seed=evaluation.seed)
+                        for k in evaluation.oracle_num_clusters), target, percentile), None
 
 
 def _summarise(results: list[ImageResult]) -> tuple[list[str], dict[str, dict[str, tuple]]]:
@@ -163,7 +225,7 @@ def _write_tables(results: list[ImageResult], directory: pathlib.Path, *,
 def _figures(dataset: datasets.Dataset, results: list[ImageResult], directory: pathlib.Path,
              count: int) -> list[pathlib.Path]:
   by_key = {(r.image_name, r.method): r for r in results}
-  methods = list(dict.fromkeys(r.method for r in results))
+  methods = [m for m in dict.fromkeys(r.method for r in results) if m not in CLICK_ROWS]
   indices = range(min(count, len(dataset)))
   rows = []
   for i in indices:
@@ -208,7 +270,11 @@ def evaluate(config: ml_collections.ConfigDict, workdir: str | pathlib.Path, *,
   """
   evaluation = config.evaluation
   workdir = pathlib.Path(workdir).expanduser()
-  cuts_methods = [CUTS] + ([CUTS_RAW] if evaluation.also_raw_embedding else [])
+  cuts_methods = list(evaluation.cuts_rows)
+  unknown_rows = sorted(set(cuts_methods) - set(CUTS_VARIANTS) - set(CLICK_ROWS))
+  if unknown_rows:
+    raise ValueError(f"config.evaluation.cuts_rows names unknown rows {unknown_rows}; known "
+                     f"are {sorted(CUTS_VARIANTS) + list(CLICK_ROWS)}.")
   configured = cuts_methods + list(evaluation.baselines.keys())
   methods = configured if methods is None else methods
   unknown = sorted(set(methods) - set(configured))
@@ -223,36 +289,43 @@ def evaluate(config: ml_collections.ConfigDict, workdir: str | pathlib.Path, *,
   results: list[ImageResult] = []
   seconds = {m: 0.0 for m in methods}
   start = time.perf_counter()
+  figure_rows = []
   for index, (image, name) in enumerate(zip(dataset.images, dataset.names)):
     target = None if dataset.masks is None else dataset.masks[index]
     humans = None if dataset.human_segmentations is None else \
         dataset.human_segmentations[index]
-    embeddings = None
+    cache: dict[str, Any] = {}
     for method in methods:
+      if method in CLICK_ROWS and (target is None or not target.any()):
+        continue  # No click without an expert region.
       tick = time.perf_counter()
-      if method in cuts_methods:
-        if embeddings is None:  # Shared by both clustering spaces.
-          embeddings = segmentation.embed_image(
-              params, segmentation.prepare_image(image, channels=params.channels))
-        features = segmentation.clustering_features(
-            params, embeddings, space=None if method == CUTS else "embedding")
-        labels = clustering.cluster_image(features, num_clusters=evaluation.num_clusters,
-                                          method=evaluation.clustering, seed=evaluation.seed)
+      selected = None
+      if method in CUTS_VARIANTS:
+        labels = segmentation.segment(params, image, num_clusters=evaluation.num_clusters,
+                                      method=evaluation.clustering, seed=evaluation.seed,
+                                      **CUTS_VARIANTS[method])
+      elif method in CLICK_ROWS:
+        labels, selected = _click_rows(method, params, image, target, evaluation, cache)
       else:
         function, kwargs = _baseline_call(method, evaluation.baselines[method],
                                           evaluation.seed)
         labels = baselines.run_baseline(function, image, **kwargs)
       seconds[method] += time.perf_counter() - tick
       scores, selected, pixel = _score(image, labels, target=target, humans=humans,
-                                      evaluation=evaluation)
+                                       evaluation=evaluation, selected=selected)
       results.append(ImageResult(method, name, labels, scores, selected, pixel))
+    if "hierarchy" in cache and len(figure_rows) < evaluation.num_figure_images:
+      figure_rows.append(dict(image=image, hierarchy=cache["hierarchy"], expert=target,
+                              pixel=metrics.centre_pixel(
+                                  target, percentile=evaluation.click_percentile)))
     cuts_scores = next((r.scores for r in results[::-1] if r.method == CUTS), {})
     logging.info("[%d/%d] %s%s  (%.0f s elapsed)", index + 1, len(dataset), name,
                  f"  CUTS Dice {cuts_scores['dice']:.3f}" if "dice" in cuts_scores else "",
                  time.perf_counter() - start)
   header = (f"Evaluation of {workdir} on {len(dataset)} {config.data.kind} images "
             f"({config.data.root or 'built-in data'}), {evaluation.num_clusters} clusters "
-            f"({evaluation.clustering}); patch similarity over M={evaluation.patch_pixels} "
+            f"({evaluation.clustering}); rows ending in _oracle choose the granularity per "
+            f"image with the expert mask (not label-free); patch similarity over M={evaluation.patch_pixels} "
             f"pixels with P={evaluation.patch_size} patches; Dice with the one-pixel "
             f"protocol (dice_majority: optimistic majority protocol). Mean +- std over "
             f"images; best in bold.")
@@ -261,6 +334,8 @@ def evaluate(config: ml_collections.ConfigDict, workdir: str | pathlib.Path, *,
   (directory / "timing.json").write_text(json.dumps({"seconds_per_image": timing}, indent=2))
   if figures and evaluation.num_figure_images:
     _figures(dataset, results, directory, evaluation.num_figure_images)
+    if figure_rows:
+      viz.save(viz.hierarchy_figure(figure_rows), directory / "hierarchy.png")
   logging.info("Results written to %s:\n%s", directory, markdown)
   return {"table": _summarise(results)[1], "markdown": markdown, "directory": directory,
           "results": results}

@@ -16,9 +16,10 @@ from skimage import segmentation
 
 from cuts_jax import _optional
 from cuts_jax import _validation
+from cuts_jax import regions
 
-__all__ = ["methods_figure", "overlay_segments", "pyplot", "save", "segmentation_figure",
-           "training_curves"]
+__all__ = ["hierarchy_figure", "methods_figure", "overlay_segments", "pyplot", "save",
+           "segmentation_figure", "training_curves"]
 
 _matplotlib = _optional.module("matplotlib", extra="viz", purpose="drawing figures")
 _pyplot = _optional.module("matplotlib.pyplot", extra="viz", purpose="drawing figures")
@@ -152,6 +153,47 @@ def methods_figure(images: Sequence[np.ndarray], rows: Sequence[Sequence[dict]],
       if cell.get("dice") is not None:
         title += f"\nDice {cell['dice']:.2f}"
       axis.set_title(title, fontsize=8)
+    for axis in axis_row:
+      axis.set_axis_off()
+  figure.tight_layout()
+  return figure
+
+
+def hierarchy_figure(rows: Sequence[dict], *, num_columns: int = 6):
+  """The levels of segment hierarchies side by side, with the clicked segment at each.
+
+  Args:
+    rows: per image a dict with "image" (H, W[, C]), "hierarchy" (a
+      `cuts_jax.Hierarchy`), "pixel" ((row, col) clicked) and optionally
+      "expert" (bool mask to outline).
+    num_columns: levels drawn per image, spread evenly from fine to coarse;
+      the persistent level is always among them (its title is marked).
+
+  Returns:
+    A matplotlib Figure: per row the image, then the chosen levels' segments
+    with the clicked segment (red) and the expert region (yellow).
+  """
+  plt = pyplot()
+  figure, axes = plt.subplots(len(rows), num_columns + 1,
+                              figsize=(2.3 * (num_columns + 1), 2.4 * len(rows)), squeeze=False)
+  for axis_row, row in zip(axes, rows):
+    levels, pixel = row["hierarchy"], tuple(row["pixel"])
+    persistent = regions.persistent_level(levels, pixel)
+    shown = sorted(set(np.linspace(0, len(levels) - 1, num_columns).round().astype(int))
+                   | {persistent})[:num_columns]
+    if persistent not in shown:
+      shown[-1] = persistent
+    axis_row[0].imshow(_as_rgb(row["image"]))
+    axis_row[0].plot(pixel[1], pixel[0], "c+", markersize=10, mew=2)
+    axis_row[0].set_title("image and click", fontsize=8)
+    for axis, level in zip(axis_row[1:], sorted(shown)):
+      labels = levels.labels[level]
+      axis.imshow(overlay_segments(row["image"], labels, boundaries=False))
+      if row.get("expert") is not None:
+        _draw_contours(axis, row["expert"], colour="yellow", linewidth=1.0)
+      _draw_contours(axis, labels == labels[pixel], colour="red", linewidth=1.0)
+      mark = " (persistent)" if level == persistent else ""
+      axis.set_title(f"level {level}: {levels.num_clusters[level]} clusters{mark}", fontsize=8)
     for axis in axis_row:
       axis.set_axis_off()
   figure.tight_layout()
