@@ -1,11 +1,18 @@
 """Reproduce the paper's tables: train CUTS with several seeds, score it and the baselines.
 
     python experiments/run_cuts.py --dataset=retina            # Tables II, III
-    python experiments/run_cuts.py --dataset=berkeley \
-        --eval_set="data.splits=('val',)"                      # Table I (+ PRI/VoI/covering)
+    python experiments/run_cuts.py --dataset=berkeley          # Table I (+ PRI/VoI/covering)
     python experiments/run_cuts.py --dataset=brain             # Tables V, VI
     python experiments/run_cuts.py --dataset=retina --name=retina_ablation \
         --ablations=no_contrastive,no_reconstruction --seeds=0,1   # Table IV
+    python experiments/run_cuts.py --dataset=retina --part=tune     # settings are chosen here
+
+`--part` follows experiments/splits.json: `report` (the default) trains and scores on the
+report part, `tune` on the tuning part, on which every setting is chosen. As in a user's
+run (and in the checks on data the project never sees), CUTS is trained without labels on
+the images it then segments: retina on the part's 14 images, BSDS500 on its split (`train`
+to tune, `val` to report), the brain volume on every slice; the brain is scored on the
+slices that cross the ventricles and has no tuning part.
 
 For each seed the dataset's config is trained with `cuts_jax.train` in
 `--workdir_root/<dataset>_<ablation>_<preset>[_<hash of --set>]/seed<k>` (a finished
@@ -47,6 +54,8 @@ from cuts_jax.evaluation import report
 from cuts_jax.runs import console
 
 SHARED = REPO_ROOT.parent / "shared" / "data"
+SPLITS = json.loads((REPO_ROOT / "experiments" / "splits.json").read_text())
+PARTS = ("tune", "report")
 DATASETS = {
     "retina": (retina.get_config, SHARED / "retina_ga"),
     "berkeley": (berkeley.get_config, SHARED / "bsds500"),
@@ -102,14 +111,32 @@ def _training_origin(timing: dict) -> str:
   return ""
 
 
-def build_config(args, ablation: str, seed: int, extra_assignments: tuple[str, ...] = ()):
+def part_assignments(dataset: str, part: str, *, evaluation: bool) -> dict:
+  """Config fields that restrict a run to one part of experiments/splits.json."""
+  if dataset == "retina":
+    return {"data.include": tuple(SPLITS["retina"][part])}
+  if dataset == "berkeley":
+    return {"data.splits": tuple(SPLITS["bsds500"][part])}
+  if part == "tune":
+    raise SystemExit("the brain volume has no tuning part (experiments/splits.json): its "
+                     "settings come from the retina and BSDS500 tuning parts.")
+  # Trained on every slice; scored on those that cross the ventricles.
+  return {"data.min_target_pixels": 1} if evaluation else {}
+
+
+def build_config(args, ablation: str, seed: int, extra_assignments: tuple[str, ...] = (), *,
+                 evaluation: bool = False):
   get_config, default_root = DATASETS[args.dataset]
   config = get_config(args.preset)
   config.data.root = str(args.data_root or default_root)
   config.seed = seed
   config.evaluation.seed = seed
-  config.evaluation.also_raw_embedding = True
   config.training.num_figure_images = 0
+  for field, value in part_assignments(args.dataset, args.part, evaluation=evaluation).items():
+    _set(config, field, value)
+  if evaluation and args.dataset != "berkeley":
+    # With expert masks: also what a label-free choice of granularity leaves on the table.
+    config.evaluation.cuts_rows = (*config.evaluation.cuts_rows, *evaluate.CLICK_ROWS[1:])
   for field, value in ABLATIONS[ablation].items():
     _set(config, field, value)
   for assignment in (*args.set, *extra_assignments):
@@ -166,7 +193,10 @@ def ablation_table(summaries: dict) -> str:
 def main() -> None:
   parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
   parser.add_argument("--dataset", choices=sorted(DATASETS), required=True)
-  parser.add_argument("--name", default=None, help="results name (default: the dataset)")
+  parser.add_argument("--name", default=None,
+                      help="results name (default: the dataset, with _tune for --part=tune)")
+  parser.add_argument("--part", choices=PARTS, default="report",
+                      help="the part of experiments/splits.json to train and score on")
   parser.add_argument("--seeds", default="0,1,2")
   parser.add_argument("--ablations", default="none", help=f"comma-separated of {list(ABLATIONS)}")
   parser.add_argument("--preset", default="paper", help="model preset (paper, authors_code)")
@@ -178,7 +208,7 @@ def main() -> None:
   parser.add_argument("--results_dir", default=str(REPO_ROOT / "experiments" / "results"))
   args = parser.parse_args()
   console.setup_logging()
-  name = args.name or args.dataset
+  name = args.name or (args.dataset + ("_tune" if args.part == "tune" else ""))
   seeds = [int(s) for s in args.seeds.split(",")]
   ablations = args.ablations.split(",")
   results_dir = pathlib.Path(args.results_dir)
@@ -190,12 +220,13 @@ def main() -> None:
     for seed in seeds:
       config = build_config(args, ablation, seed)
       workdir = pathlib.Path(args.workdir_root) / (
-          f"{args.dataset}_{ablation}_{args.preset}{_settings_suffix(args.set)}") / f"seed{seed}"
+          f"{args.dataset}_{args.part}_{ablation}_{args.preset}{_settings_suffix(args.set)}"
+      ) / f"seed{seed}"
       start_step = _completed_checkpoint_step(workdir)
       tick = time.perf_counter()
       train.train_and_evaluate(config, workdir, report=report.segment_report(config, workdir))
       trained = time.perf_counter()
-      eval_config = build_config(args, ablation, seed, tuple(args.eval_set))
+      eval_config = build_config(args, ablation, seed, tuple(args.eval_set), evaluation=True)
       outcome = evaluate.evaluate(eval_config, workdir, figures=seed == seeds[0])
       per_seed.append(outcome["table"])
       timings.append(dict(ablation=ablation, seed=seed, start_step=start_step,
@@ -203,7 +234,8 @@ def main() -> None:
                           evaluate_s=time.perf_counter() - trained))
       if seed == seeds[0]:
         # The baselines do not change with an ablation: their figure is kept once.
-        for figure in ("cuts.png",) if ablation != "none" else ("cuts.png", "methods.png"):
+        for figure in (("cuts.png",) if ablation != "none"
+                       else ("cuts.png", "methods.png", "hierarchy.png")):
           source = outcome["directory"] / figure
           if source.exists():
             suffix = "" if ablation == "none" else f"_{ablation}"
@@ -216,6 +248,16 @@ def main() -> None:
   lines = [f"# CUTS on {args.dataset}: {name}", "",
            f"Produced on {datetime.date.today().isoformat()} by", "", "```bash", command, "```",
            "",
+           f"- **Part: {args.part}** of experiments/splits.json"
+           + (" (settings were chosen on this part; these numbers are not a held-out result)"
+              if args.part == "tune" else
+              " (no setting was chosen on it: the settings come from the tuning part)")
+           + f"; {len(SPLITS['retina'][args.part]) if args.dataset == 'retina' else ''}"
+           + {"retina": " images, trained and scored on them without labels.",
+              "berkeley": f" BSDS500 split {SPLITS['bsds500'][args.part]}, trained and scored "
+                          "on it without labels.",
+              "brain": " trained on every slice, scored on the slices that cross the "
+                       "ventricles."}[args.dataset],
            f"- Seeds: {seeds} (training, pair sampling, clustering and the metrics' patch "
            "sample); mean +- std over seeds of each seed's mean over images.",
            f"- Hardware: {console.processor_name()}, {os.cpu_count()} cores, "
@@ -236,8 +278,15 @@ def main() -> None:
            f"anchors, SSIM threshold {config.sampling.ssim_threshold}; loss: lambda_c "
            f"{config.loss.lambda_contrastive}, lambda_r {config.loss.lambda_reconstruction}.",
            f"- Evaluation: k = {config.evaluation.num_clusters} ({config.evaluation.clustering});"
-           f" `cuts` clusters in the {config.evaluation.cluster_space} space, "
-           f"`cuts_raw_embedding` the raw embeddings; Dice with the paper's one-pixel protocol "
+           f" `cuts` (the default `segment`) clusters the {config.evaluation.cluster_space}-space "
+           f"embeddings beside the smoothed image (weight {config.evaluation.image_weight}, "
+           f"sigma {config.evaluation.image_sigma} px) and cuts clusters into connected segments "
+           f"(pieces under {config.evaluation.min_segment_fraction:.1%} of the image join a "
+           f"neighbour); `cuts_reconstruction_clusters`, `cuts_raw_embedding` (the paper's "
+           f"literal row) and `cuts_cosine` are the plain clusters of the embeddings in each "
+           f"space; `cuts_persistent` is the hierarchy's persistent level under the click; rows "
+           f"ending in `_oracle` pick the granularity per image with the expert mask (not "
+           f"label-free). Dice with the paper's one-pixel protocol "
            f"(`dice_majority`: the optimistic majority protocol); SSIM/ERGAS/RMSE within "
            f"segments over M = {config.evaluation.patch_pixels} sampled pixels with "
            f"{config.evaluation.patch_size}x{config.evaluation.patch_size} patches (ERGAS floor "
