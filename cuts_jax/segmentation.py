@@ -14,6 +14,7 @@ import flax
 import jax
 import jax.numpy as jnp
 import numpy as np
+from scipy import ndimage
 
 from cuts_jax import _validation
 from cuts_jax import clustering
@@ -280,16 +281,49 @@ def segment(params: SegmentationParams, image: Any, *, num_clusters: int = 10,
   return labels.astype(np.int32)
 
 
-def select(labels: Any, pixel: Sequence[int]) -> np.ndarray:
-  """The binary mask of the segment under one (row, col) pixel.
+def select(labels: Any, pixel: Sequence[int], *,
+           connected: Optional[bool] = None) -> np.ndarray:
+  """The binary mask of the segment under one click: a pixel of an image or a voxel of a volume.
 
   Args:
-    labels: int (H, W) label map (e.g. from `segment`).
-    pixel: (row, col), 0-based; negative indices are refused.
+    labels: int (H, W) label map (e.g. from `segment`), or int (D0, D1, D2)
+      label volume (e.g. from `cuts_jax.segment_volume`).
+    pixel: (row, col) of an image, or (i, j, k) of a volume; 0-based,
+      negative indices are refused.
+    connected: True: only the connected part of the clicked segment that
+      holds the click (face neighbours: 4-connectivity in 2-D,
+      6-connectivity in 3-D); False: every pixel with the clicked label.
+      Default: True for a volume, False for an image (the paper's one-click
+      protocol).
 
   Returns:
-    bool (H, W) mask, True where labels equal the label at `pixel`.
+    bool mask of the labels' shape.
   """
+  if np.ndim(labels) == 3:
+    return _select_in_volume(labels, pixel, connected=connected is None or connected)
   labels = _validation.check_label_map(labels)
   row, col = _validation.check_pixel(pixel, shape=labels.shape)
-  return labels == labels[row, col]
+  mask = labels == labels[row, col]
+  return _component_holding(mask, (row, col)) if connected else mask
+
+
+def _select_in_volume(labels: Any, voxel: Sequence[int], *, connected: bool) -> np.ndarray:
+  # In a volume clustered as a whole, one label spans every structure of a
+  # similar look (the ventricles and all other fluid), so a click means the
+  # clicked structure itself: its connected part.
+  labels = _validation.check_label_map(labels, ndim=3)
+  voxel = _validation.check_pixel(voxel, shape=labels.shape, what="voxel",
+                                  where="label volume", ndim=3)
+  mask = labels == labels[voxel]
+  return _component_holding(mask, voxel) if connected else mask
+
+
+def _component_holding(mask: np.ndarray, index: tuple[int, ...]) -> np.ndarray:
+  """The face-connected component of `mask` that holds `index`.
+
+  Face neighbours only: diagonal contacts, which at the rim of two segments
+  often join structures that are not one, do not link.
+  """
+  structure = ndimage.generate_binary_structure(mask.ndim, 1)
+  components, _ = ndimage.label(mask, structure=structure)
+  return components == components[index]
