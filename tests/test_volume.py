@@ -143,3 +143,25 @@ def test_a_3d_mask_keeps_the_scans_affine_through_nifti(intensity_params, tmp_pa
   np.testing.assert_allclose(back.affine, affine, atol=1e-6)
   np.testing.assert_array_equal(back.data == 1, tube)
 
+
+def test_3d_baselines_label_the_whole_volume_at_once():
+  from cuts_jax.evaluation import volume_baselines  # pylint: disable=import-outside-toplevel
+  volume, tube, blob = _tube_and_blob()
+  volume = np.clip(volume, 0.0, 1.0)
+  click = (5, 10, 10)
+  for labels in (volume_baselines.otsu_volume(volume),
+                 volume_baselines.kmeans_volume(volume, num_clusters=2),
+                 volume_baselines.kmeans_volume(volume, num_clusters=2, smoothing_sigma=0.5)):
+    assert labels.shape == volume.shape and labels.dtype == np.int32
+    np.testing.assert_array_equal(cuts_jax.select(labels, click), tube)
+  supervoxels = volume_baselines.slic_volume(volume, num_segments=8, spacing=(2.0, 1.0, 1.0))
+  assert supervoxels.shape == volume.shape and 2 <= len(np.unique(supervoxels)) <= 16
+  # Above the minimum: the black background is a segment apart from the threshold's two.
+  volume[:, :, :3] = 0.0
+  labels = volume_baselines.otsu_volume(volume, above_minimum=True)
+  assert set(np.unique(labels[:, :, :3])) == {2}
+  assert set(np.unique(labels[tube & (volume > 0)])) == {1}
+  with pytest.raises(ValueError, match="3-D volume"):
+    volume_baselines.otsu_volume(volume[0])
+  with pytest.raises(ValueError, match=r"\[0, 1\]"):
+    volume_baselines.kmeans_volume(volume * 3)
