@@ -3,6 +3,7 @@
     python benchmarks/run.py                       # everything, ~10 min on a 2-core CPU
     python benchmarks/run.py --only=train_step --json
     python benchmarks/run.py --only=segment --json
+    python benchmarks/run.py --only=volume        # segment_volume of the brain MRI volume
     python benchmarks/run.py --quick               # smoke run (CI): tiny sizes, no figures kept
 
 Every figure is the median over `--repeats` timed runs after a warm-up run
@@ -42,7 +43,11 @@ from cuts_jax import train
 from cuts_jax.io import datasets as data
 from cuts_jax.runs import console
 
-SECTIONS = ("train_step", "pairs", "segment", "torch", "time_to_result")
+SECTIONS = ("train_step", "pairs", "segment", "volume", "torch", "time_to_result")
+# The brain MRI volume of the shared data (160 x 192 x 224); a synthetic one of
+# its shape stands in when it is absent.
+BRAIN_VOLUME = REPO_ROOT.parent / "shared" / "data" / "brain_mri" / "test_scan.npz"
+BRAIN_SHAPE = (160, 192, 224)
 
 
 def _median_time(function, repeats: int) -> tuple[float, list[float]]:
@@ -212,6 +217,47 @@ def _child_segment_memory(size: int, args) -> None:
   print(json.dumps({"peak_mb": peak, "peak_increase_mb": peak - before}))
 
 
+def bench_volume(args) -> dict:
+  """`segment_volume` of a whole volume in a fresh process: wall time and peak memory."""
+  command = [sys.executable, __file__, "--child_volume"] + (["--quick"] if args.quick else [])
+  child = subprocess.run(command, capture_output=True, text=True, check=True)
+  result = json.loads(child.stdout.strip().splitlines()[-1])
+  print(f"segment_volume {'x'.join(map(str, result['shape']))}: {result['seconds']:.1f} s "
+        f"({result['cpu_s']:.1f} CPU s) in a fresh process (compilation included; "
+        f"{result['process_s']:.1f} s with start-up and loading), peak {result['peak_mb']:.0f} "
+        "MB", flush=True)
+  return result
+
+
+def _child_volume(args) -> None:
+  """Times one `segment_volume` as the brain config runs it: a fresh process's first call."""
+  from cuts_jax import volume as volume_lib  # pylint: disable=import-outside-toplevel
+  started = time.perf_counter()
+  params = _segment_params(args, channels=1)
+  if args.quick:
+    volume, source = np.random.default_rng(0).random((6, 20, 24)), "synthetic"
+  elif BRAIN_VOLUME.exists():
+    with np.load(BRAIN_VOLUME, allow_pickle=False) as archive:
+      volume, source = archive["vol"], str(BRAIN_VOLUME.name)
+  else:
+    volume, source = np.random.default_rng(0).random(BRAIN_SHAPE), "synthetic"
+  size = (16, 16) if args.quick else (128, 128)
+
+  def cpu_seconds():
+    usage = resource.getrusage(resource.RUSAGE_SELF)
+    return usage.ru_utime + usage.ru_stime
+
+  tick, cpu_tick = time.perf_counter(), cpu_seconds()
+  labels = volume_lib.segment_volume(params, volume, axis=0, resize_to=size, num_clusters=10)
+  seconds, cpu_s = time.perf_counter() - tick, cpu_seconds() - cpu_tick
+  peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+  # CPU seconds beside the wall time: on a CPU shared with other jobs the wall
+  # time grows with their load, the CPU time much less.
+  print(json.dumps({"seconds": seconds, "cpu_s": cpu_s,
+                    "process_s": time.perf_counter() - started, "peak_mb": peak, "shape": list(volume.shape), "source": source,
+                    "slice_size": list(size), "segments": int(len(np.unique(labels)))}))
+
+
 def bench_torch(args, jax_seconds: float | None) -> dict:
   """The same train step in PyTorch (needs the `bench` extra)."""
   try:
@@ -309,6 +355,13 @@ def _markdown(results: dict) -> str:
     memory = f", peak {r['peak_mb']:.0f} MB" if "peak_mb" in r else ""
     lines.append(f"| segment {size}x{size} | {r['seconds']:.3f} s (embedding "
                  f"{r['embed_s']:.3f} s, clustering {r['cluster_s']:.3f} s){memory} |")
+  if "volume" in results:
+    r = results["volume"]
+    lines.append(f"| segment_volume {'x'.join(map(str, r['shape']))} ({r['source']}; axis-0 "
+                 f"slices at {r['slice_size'][0]}x{r['slice_size'][1]}, k = 10, one "
+                 f"clustering) | {r['seconds']:.1f} s ({r['cpu_s']:.1f} CPU s) in a fresh "
+                 f"process, compilation included ({r['process_s']:.1f} s with start-up), peak "
+                 f"{r['peak_mb']:.0f} MB |")
   if "time_to_result" in results and "seconds" in results["time_to_result"]:
     r = results["time_to_result"]
     lines.append(f"| time to result, retina CPU config | {r['seconds']:.0f} s to Dice "
@@ -332,6 +385,9 @@ def _headline(results: dict) -> dict:
     out["speedup_vs_torch"] = torch_result["speedup_of_jax"]
   if "pairs" in results and step:
     out["pairs_fraction_of_step"] = results["pairs"]["seconds"] / step["seconds"]
+  if "volume" in results:
+    out.update(segment_volume_s=results["volume"]["seconds"],
+               segment_volume_peak_mb=results["volume"]["peak_mb"])
   if "time_to_result" in results and "seconds" in results["time_to_result"]:
     out["time_to_result_s"] = results["time_to_result"]["seconds"]
   return out
@@ -351,17 +407,22 @@ def main() -> None:
   parser.add_argument("--retina_root", default=str(REPO_ROOT.parent / "shared/data/retina_ga"))
   parser.add_argument("--output", default=str(REPO_ROOT / "benchmarks" / "results.json"))
   parser.add_argument("--child_segment_memory", type=int, default=0, help=argparse.SUPPRESS)
+  parser.add_argument("--child_volume", action="store_true", help=argparse.SUPPRESS)
   args = parser.parse_args()
   if args.quick:
     args.repeats, args.batch_size, args.image_size = 1, 2, 32
   if args.child_segment_memory:
     _child_segment_memory(args.child_segment_memory, args)
     return
+  if args.child_volume:
+    _child_volume(args)
+    return
   sections = [s for s in args.only.split(",") if s]
   unknown = set(sections) - set(SECTIONS)
   if unknown:
     parser.error(f"unknown sections {sorted(unknown)}; choose from {SECTIONS}")
-  settings = {k: v for k, v in vars(args).items() if k != "child_segment_memory"}
+  settings = {k: v for k, v in vars(args).items()
+              if k not in ("child_segment_memory", "child_volume")}
   settings["command"] = "python benchmarks/run.py " + " ".join(sys.argv[1:])
   results = {"machine": _machine(), "settings": settings}
   if "train_step" in sections:
@@ -370,6 +431,8 @@ def main() -> None:
     results["pairs"] = bench_pairs(args)
   if "segment" in sections:
     results["segment"] = bench_segment(args)
+  if "volume" in sections:
+    results["volume"] = bench_volume(args)
   if "torch" in sections and not args.quick:
     jax_seconds = results.get("train_step", {}).get(f"default@batch{args.batch_size}",
                                                     {}).get("seconds")

@@ -125,11 +125,12 @@ def check_integer_dtype(array: Any, *, what: str = "labels") -> None:
 
 
 def check_label_map(labels: Any, *, what: str = "labels", integers: bool = True,
-                    hint: str = "") -> np.ndarray:
-  """An (H, W) label map (of integers, unless `integers=False`), returned as numpy."""
+                    hint: str = "", ndim: int = 2) -> np.ndarray:
+  """An (H, W) label map, or with `ndim=3` a label volume (of integers unless `integers=False`)."""
   array = np.asarray(labels)
-  if array.ndim != 2:
-    raise ValueError(f"{what} must be a 2-D (H, W) label map; got shape {array.shape}.{hint}")
+  if array.ndim != ndim:
+    kind = "2-D (H, W) label map" if ndim == 2 else f"{ndim}-D label volume"
+    raise ValueError(f"{what} must be a {kind}; got shape {array.shape}.{hint}")
   if integers:
     check_integer_dtype(array, what=what)
   return array
@@ -143,22 +144,51 @@ def check_same_shape(first: Sequence[int], second: Sequence[int], *,
                      f"{tuple(second)}; they must match.{hint}")
 
 
+# How a message names the indices of a pixel (2-D) or a voxel (3-D).
+_INDEX_NAMES = {2: ("(row, col)", "two"), 3: ("(i, j, k)", "three")}
+
+
 def check_pixel(pixel: Any, *, shape: Optional[Sequence[int]] = None, what: str = "pixel",
-                where: str = "label map") -> tuple[int, int]:
-  """A (row, col) of two non-negative integers (inside `shape` when given), as Python ints."""
+                where: str = "label map", ndim: int = 2) -> tuple[int, ...]:
+  """A pixel (row, col), or with `ndim=3` a voxel (i, j, k), as Python ints.
+
+  The entries are non-negative integers, inside `shape` when it is given.
+  """
+  names, count = _INDEX_NAMES[ndim]
   well_formed = (isinstance(pixel, (Sequence, np.ndarray)) and not isinstance(pixel, str)
-                 and len(pixel) == 2
+                 and len(pixel) == ndim
                  and all(isinstance(p, (int, np.integer)) and not isinstance(p, (bool, np.bool_))
                          for p in pixel))
   if not well_formed:
-    raise ValueError(f"{what} must be (row, col), two integers; got {pixel!r}.")
-  row, col = (int(p) for p in pixel)
-  if row < 0 or col < 0:
-    raise ValueError(f"{what} ({row}, {col}) has a negative entry; rows and columns count "
-                     "from 0.")
-  if shape is not None and not (row < shape[0] and col < shape[1]):
-    raise ValueError(f"{what} ({row}, {col}) lies outside the {shape[0]}x{shape[1]} {where}.")
-  return row, col
+    raise ValueError(f"{what} must be {names}, {count} integers; got {pixel!r}.")
+  index = tuple(int(p) for p in pixel)
+  text = "(" + ", ".join(str(i) for i in index) + ")"
+  if min(index) < 0:
+    counting = "rows and columns count" if ndim == 2 else "indices count"
+    raise ValueError(f"{what} {text} has a negative entry; {counting} from 0.")
+  if shape is not None and not all(i < s for i, s in zip(index, shape)):
+    extent = "x".join(str(s) for s in shape[:ndim])
+    raise ValueError(f"{what} {text} lies outside the {extent} {where}.")
+  return index
+
+
+def check_spacing(spacing: Any, *, ndim: int, what: str = "spacing") -> tuple[float, ...]:
+  """Voxel sizes: None (1 per axis), one number for every axis, or `ndim` numbers; all > 0.
+
+  Returns them as `ndim` Python floats (the units are the caller's, e.g. mm).
+  """
+  if spacing is None:
+    return (1.0,) * ndim
+  values = np.atleast_1d(np.asarray(spacing, dtype=object))
+  if values.ndim != 1 or len(values) not in (1, ndim):
+    raise ValueError(f"{what} is {spacing!r}; expected one number or {ndim} (one per axis), "
+                     "e.g. the voxel sizes in mm.")
+  numbers = all(isinstance(v, (int, float, np.integer, np.floating))
+                and not isinstance(v, (bool, np.bool_)) for v in values)
+  if not numbers or not all(np.isfinite(float(v)) and v > 0 for v in values):
+    raise ValueError(f"{what} is {spacing!r}; voxel sizes must be positive finite numbers.")
+  sizes = tuple(float(v) for v in values)
+  return sizes * ndim if len(sizes) == 1 else sizes
 
 
 def check_positive_integers(**values: Any) -> None:

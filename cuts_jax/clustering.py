@@ -383,6 +383,23 @@ def _landmark_affinity(points: np.ndarray, landmarks: np.ndarray,
                            shape=(count, len(landmarks)))
 
 
+def _leading_eigenpairs(matrix: np.ndarray, count: int) -> tuple[np.ndarray, np.ndarray]:
+  """The `count` largest eigenvalues (ascending) of a symmetric matrix and their vectors."""
+  size = len(matrix)
+  try:
+    values, vectors = linalg.eigh(matrix, subset_by_index=[size - count, size - 1])
+  except linalg.LinAlgError:
+    values = np.empty(0)
+  if len(values) < count:
+    # LAPACK's index-range solver (syevr) can fail, or silently return no
+    # eigenvalues, when many are equal: a graph of many disconnected parts,
+    # each with eigenvalue 1 (seen on an edge slice of the brain MRI volume).
+    # The full decomposition has no such trouble.
+    values, vectors = linalg.eigh(matrix)
+    values, vectors = values[size - count:], vectors[:, size - count:]
+  return values, vectors
+
+
 def _landmark_spectral_coordinates(points: np.ndarray, num_clusters: int, num_landmarks: int,
                                    num_neighbors: int, *,
                                    rng: np.random.Generator) -> np.ndarray:
@@ -398,7 +415,7 @@ def _landmark_spectral_coordinates(points: np.ndarray, num_clusters: int, num_la
   gram *= inverse_sqrt[None, :]
   size = len(gram)
   count = min(num_clusters, size)
-  values, vectors = linalg.eigh(gram, subset_by_index=[size - count, size - 1])
+  values, vectors = _leading_eigenpairs(gram, count)
   values, vectors = values[::-1], vectors[:, ::-1]
   # Directions with no variance (duplicate or unused landmarks) carry no
   # information and would divide by zero.

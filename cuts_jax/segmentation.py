@@ -449,24 +449,56 @@ def segment(params: SegmentationParams, image: Any, *, num_clusters: Optional[in
 
 
 def select(labels: Union[np.ndarray, regions.Hierarchy], pixel: Sequence[int], *,
-           level: Union[str, int] = "persistent",
+           connected: Optional[bool] = None, level: Union[str, int] = "persistent",
            target_size: Optional[int] = None) -> np.ndarray:
-  """The binary mask of the segment under one (row, col) pixel.
+  """The binary mask of the segment under one click: a pixel of an image or a voxel of a volume.
 
   Args:
-    labels: int (H, W) label map (e.g. from `segment`), or a `Hierarchy`
+    labels: int (H, W) label map (e.g. from `segment`), int (D0, D1, D2)
+      label volume (e.g. from `cuts_jax.segment_volume`), or a `Hierarchy`
       (from `segment_hierarchy`).
-    pixel: (row, col), 0-based; negative indices are refused.
+    pixel: (row, col) of an image, or (i, j, k) of a volume; 0-based,
+      negative indices are refused.
+    connected: True: only the connected part of the clicked segment that
+      holds the click (face neighbours: 4-connectivity in 2-D,
+      6-connectivity in 3-D); False: every pixel with the clicked label.
+      Default: True for a volume, False for an image (the paper's one-click
+      protocol; `segment`'s segments are connected already).
     level: for a hierarchy: "persistent" (the level at which the clicked
       segment survives the widest range of granularity) or a level index.
     target_size: for a hierarchy: instead of `level`, the level whose clicked
       segment has the number of pixels closest to this.
 
   Returns:
-    bool (H, W) mask, True where labels equal the label at `pixel`.
+    bool mask of the labels' shape.
   """
   if isinstance(labels, regions.Hierarchy):
     return regions.select_level(labels, pixel, level=level, target_size=target_size)
+  if np.ndim(labels) == 3:
+    return _select_in_volume(labels, pixel, connected=connected is None or connected)
   labels = _validation.check_label_map(labels)
   row, col = _validation.check_pixel(pixel, shape=labels.shape)
-  return labels == labels[row, col]
+  mask = labels == labels[row, col]
+  return _component_holding(mask, (row, col)) if connected else mask
+
+
+def _select_in_volume(labels: Any, voxel: Sequence[int], *, connected: bool) -> np.ndarray:
+  # In a volume clustered as a whole, one label spans every structure of a
+  # similar look (the ventricles and all other fluid), so a click means the
+  # clicked structure itself: its connected part.
+  labels = _validation.check_label_map(labels, ndim=3)
+  voxel = _validation.check_pixel(voxel, shape=labels.shape, what="voxel",
+                                  where="label volume", ndim=3)
+  mask = labels == labels[voxel]
+  return _component_holding(mask, voxel) if connected else mask
+
+
+def _component_holding(mask: np.ndarray, index: tuple[int, ...]) -> np.ndarray:
+  """The face-connected component of `mask` that holds `index`.
+
+  Face neighbours only: diagonal contacts, which at the rim of two segments
+  often join structures that are not one, do not link.
+  """
+  structure = ndimage.generate_binary_structure(mask.ndim, 1)
+  components, _ = ndimage.label(mask, structure=structure)
+  return components == components[index]

@@ -160,3 +160,20 @@ def test_threads_setting_leaves_the_result_unchanged():
   np.testing.assert_array_equal(
       clustering.cluster_embeddings(points, num_clusters=5, num_threads=None),
       clustering.cluster_embeddings(points, num_clusters=5, num_threads=2))
+
+
+def test_spectral_clustering_survives_lapack_returning_no_eigenvalues(monkeypatch):
+  # LAPACK's syevr returned no eigenvalues (or raised "Internal Error") on a
+  # landmark graph of many disconnected parts; the full decomposition takes over.
+  points = np.concatenate([np.zeros((50, 3)), np.ones((50, 3))])
+  points += 0.01 * np.random.default_rng(0).standard_normal(points.shape)
+  expected = clustering.cluster_embeddings(points, num_clusters=2)
+  eigh = clustering.linalg.eigh
+
+  def failing_subset_eigh(matrix, **kwargs):
+    if "subset_by_index" in kwargs and len(matrix) > 3:
+      return np.empty(0), np.empty((len(matrix), 0))
+    return eigh(matrix, **kwargs)
+
+  monkeypatch.setattr(clustering.linalg, "eigh", failing_subset_eigh)
+  np.testing.assert_array_equal(clustering.cluster_embeddings(points, num_clusters=2), expected)

@@ -77,3 +77,21 @@ def test_unet_plot_only_puts_cuts_line_into_the_results_file(tmp_path):
   assert "| 0.843 +- 0.069 |" in text and "| 0.207 +- 0.065 (below CUTS) |" in text
   unet_experiment.refresh_cuts_line(path, 0.1, "again")
   assert "(below CUTS)" not in path.read_text()
+
+
+def test_brain_volume_clicks_and_target_line():
+  import numpy as np  # pylint: disable=import-outside-toplevel
+  brain_volume = _load("experiments/brain_volume.py")
+  target = np.zeros((5, 7, 9), bool)
+  target[1:4, 1:4, 4:7] = True
+  assert brain_volume._interior_voxel(target, (1.0, 1.0, 1.0)) == (2, 2, 5)  # The centre.
+  target[1:4, 1:6, 1:4] = True
+  # 2 voxels deep: (2, 2..4, 2) and (2, 2, 5); the first in raster order is the click.
+  assert brain_volume._interior_voxel(target, (1.0, 1.0, 1.0)) == (2, 2, 2)
+  rows = [{"method": "cuts_3d", "selection": "component", "dice": 0.3},
+          {"method": "cuts_slices", "selection": "slice-wise", "dice": 0.2},
+          {"method": "slic_3d", "selection": "component", "dice": 0.4}]
+  text = "\n".join(brain_volume._target_lines(rows))
+  assert "Target missed" in text and "`slic_3d` 0.400" in text
+  rows[2]["dice"] = 0.1
+  assert "Target met" in "\n".join(brain_volume._target_lines(rows))

@@ -1,4 +1,4 @@
-"""Medical formats: NIfTI and DICOM volumes in, slice-by-slice segments out, NIfTI/PNG written."""
+"""Medical formats: NIfTI and DICOM volumes in, their segments out as NIfTI/PNG."""
 
 import sys
 import types
@@ -69,7 +69,8 @@ def test_nifti_round_trip_keeps_shape_affine_and_header(gray_params, tmp_path):
 
   volume = medical.read_nifti(tmp_path / "scan.nii.gz")
   np.testing.assert_allclose(volume.data, stored * 2.0 - 100.0)
-  labels = volume_lib.segment_volume(gray_params, volume.data, axis=1, num_clusters=3)
+  labels = volume_lib.segment_volume(gray_params, volume.data, axis=1, num_clusters=3,
+                                     mode="slices")
   assert labels.shape == stored.shape and labels.dtype == np.int32
   # Slicing along axis 1: each slice [:, j, :] is a segment of the volume scaled once.
   scaled = data.to_unit_range(volume.data)
@@ -106,7 +107,8 @@ def test_volume_scaling_is_the_same_for_every_slice(monkeypatch):
   # stretch every slice to [0, 1]; the volume's own scaling keeps them apart.
   pattern = np.arange(12, dtype=np.uint16).reshape(3, 4)
   volume = np.stack([1000 + 500 * k + pattern for k in range(4)], axis=-1).astype(np.uint16)
-  labels = volume_lib.segment_volume(types.SimpleNamespace(channels=3), volume, axis=-1)
+  labels = volume_lib.segment_volume(types.SimpleNamespace(channels=3), volume, axis=-1,
+                                     mode="slices")
   assert labels.shape == volume.shape and labels.dtype == np.int32
   low, high = volume.min(), volume.max()
   assert len(seen) == 4

@@ -173,6 +173,80 @@ def test_hausdorff_matches_brute_force_on_random_blobs():
     assert metrics.hd95(a, b) == pytest.approx(np.percentile(directed, 95))
 
 
+def test_spacing_turns_distances_into_millimetres():
+  # One-voxel-thick plates at i = 2 and i = 5 over all of (j, k): every
+  # boundary voxel is 3 voxels along axis 0 from the other plate, and no
+  # nearer voxel exists off that axis. With 2 mm along axis 0 that is 6 mm
+  # whatever the other two spacings; distances along axis 0 ignore them.
+  a = np.zeros((8, 5, 6), dtype=bool)
+  a[2] = True
+  b = np.zeros_like(a)
+  b[5] = True
+  for measure in (metrics.hausdorff, metrics.hd95, metrics.mean_surface_distance):
+    assert measure(a, b) == pytest.approx(3.0)
+    assert measure(a, b, spacing=(2.0, 1.0, 1.0)) == pytest.approx(6.0)
+    assert measure(a, b, spacing=(2.0, 0.3, 7.0)) == pytest.approx(6.0)
+    assert measure(a, b, spacing=0.5) == pytest.approx(1.5)
+  # The same plates shifted along axis 1 instead: now axis 1's spacing counts.
+  c, d = np.moveaxis(a, 0, 1), np.moveaxis(b, 0, 1)
+  assert metrics.hd95(c, d, spacing=(2.0, 1.0, 1.0)) == pytest.approx(3.0)
+  assert metrics.hd95(c, d, spacing=(1.0, 2.5, 1.0)) == pytest.approx(7.5)
+
+
+def test_mean_surface_distance_of_a_square_and_an_outlier():
+  # From test_hd95_ignores_a_single_outlier_pixel: 72 zero distances and one
+  # of 8 px; with 0.5 mm rows and 2 mm columns the 8 px along a row are 16 mm.
+  b = np.zeros((20, 20), dtype=bool)
+  b[0:10, 0:10] = True
+  a = b.copy()
+  a[4, 17] = True
+  assert metrics.mean_surface_distance(a, b) == pytest.approx(8.0 / 73)
+  assert metrics.mean_surface_distance(a, b, spacing=(0.5, 2.0)) == pytest.approx(16.0 / 73)
+  assert metrics.hausdorff(a, b, spacing=(0.5, 2.0)) == pytest.approx(16.0)
+
+
+def test_distances_match_brute_force_in_3d_with_anisotropic_spacing():
+  rng = np.random.default_rng(4)
+  spacing = np.array([2.5, 0.8, 1.2])
+  structure = np.zeros((3, 3, 3), dtype=bool)
+  structure[1, 1, :] = structure[1, :, 1] = structure[:, 1, 1] = True
+  for _ in range(2):
+    # Small blobs in a larger volume, so the bounding-box crop is exercised.
+    a, b = np.zeros((14, 20, 18), bool), np.zeros((14, 20, 18), bool)
+    a[3:9, 4:12, 5:11] = rng.random((6, 8, 6)) < 0.5
+    b[5:11, 6:14, 2:10] = rng.random((6, 8, 8)) < 0.5
+    boundaries = []
+    for mask in (a, b):
+      padded = np.pad(mask, 1)
+      inside = np.ones_like(mask)
+      for offset in np.argwhere(structure) - 1:
+        if offset.any():
+          inside &= padded[tuple(slice(1 + o, 1 + o + n) for o, n in zip(offset, mask.shape))]
+      boundaries.append(np.argwhere(mask & ~inside) * spacing)
+    pairwise = distance.cdist(*boundaries)
+    pooled = np.concatenate([pairwise.min(axis=1), pairwise.min(axis=0)])
+    assert metrics.hausdorff(a, b, spacing=spacing) == pytest.approx(pooled.max())
+    assert metrics.hd95(a, b, spacing=spacing) == pytest.approx(np.percentile(pooled, 95))
+    assert metrics.mean_surface_distance(a, b, spacing=spacing) == pytest.approx(pooled.mean())
+
+
+def test_spacing_is_checked():
+  a = _mask((4, 4), (1, 1))
+  for spacing in ((1.0, 0.0), (1.0, 1.0, 1.0), -2.0, (1.0, float("nan")), "1"):
+    with pytest.raises(ValueError, match="spacing"):
+      metrics.hd95(a, a, spacing=spacing)
+
+
+def test_centre_pixel_of_a_volume():
+  # Voxels (0, 0, 0), (2, 2, 2), (2, 2, 4): medians (2, 2, 2), itself a voxel.
+  target = _mask((3, 3, 5), (0, 0, 0), (2, 2, 2), (2, 2, 4))
+  assert metrics.centre_pixel(target) == (2, 2, 2)
+  # Medians (1, 1, 1) of (0, 0, 0) and (2, 2, 2): both equally near; raster order wins.
+  assert metrics.centre_pixel(_mask((3, 3, 3), (0, 0, 0), (2, 2, 2))) == (0, 0, 0)
+  with pytest.raises(ValueError, match="2-D"):
+    metrics.centre_pixel(np.ones((2, 2, 2, 2)))
+
+
 # ------------------------------------------------------------------ patch similarity
 
 

@@ -3,6 +3,7 @@
 import hashlib
 import json
 import os
+import pathlib
 import subprocess
 import sys
 
@@ -126,9 +127,12 @@ def test_bad_paths_and_arguments_are_refused_clearly(trained, tmp_path):
     predict.predict_path(params, tmp_path / "empty", tmp_path / "empty")
   with pytest.raises(ValueError, match="ROW,COL"):
     predict.parse_pixel("12")
+  with pytest.raises(ValueError, match="I,J,K"):
+    predict.parse_pixel("1,2,3,4")
   with pytest.raises(ValueError, match="negative"):
     predict.parse_pixel("-1,4")
   assert predict.parse_pixel("12, 4") == (12, 4)
+  assert predict.parse_pixel("12,4,0") == (12, 4, 0)
 
 
 def test_an_output_folder_inside_the_input_folder_is_not_read_back(trained, tmp_path):
@@ -152,19 +156,31 @@ def test_volumes_and_dicom_series(trained, tmp_path):
                folder / "scan.nii.gz")
   _write_series(folder / "ct", [rng.integers(0, 900, (10, 12)) for _ in range(3)])
   output = tmp_path / "out"
-  summary = predict.predict_path(params, folder, output, pixel=(1, 2), num_clusters=3)
+  summary = predict.predict_path(params, folder, output, pixel=(1, 2, 0), num_clusters=3)
   assert summary.ok and len(summary.succeeded) == 2
   labels = nibabel.load(output / "scan_labels.nii.gz")
   assert labels.shape == (12, 14, 5)
   np.testing.assert_allclose(labels.affine, affine)
-  masks = np.asanyarray(nibabel.load(output / "scan_mask.nii.gz").dataobj)
+  mask = nibabel.load(output / "scan_mask.nii.gz")
+  np.testing.assert_allclose(mask.affine, affine)
   values = np.asanyarray(labels.dataobj)
-  for k in range(5):  # The pixel selects a segment on every slice.
-    np.testing.assert_array_equal(masks[..., k] == 1, cuts_jax.select(values[..., k], (1, 2)))
+  # The voxel selects the 3-D connected part of its segment.
+  np.testing.assert_array_equal(np.asanyarray(mask.dataobj) == 1,
+                                cuts_jax.select(values, (1, 2, 0)))
   assert nibabel.load(output / "ct_labels.nii.gz").shape == (10, 12, 3)
   overlays = sorted(p.name for p in output.glob("scan_overlay_slice*.png"))
-  assert overlays == ["scan_overlay_slice001.png", "scan_overlay_slice002.png",
-                      "scan_overlay_slice003.png"]
+  assert overlays == ["scan_overlay_slice000.png", "scan_overlay_slice001.png",
+                      "scan_overlay_slice002.png", "scan_overlay_slice003.png"]
+
+  # A pixel (ROW,COL) is refused for a volume, a voxel (I,J,K) for an image.
+  io.imsave(folder / "photo.png", np.zeros((12, 12, 3), np.uint8), check_contrast=False)
+  summary = predict.predict_path(params, folder, tmp_path / "out2", pixel=(1, 2),
+                                 num_clusters=3)
+  reasons = {pathlib.Path(f["input"]).name: f["reason"] for f in summary.failed}
+  assert set(reasons) == {"scan.nii.gz", "ct"} and "--pixel=I,J,K" in reasons["ct"]
+  summary = predict.predict_path(params, folder / "photo.png", tmp_path / "out3",
+                                 pixel=(1, 2, 0), num_clusters=3)
+  assert "ROW,COL" in summary.failed[0]["reason"]
 
 
 def test_importing_with_the_training_cli_defines_no_clashing_flags():

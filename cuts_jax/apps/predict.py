@@ -2,6 +2,8 @@ r"""Segments image files with a trained model: one file, or every file in a fold
 
     python -m cuts_jax.apps.predict --workdir=/tmp/retina --input=scans/ --output=out/ \
         --pixel=64,40
+    python -m cuts_jax.apps.predict --workdir=/tmp/brain --input=scan.nii.gz --output=out/ \
+        --pixel=80,96,112
 
 Inputs: 2-D images (PNG/JPG/TIFF/BMP/NPY, or a single .dcm file), NIfTI
 volumes (.nii/.nii.gz) and DICOM series (a folder of .dcm slices: the input
@@ -10,9 +12,14 @@ receives:
 
 - 2-D: `NAME_labels.png` (the label values, uint8/uint16), `NAME_overlay.png`
   (segments drawn on the image) and, with a pixel, `NAME_mask.png` (0/255).
-- volumes: `NAME_labels.nii.gz` (in the scan's space), `NAME_overlay_sliceK.png`
-  for three slices and, with a pixel, `NAME_mask.nii.gz` (0/1): on every
-  slice, the segment under (row, col) of that slice.
+- volumes: `NAME_labels.nii.gz` (in the scan's space; one clustering of the
+  whole volume, so a label means the same on every slice),
+  `NAME_overlay_sliceK.png` for three slices (and the clicked one) and, with
+  a voxel `--pixel=I,J,K`, `NAME_mask.nii.gz` (0/1, the scan's affine): the
+  3-D connected part of the segment under that voxel (`cuts_jax.select`).
+  A two-number `--pixel=ROW,COL` is refused for a volume: on a volume it
+  used to mean "the segment under (row, col) on every slice", which is a
+  different structure on most slices.
 
 plus `summary.json` listing every input, its outputs or why it failed. A file
 that cannot be read is reported and skipped; the exit status is 1 when any
@@ -104,15 +111,21 @@ class Summary:
     return {"succeeded": self.succeeded, "failed": self.failed, "skipped": self.skipped}
 
 
-def parse_pixel(text: str) -> tuple[int, int]:
-  """"ROW,COL" -> (row, col), both non-negative integers."""
+def parse_pixel(text: str) -> tuple[int, ...]:
+  """"ROW,COL" (a pixel of an image) -> (row, col); "I,J,K" (a voxel of a volume) -> (i, j, k).
+
+  Every entry is a non-negative integer.
+  """
   parts = text.replace(" ", "").split(",")
   try:
-    row, col = (int(p) for p in parts)
+    index = tuple(int(p) for p in parts)
   except ValueError:
-    raise ValueError(f"--pixel is {text!r}; expected two integers ROW,COL, e.g. "
-                     "--pixel=64,40.") from None
-  return _validation.check_pixel((row, col), what="--pixel")
+    index = ()
+  if len(index) not in (2, 3):
+    raise ValueError(f"--pixel is {text!r}; expected two integers ROW,COL (an image's pixel, "
+                     "e.g. --pixel=64,40) or three I,J,K (a volume's voxel, e.g. "
+                     "--pixel=80,96,112).")
+  return _validation.check_pixel(index, what="--pixel", ndim=len(index))
 
 
 def find_inputs(input_path: str | pathlib.Path, *,
@@ -249,6 +262,9 @@ def _predict_image(params, item: Item, writer: _Writer, *, pixel, segment_kwargs
     image = datasets.read_image(item.path)
   image = _to_model_channels(np.asarray(image), params.channels, item.path)
   if pixel is not None:
+    if len(pixel) != 2:
+      raise ValueError(f"--pixel {tuple(pixel)} is a voxel (I,J,K), but this is a 2-D image; "
+                       "give its pixel as ROW,COL.")
     _validation.check_pixel(pixel, shape=image.shape, what="--pixel", where="image")
   image = segmentation.prepare_image(image, channels=params.channels)
   labels = segmentation.segment(params, image, **segment_kwargs)
@@ -271,23 +287,30 @@ def _predict_volume(params, item: Item, writer: _Writer, *, pixel, axis,
     volume = medical.read_dicom_series(item.path)
   if not -3 <= axis < 3:
     raise ValueError(f"--axis is {axis}; a volume has axes 0, 1 and 2.")
-  slice_shape = np.delete(np.array(volume.data.shape), axis % 3)
   if pixel is not None:
-    _validation.check_pixel(pixel, shape=slice_shape, what="--pixel",
-                            where=f"slices (axis {axis % 3} removed) of this volume")
+    if len(pixel) != 3:
+      raise ValueError(f"--pixel {tuple(pixel)} is a pixel (ROW,COL), but this is a volume; "
+                       "click a voxel with --pixel=I,J,K (indices along the volume's own "
+                       "axes, as stored). Its labels are the same on every slice, so one "
+                       "voxel selects the structure in 3-D.")
+    _validation.check_pixel(pixel, shape=volume.data.shape, what="--pixel",
+                            where="volume", ndim=3)
   labels = volume_lib.segment_volume(params, volume.data, axis=axis, **segment_kwargs)
   outputs = [medical.write_nifti_labels(labels, writer.path(f"{item.name}_labels.nii.gz"),
                                         like=volume)]
   slices = np.moveaxis(labels, axis, 0)
   masks = None
-  if pixel is not None:
-    masks = np.stack([segmentation.select(s, pixel) for s in slices])
-    outputs.append(medical.write_nifti_labels(
-        np.moveaxis(masks, 0, axis).astype(np.uint8), writer.path(f"{item.name}_mask.nii.gz"),
-        like=volume, dtype=np.uint8))
-  images = np.moveaxis(datasets.to_unit_range(volume.data), axis, 0)
   count = len(slices)
-  for index in sorted({min(int(f * count), count - 1) for f in _OVERLAY_SLICE_FRACTIONS}):
+  drawn = {min(int(f * count), count - 1) for f in _OVERLAY_SLICE_FRACTIONS}
+  if pixel is not None:
+    mask = segmentation.select(labels, pixel)
+    outputs.append(medical.write_nifti_labels(
+        mask.astype(np.uint8), writer.path(f"{item.name}_mask.nii.gz"), like=volume,
+        dtype=np.uint8))
+    masks = np.moveaxis(mask, axis, 0)
+    drawn.add(pixel[axis % 3])
+  images = np.moveaxis(datasets.to_unit_range(volume.data), axis, 0)
+  for index in sorted(drawn):
     outputs.append(writer.overlay(images[index], slices[index],
                                   None if masks is None else masks[index],
                                   f"{item.name}_overlay_slice{index:03d}.png"))
@@ -324,16 +347,18 @@ def predict_path(params: segmentation.SegmentationParams, input_path: str | path
   Images are scaled as `cuts_jax.segment` does (volumes once over the whole
   volume); a grayscale image given to a model trained on colour is repeated
   in 3 channels, and a colour image with identical channels is read as gray.
-  Volumes are segmented slice by slice along `axis`, each slice clustered on
-  its own (labels are not matched across slices).
+  Volumes are embedded slice by slice along `axis` and clustered as a whole
+  (`cuts_jax.segment_volume`), so a label means the same on every slice.
 
   Args:
     params: a `SegmentationParams` (from `cuts_jax.load`).
     input_path: a file (image, .dcm, .nii/.nii.gz) or a folder of them; a
       folder of .dcm files is one DICOM series.
     output_dir: created when missing; must not be the input folder.
-    pixel: (row, col) to select a segment at; for volumes, (row, col) of
-      every slice (the slice's axes in order, with `axis` removed).
+    pixel: (row, col) to select a segment of an image at, or (i, j, k): a
+      voxel of a volume, whose segment's 3-D connected part is the mask. An
+      input of the other kind fails with the reason (a folder's other
+      inputs are still segmented).
     num_clusters: k of the clustering.
     method: "spectral" or "kmeans".
     seed: seeds the clustering.
@@ -360,7 +385,8 @@ def predict_path(params: segmentation.SegmentationParams, input_path: str | path
     raise ValueError(f"--output {output_dir} is the input folder; choose another folder so the "
                      "results do not mix with (or get read as) inputs.")
   if pixel is not None:
-    pixel = _validation.check_pixel(pixel)
+    voxel = isinstance(pixel, (tuple, list, np.ndarray)) and len(pixel) == 3
+    pixel = _validation.check_pixel(pixel, ndim=3 if voxel else 2)
   items, others = find_inputs(input_path, exclude=output_dir)
   checkpointing.check_writable(output_dir, flag="--output")
   inputs = [input_path] if input_path.is_file() else [
@@ -402,8 +428,9 @@ def _define_flags() -> None:
   flags.DEFINE_string("workdir", None, "Training workdir (config.json + checkpoints/).")
   flags.DEFINE_string("input", None, "An image, .nii/.nii.gz, .dcm, or a folder of them.")
   flags.DEFINE_string("output", None, "Folder for the results (created when missing).")
-  flags.DEFINE_string("pixel", None, "ROW,COL of the pixel whose segment is written as a mask "
-                      "(for volumes: on every slice).")
+  flags.DEFINE_string("pixel", None, "ROW,COL of an image's pixel, or I,J,K of a volume's "
+                      "voxel, whose segment is written as a mask (for a volume: the segment's "
+                      "3-D connected part that holds the voxel).")
   flags.DEFINE_integer("num_clusters", 10, "Segments per image (k of the clustering).")
   flags.DEFINE_integer("seed", 0, "Seed of the clustering.")
   flags.DEFINE_integer("axis", 2, "Axis along which volumes are sliced.")

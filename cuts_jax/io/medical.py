@@ -54,6 +54,14 @@ class Volume:
   header: Any
   source: pathlib.Path
 
+  @property
+  def spacing(self) -> tuple[float, float, float]:
+    """Voxel sizes in mm along the data's three axes: the lengths of the affine's columns.
+
+    What `cuts_jax.segment_volume` and the distance metrics take as `spacing=`.
+    """
+    return tuple(float(s) for s in np.linalg.norm(self.affine[:3, :3], axis=0))
+
 
 def is_nifti(path: str | pathlib.Path) -> bool:
   """True for a .nii or .nii.gz file name (the file is not opened)."""
