@@ -487,6 +487,10 @@ def _select_in_volume(labels: Any, voxel: Sequence[int], *, connected: bool) -> 
   # similar look (the ventricles and all other fluid), so a click means the
   # clicked structure itself: its connected part.
   labels = _validation.check_label_map(labels, ndim=3)
+  if np.ndim(voxel) == 1 and len(voxel) == 2:
+    raise ValueError(f"labels of shape {labels.shape} are a 3-D label volume, which takes a "
+                     f"voxel (i, j, k), three integers; got the pixel {tuple(voxel)!r}. For a 2-D (H, W) "
+                     "label map pass a 2-D array.")
   voxel = _validation.check_pixel(voxel, shape=labels.shape, what="voxel",
                                   where="label volume", ndim=3)
   mask = labels == labels[voxel]

@@ -24,7 +24,8 @@ def intensity_params():
       # var + eps = 1: the batch norm passes values through.
       batch_stats={"batch_norm0": {"mean": jnp.zeros(2), "var": jnp.full(2, 1.0 - 1e-5)}},
       encoder=model_lib.Encoder(kernel_sizes=(1,), features=(2,), embedding_dim=0),
-      channels=1, image_size=(16, 16), cluster_metric=None, cluster_space="embedding")
+      channels=1, image_size=(16, 16), cluster_metric=None,
+      settings=segmentation.SegmentSettings(space="embedding"))
 
 
 def _tube_and_blob(shape=(10, 24, 28), seed=0):
@@ -54,10 +55,15 @@ def test_slices_mode_clusters_each_slice_on_its_own(intensity_params):
   volume, tube, _ = _tube_and_blob()
   labels = volume_lib.segment_volume(intensity_params, volume, axis=0, num_clusters=2,
                                      method="kmeans", mode="slices")
-  # Each slice numbers its labels by first appearance: the tube, first seen on
-  # slice 0, is label 0 there and label 1 on the last slice.
-  assert set(np.unique(labels[0][tube[0]])) == {0}
-  assert set(np.unique(labels[-1][tube[-1]])) == {1}
+  # Each slice is exactly `segment` of that slice alone, numbered on its own:
+  # the tube, first seen on slice 0, is label 0 there but not on the last slice.
+  unit = (volume - volume.min()) / (volume.max() - volume.min())
+  for index in (0, len(volume) - 1):
+    np.testing.assert_array_equal(
+        labels[index], cuts_jax.segment(intensity_params, unit[index], num_clusters=2,
+                                        method="kmeans"))
+  assert np.bincount(labels[0][tube[0]]).argmax() == 0
+  assert np.bincount(labels[-1][tube[-1]]).argmax() != 0
 
 
 def test_resized_slices_and_other_axes_keep_the_volume_shape(intensity_params):
