@@ -332,6 +332,17 @@ def _landmark_affinity(points: np.ndarray, landmarks: np.ndarray,
                            shape=(count, len(landmarks)))
 
 
+def _top_eigenpairs(matrix: np.ndarray, count: int) -> tuple[np.ndarray, np.ndarray]:
+  """The `count` largest eigenvalues of a symmetric matrix, largest first, and their vectors.
+
+  The whole decomposition, not LAPACK's subset driver (`subset_by_index`): on
+  a spectrum with many near-equal eigenvalues (isolated landmarks each give
+  one of 1), that driver returned fewer eigenvalues than asked, even none.
+  """
+  values, vectors = linalg.eigh(matrix)
+  return values[::-1][:count], vectors[:, ::-1][:, :count]
+
+
 def _landmark_spectral_coordinates(points: np.ndarray, num_clusters: int, num_landmarks: int,
                                    num_neighbors: int, *,
                                    rng: np.random.Generator) -> np.ndarray:
@@ -345,10 +356,7 @@ def _landmark_spectral_coordinates(points: np.ndarray, num_clusters: int, num_la
   gram = (affinity.T @ affinity).toarray().astype(np.float64)
   gram *= inverse_sqrt[:, None]
   gram *= inverse_sqrt[None, :]
-  size = len(gram)
-  count = min(num_clusters, size)
-  values, vectors = linalg.eigh(gram, subset_by_index=[size - count, size - 1])
-  values, vectors = values[::-1], vectors[:, ::-1]
+  values, vectors = _top_eigenpairs(gram, min(num_clusters, len(gram)))
   # Directions with no variance (duplicate or unused landmarks) carry no
   # information and would divide by zero.
   keep = values > 1e-10 * values[0]
