@@ -256,8 +256,7 @@ class SegmentWidget(QWidget):
       if failure is None:
         done(result)
       else:
-        self._status.setText(f"{what} failed: {failure}")
-        show_error(f"cuts_jax: {what.lower()} failed: {failure}")
+        self._notify_failure(what, failure)
 
     def finished():
       self._worker = None
@@ -275,7 +274,7 @@ class SegmentWidget(QWidget):
     self._segment_button.setEnabled(not busy)
     self._cancel_button.setEnabled(busy and training)
 
-  def _notify_failure(self, what: str, error: Exception) -> None:
+  def _notify_failure(self, what: str, error: Exception | str) -> None:
     self._status.setText(f"{what} failed: {error}")
     show_error(f"cuts_jax: {what.lower()} failed: {error}")
 
