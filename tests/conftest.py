@@ -9,6 +9,9 @@ os.environ["XLA_FLAGS"] = (os.environ.get("XLA_FLAGS", "") +
 os.environ.setdefault("JAX_PLATFORMS", "cpu")
 # The napari tests draw nothing on a screen; OpenGL comes from the X display pytest-xvfb starts.
 os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
+# Figures are only saved: with a Qt binding installed and pytest-xvfb's DISPLAY set,
+# matplotlib in a subprocess could otherwise pick its Qt backend and fail to open the display.
+os.environ.setdefault("MPLBACKEND", "Agg")
 
 import pytest  # pylint: disable=g-import-not-at-top
 

@@ -136,34 +136,29 @@ def test_training_run_writes_and_resumes(tmp_path):
   assert [l["step"] for l in lines] == [2, 4, 6]
 
 
-def test_progress_is_told_every_step_and_can_stop_the_run_with_a_checkpoint(tmp_path):
+def test_images_handed_in_train_with_progress_that_can_stop_the_run_with_a_checkpoint(
+    tmp_path):
   config = tiny.get_config()
+  config.data.kind = "arrays"
   config.training.checkpoint_every = 10  # No periodic save before the stop.
+  rng = np.random.default_rng(0)
+  images = [rng.integers(0, 256, (32, 32), dtype=np.uint8) for _ in range(2)]
   calls = []
 
   def progress(*, step, num_steps, steps_per_s):
     calls.append((step, num_steps, steps_per_s))
     return step == 3
 
-  state = train.train_and_evaluate(config, tmp_path, progress=progress)
+  state = train.train_and_evaluate(config, tmp_path, dataset=data.from_arrays(images),
+                                   progress=progress)
   assert [c[:2] for c in calls] == [(1, 4), (2, 4), (3, 4)]
   assert calls[0][2] == 0.0 and all(rate > 0 for _, _, rate in calls[1:])
   assert int(state.step) == 3
   manager = checkpointing.checkpoint_manager(tmp_path, read_only=True)
   assert manager.all_steps() == [3]
   manager.close()
-  assert trained.load(tmp_path).image_size == (32, 32)
-
-
-def test_training_on_images_handed_in(tmp_path):
-  config = tiny.get_config()
-  config.data.kind = "arrays"
-  config.training.num_steps = 2
-  rng = np.random.default_rng(0)
-  images = [rng.integers(0, 256, (32, 32), dtype=np.uint8) for _ in range(2)]
-  state = train.train_and_evaluate(config, tmp_path, dataset=data.from_arrays(images))
-  assert int(state.step) == 2
-  assert state.params["encoder"]["conv0"]["kernel"].shape[2] == 1  # Gray images, one channel.
+  params = trained.load(tmp_path)
+  assert params.channels == 1 and params.image_size == (32, 32)  # Gray images, one channel.
   assert checkpointing.read_config(tmp_path).data.kind == "arrays"
 
 
