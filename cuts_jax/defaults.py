@@ -51,7 +51,7 @@ def get_config(*, model_preset: str = "paper") -> ml_collections.ConfigDict:
   config.seed = 0  # Seeds initialisation, batch order and pair sampling.
 
   config.data = ml_collections.ConfigDict()
-  config.data.kind = "folder"  # demo | retina | bsds500 | volume | folder
+  config.data.kind = "folder"  # demo | retina | bsds500 | volume | folder | arrays (in memory)
   config.data.root = ""  # Folder (or .npz for kind=volume); set per data set.
   config.data.image_size = (128, 128)  # The paper trains and segments at 128x128.
   config.data.limit = 0  # Use only the first N images (0: all); for quick runs.

@@ -2,7 +2,8 @@
 
 The run knows nothing of metrics or pictures: whoever starts it may hand it a
 `Report` to call now and then (`cuts_jax.evaluation.report.segment_report` is
-the one `python -m cuts_jax.main` hands it).
+the one `python -m cuts_jax.main` hands it), and a `Progress` to call after
+every step, which may ask the run to stop (the napari widget's Cancel button).
 """
 
 from __future__ import annotations
@@ -31,9 +32,10 @@ from cuts_jax.runs import checkpointing
 from cuts_jax.runs import metric_writers
 from cuts_jax.runs import periodic
 
-__all__ = ["DEVICE_AXIS", "NonFiniteLossError", "Report", "TrainState", "create_train_state",
-           "learning_rate_schedule", "make_optimizer", "parallel_train_step", "replicate",
-           "shard_batch", "train_and_evaluate", "train_step", "unreplicate"]
+__all__ = ["DEVICE_AXIS", "NonFiniteLossError", "Progress", "Report", "TrainState",
+           "create_train_state", "learning_rate_schedule", "make_optimizer",
+           "parallel_train_step", "replicate", "shard_batch", "train_and_evaluate", "train_step",
+           "unreplicate"]
 
 # The pmap axis over which the batch is split; batch norm statistics,
 # gradients and metrics are averaged over it.
@@ -59,6 +61,21 @@ class Report(Protocol):
 
   def __call__(self, state: TrainState, *, step: int, dataset: datasets.Dataset,
                writer: metric_writers.MetricWriter) -> None:
+    ...
+
+
+class Progress(Protocol):
+  """What `train_and_evaluate` calls after every step; returning True stops the run.
+
+  On a stop the run saves a checkpoint of the step just done (unless it was
+  just saved) and returns its state, so a later run resumes from there. The
+  step's result is waited for before each call, so `steps_per_s` measures
+  finished work; it is 0.0 until a second step of this run has finished
+  (the first includes compilation). Every process of a multi-host run calls
+  its own, and all must ask to stop at the same step.
+  """
+
+  def __call__(self, *, step: int, num_steps: int, steps_per_s: float) -> bool:
     ...
 
 
@@ -268,6 +285,21 @@ def _check_finite(metrics: dict[str, float], step: int, last_saved: Optional[int
       "Lower config.optim.learning_rate or check the input images for NaN/Inf values.")
 
 
+class _StepRate:
+  """Steps per second over the steps since this run's first (which includes compiling)."""
+
+  def __init__(self):
+    self._first: Optional[tuple[int, float]] = None
+
+  def after(self, step: int) -> float:
+    now = time.perf_counter()
+    if self._first is None:
+      self._first = (step, now)
+      return 0.0
+    first_step, first_time = self._first
+    return (step - first_step) / max(now - first_time, 1e-9)
+
+
 def _maybe_initialize_distributed(config: ml_collections.ConfigDict) -> None:
   """Joins a multi-host run when config.distributed.initialize is set."""
   dist = config.distributed
@@ -281,7 +313,9 @@ def _maybe_initialize_distributed(config: ml_collections.ConfigDict) -> None:
 
 
 def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str | pathlib.Path, *,
-                       report: Optional[Report] = None) -> TrainState:
+                       report: Optional[Report] = None,
+                       dataset: Optional[datasets.Dataset] = None,
+                       progress: Optional[Progress] = None) -> TrainState:
   """Trains CUTS as `config` says, checkpointing to and resuming from `workdir`.
 
   Writes `workdir/config.json`, `workdir/metrics.jsonl` (one JSON object per
@@ -296,9 +330,14 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str | pathlib
       (see `Report`); None: no report. For Dice and `workdir/segments.png`
       as the command line gives them, pass
       `cuts_jax.evaluation.report.segment_report(config, workdir)`.
+    dataset: the images to train on (e.g. `datasets.from_arrays(images)`,
+      with `config.data.kind = "arrays"`); None: load what `config.data`
+      names. In a multi-host run, each process hands in its own share.
+    progress: called after every step (see `Progress`); it may stop the run.
 
   Returns:
-    The final training state, on the host (not replicated).
+    The final training state, on the host (not replicated): that of the
+    last step done when `progress` stopped the run.
   """
   workdir = pathlib.Path(workdir).expanduser().absolute()
   _check_workdir(workdir)
@@ -311,8 +350,9 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str | pathlib
   if remainder or host_batch % num_devices:
     raise ValueError(f"config.training.batch_size ({global_batch}) must be a multiple of the "
                      f"number of devices ({jax.device_count()}).")
-  dataset = datasets.load_dataset(config.data, shard_index=jax.process_index(),
-                                  shard_count=jax.process_count())
+  if dataset is None:
+    dataset = datasets.load_dataset(config.data, shard_index=jax.process_index(),
+                                    shard_count=jax.process_count())
   image_shape = dataset.images.shape[1:]
   crop = config.training.crop_size
   sampling.validate_sampling_config(
@@ -346,14 +386,18 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str | pathlib
   last_saved = manager.latest_step()
   writer = metric_writers.MetricWriter(workdir, enabled=jax.process_index() == 0)
   timer_step, timer_start = start_step, time.perf_counter()
+  rate = _StepRate()
   try:
     for step in range(start_step + 1, num_steps + 1):
       replicated, metrics = p_train_step(replicated, shard_batch(next(batches), num_devices),
                                          train_key)
-      if wait_each_step:
+      if wait_each_step or progress is not None:
         jax.block_until_ready(metrics)
+      stop = progress is not None and bool(progress(
+          step=step, num_steps=num_steps, steps_per_s=rate.after(step)))
       log_now = periodic.is_due(step, config.training.log_every, last_step=num_steps)
-      save_now = periodic.is_due(step, config.training.checkpoint_every, last_step=num_steps)
+      save_now = (periodic.is_due(step, config.training.checkpoint_every, last_step=num_steps)
+                  or stop)
       report_now = periodic.is_due(step, config.training.eval_every, last_step=num_steps)
       if log_now or save_now:
         host_metrics = {k: float(v) for k, v in unreplicate(metrics).items()}
@@ -377,6 +421,10 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str | pathlib
         tick = time.perf_counter()
         report(unreplicate(replicated), step=step, dataset=dataset, writer=writer)
         timer_start += time.perf_counter() - tick  # Keep reports out of steps/s.
+      if stop:
+        logging.info("Stopped on request after step %d of %d; its checkpoint is saved.", step,
+                     num_steps)
+        break
   finally:
     # An asynchronous save must finish before the process exits.
     manager.wait_until_finished()

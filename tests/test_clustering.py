@@ -112,6 +112,24 @@ def test_a_few_more_points_than_clusters():
     assert labels.shape == (12,) and 1 <= len(np.unique(labels)) <= 10
 
 
+def test_top_eigenpairs_of_a_nearly_degenerate_spectrum_are_all_there():
+  # Many isolated landmarks give many eigenvalues within 1e-16 of 1 (as on a nearly empty
+  # MRI slice); LAPACK's subset driver returned 2 of the 10 asked for this matrix.
+  rng = np.random.default_rng(0)
+  matrix = np.zeros((256, 256))
+  matrix[:150, :150] = np.diag(1 + rng.uniform(-2e-16, 2e-16, 150))
+  block = rng.normal(size=(106, 106))
+  block = block @ block.T
+  matrix[150:, 150:] = block / np.linalg.eigvalsh(block)[-1]
+  order = rng.permutation(256)
+  matrix = matrix[order][:, order]
+  values, vectors = clustering._leading_eigenpairs(matrix, 10)
+  values, vectors = values[::-1], vectors[:, ::-1]
+  assert values.shape == (10,) and vectors.shape == (256, 10)
+  np.testing.assert_allclose(values, np.linalg.eigvalsh(matrix)[::-1][:10], atol=1e-12)
+  np.testing.assert_allclose(matrix @ vectors, vectors * values, atol=1e-10)
+
+
 def test_invalid_inputs_say_what_is_wrong():
   good = np.zeros((10, 3))
   with pytest.raises(ValueError, match=r"\(N, D\)"):

@@ -98,6 +98,50 @@ def test_demo_data_ships_with_scikit_image():
   assert any(name.startswith("retina") for name in dataset.names)
 
 
+def test_demo_images_come_at_their_own_sizes():
+  names, images = data.demo_images()
+  assert len(names) == len(images) and names[0] == "retina"
+  assert images[0].shape == (1411, 1411, 3) and images[0].dtype == np.float32
+  assert all(0 <= image.min() and image.max() <= 1 for image in images)
+
+
+def test_from_arrays_scales_resizes_and_names_images():
+  rng = np.random.default_rng(0)
+  gray = rng.integers(0, 256, (20, 30), dtype=np.uint8)
+  rgba = rng.uniform(0, 1000, (40, 60, 4))
+  dataset = data.from_arrays([gray, rgba], image_size=(16, 24))
+  assert dataset.images.shape == (2, 16, 24, 3) and dataset.names == ["image0", "image1"]
+  assert 0 <= dataset.images.min() and dataset.images.max() <= 1
+  # Gray and colour together become colour: the gray image repeated in every channel.
+  assert np.array_equal(dataset.images[0, ..., 0], dataset.images[0, ..., 2])
+  same_size = data.from_arrays([gray, gray.T.T], names=["a", "b"])
+  assert same_size.images.shape == (2, 20, 30, 1) and same_size.names == ["a", "b"]
+
+
+def test_from_arrays_says_what_is_wrong():
+  with pytest.raises(data.DataError, match="no images"):
+    data.from_arrays([])
+  with pytest.raises(data.DataError, match="different sizes.*image_size"):
+    data.from_arrays([np.zeros((8, 8)), np.zeros((9, 8))])
+  with pytest.raises(data.DataError, match="^b: .*NaN"):
+    data.from_arrays([np.zeros((8, 8)), np.full((8, 8), np.nan)], names=["a", "b"])
+  with pytest.raises(data.DataError, match="2 names for 1 images"):
+    data.from_arrays([np.zeros((8, 8))], names=["a", "b"])
+  config = default.get_config().data
+  config.kind = "arrays"
+  with pytest.raises(data.DataError, match="dataset="):
+    data.load_dataset(config)
+
+
+def test_match_channels_converts_only_without_loss():
+  gray = np.arange(12, dtype=np.uint8).reshape(3, 4)
+  assert data.match_channels(gray, 3).shape == (3, 4, 3)
+  assert data.match_channels(np.stack([gray] * 3, -1), 1).shape == (3, 4, 1)
+  colour = np.stack([gray, gray, gray + 1], -1)
+  with pytest.raises(data.DataError, match="^scan.png: .*3 channels of different content"):
+    data.match_channels(colour, 1, source="scan.png")
+
+
 def test_shards_partition_the_data():
   everything = data.load_demo((16, 16)).names
   shards = [data.load_demo((16, 16), shard_index=i, shard_count=3).names for i in range(3)]

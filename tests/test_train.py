@@ -16,6 +16,7 @@ import pytest
 from configs import tiny
 from conftest import REPO_ROOT
 from cuts_jax import train
+from cuts_jax import trained
 from cuts_jax.evaluation import report
 from cuts_jax.io import datasets as data
 from cuts_jax.runs import checkpointing
@@ -133,6 +134,32 @@ def test_training_run_writes_and_resumes(tmp_path):
   assert int(resumed.step) == 6
   lines = [json.loads(l) for l in (tmp_path / "metrics.jsonl").read_text().splitlines()]
   assert [l["step"] for l in lines] == [2, 4, 6]
+
+
+def test_images_handed_in_train_with_progress_that_can_stop_the_run_with_a_checkpoint(
+    tmp_path):
+  config = tiny.get_config()
+  config.data.kind = "arrays"
+  config.training.checkpoint_every = 10  # No periodic save before the stop.
+  rng = np.random.default_rng(0)
+  images = [rng.integers(0, 256, (32, 32), dtype=np.uint8) for _ in range(2)]
+  calls = []
+
+  def progress(*, step, num_steps, steps_per_s):
+    calls.append((step, num_steps, steps_per_s))
+    return step == 3
+
+  state = train.train_and_evaluate(config, tmp_path, dataset=data.from_arrays(images),
+                                   progress=progress)
+  assert [c[:2] for c in calls] == [(1, 4), (2, 4), (3, 4)]
+  assert calls[0][2] == 0.0 and all(rate > 0 for _, _, rate in calls[1:])
+  assert int(state.step) == 3
+  manager = checkpointing.checkpoint_manager(tmp_path, read_only=True)
+  assert manager.all_steps() == [3]
+  manager.close()
+  params = trained.load(tmp_path)
+  assert params.channels == 1 and params.image_size == (32, 32)  # Gray images, one channel.
+  assert checkpointing.read_config(tmp_path).data.kind == "arrays"
 
 
 def test_resuming_with_a_different_model_is_refused(tmp_path):

@@ -206,21 +206,6 @@ def _named(items: list[Item]) -> list[Item]:
   return items
 
 
-def _to_model_channels(image: np.ndarray, channels: int, path: pathlib.Path) -> np.ndarray:
-  """Lossless channel matching: gray -> repeated RGB; RGB with equal channels -> gray."""
-  image = datasets.as_channels_last(image, path=path)
-  if image.shape[-1] == channels:
-    return image
-  if image.shape[-1] == 1:
-    return np.repeat(image, channels, axis=-1)
-  if channels == 1 and all(np.array_equal(image[..., 0], image[..., c])
-                           for c in range(1, image.shape[-1])):
-    return image[..., :1]
-  raise datasets.DataError(f"{path}: the model was trained on {channels}-channel images; this "
-                           f"one has {image.shape[-1]} channels of different content. Convert "
-                           "it first (e.g. skimage.color.rgb2gray).")
-
-
 class _Writer:
   """Writes outputs, refusing any path that is one of the inputs."""
 
@@ -260,7 +245,7 @@ def _predict_image(params, item: Item, writer: _Writer, *, pixel, segment_kwargs
     image = volume[..., 0]
   else:
     image = datasets.read_image(item.path)
-  image = _to_model_channels(np.asarray(image), params.channels, item.path)
+  image = datasets.match_channels(np.asarray(image), params.channels, source=item.path)
   if pixel is not None:
     if len(pixel) != 2:
       raise ValueError(f"--pixel {tuple(pixel)} is a voxel (I,J,K), but this is a 2-D image; "

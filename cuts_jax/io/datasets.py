@@ -14,7 +14,7 @@ import dataclasses
 import os
 import pathlib
 import re
-from typing import Iterator, Optional, Sequence
+from typing import Any, Iterator, Optional, Sequence
 
 import ml_collections
 import numpy as np
@@ -26,13 +26,16 @@ from skimage import transform
 from cuts_jax import _validation
 
 __all__ = ["DATA_KINDS", "IMAGE_EXTENSIONS", "DataError", "Dataset", "as_channels_last",
-           "batch_indices", "iterate_batches", "load_bsds500", "load_dataset", "load_demo",
-           "load_image_folder", "load_npy", "load_retina", "load_volume_slices", "natural_key",
-           "read_image", "resize_image", "resize_labels", "to_unit_range"]
+           "batch_indices", "demo_images", "from_arrays", "iterate_batches", "load_bsds500",
+           "load_dataset", "load_demo", "load_image_folder", "load_npy", "load_retina",
+           "load_volume_slices", "match_channels", "natural_key", "read_image", "resize_image",
+           "resize_labels", "to_unit_range"]
 
 IMAGE_EXTENSIONS = (".png", ".jpg", ".jpeg", ".tif", ".tiff", ".bmp", ".npy")
 
-DATA_KINDS = ("demo", "retina", "bsds500", "volume", "folder")
+# "arrays": images already in memory, handed to training as a `Dataset` (`from_arrays`);
+# there is nothing to load from the config.
+DATA_KINDS = ("demo", "retina", "bsds500", "volume", "folder", "arrays")
 
 
 @dataclasses.dataclass
@@ -137,6 +140,31 @@ def as_channels_last(image: np.ndarray, *, path: os.PathLike | str | None = None
   image = _validation.check_image(image, what="a 2-D image", channels=(1, 2, 3, 4), hint=hint,
                                   source=path, error=DataError)
   return image[..., :3] if image.shape[-1] == 4 else image
+
+
+def match_channels(image: np.ndarray, channels: int, *,
+                   source: os.PathLike | str | None = None) -> np.ndarray:
+  """An image with `channels` channels, converted only where nothing is lost.
+
+  Gray becomes RGB by repeating it; RGB whose channels are all equal becomes
+  gray; RGBA loses its alpha first.
+
+  Raises:
+    DataError: naming `source` (when given), for an image that is not 2-D
+      with 1 to 4 channels, or whose channels differ where one is wanted.
+  """
+  image = as_channels_last(image, path=source)
+  if image.shape[-1] == channels:
+    return image
+  if image.shape[-1] == 1:
+    return np.repeat(image, channels, axis=-1)
+  if channels == 1 and all(np.array_equal(image[..., 0], image[..., c])
+                           for c in range(1, image.shape[-1])):
+    return image[..., :1]
+  where = f"{source}: " if source is not None else ""
+  raise DataError(f"{where}the model was trained on {channels}-channel images; this one has "
+                  f"{image.shape[-1]} channels of different content. Convert it first (e.g. "
+                  "skimage.color.rgb2gray).")
 
 
 def load_npy(path: os.PathLike | str) -> np.ndarray:
@@ -388,30 +416,77 @@ def load_image_folder(root: os.PathLike | str, image_size: Sequence[int], *, lim
   return _finish(images, [p.stem for p in paths], str(root))
 
 
-def load_demo(image_size: Sequence[int], *, limit: int = 0, shard_index: int = 0,
-              shard_count: int = 1) -> Dataset:
-  """Sample images shipped with scikit-image, so a fresh install has data.
+def demo_images() -> tuple[list[str], list[np.ndarray]]:
+  """Names and float32 (H, W, 3) images in [0, 1] of the demo data, at their own sizes.
 
   The fundus photograph (`skimage.data.retina`), a few other photographs
   (immunohistochemistry, coffee, cat, astronaut), and 3 x 3 tiles of the
-  fundus photograph.
+  fundus photograph. All ship with scikit-image: nothing is downloaded.
   """
   fundus = to_unit_range(skimage_data.retina())
-  tiles, names = [fundus], ["retina"]
+  images, names = [fundus], ["retina"]
   for name in ("immunohistochemistry", "coffee", "chelsea", "astronaut"):
-    tiles.append(to_unit_range(getattr(skimage_data, name)()))
+    images.append(to_unit_range(getattr(skimage_data, name)()))
     names.append(name)
   # The fundus disc fills the centre of the 1411 px photograph: tiles of it
   # add views of the optic disc and vessels at a finer scale.
   grid = np.linspace(200, 1411 - 200 - 512, 3).astype(int)
   for row in grid:
     for col in grid:
-      tiles.append(fundus[row:row + 512, col:col + 512])
+      images.append(fundus[row:row + 512, col:col + 512])
       names.append(f"retina_r{row}_c{col}")
+  return names, images
+
+
+def load_demo(image_size: Sequence[int], *, limit: int = 0, shard_index: int = 0,
+              shard_count: int = 1) -> Dataset:
+  """The images of `demo_images`, resized to `image_size`, so a fresh install has data."""
+  names, images = demo_images()
   if limit:
-    tiles, names = tiles[:limit], names[:limit]
-  tiles, names = _shard(tiles, shard_index, shard_count), _shard(names, shard_index, shard_count)
-  return _finish([resize_image(t, image_size) for t in tiles], names, "scikit-image's data")
+    images, names = images[:limit], names[:limit]
+  images, names = _shard(images, shard_index, shard_count), _shard(names, shard_index, shard_count)
+  return _finish([resize_image(i, image_size) for i in images], names, "scikit-image's data")
+
+
+def from_arrays(images: Sequence[Any], *, image_size: Optional[Sequence[int]] = None,
+                names: Optional[Sequence[str]] = None) -> Dataset:
+  """A `Dataset` of images already in memory, e.g. to train on what a viewer shows.
+
+  Each image is scaled to [0, 1] on its own by `to_unit_range`; scale a
+  volume once as a whole before handing in its slices, so that they stay
+  comparable. Train on it with `train_and_evaluate(config, workdir,
+  dataset=...)` and `config.data.kind = "arrays"`.
+
+  Args:
+    images: (H, W) or (H, W, C) arrays of any numeric dtype, C in 1..4 (RGBA
+      loses alpha; gray and RGB together become RGB).
+    image_size: (H, W) every image is resized to; None: they must already
+      share one size.
+    names: one name per image; default "image0", "image1", ...
+
+  Raises:
+    DataError: no images, an unusable image (naming it), names that do not
+      match the images, or images of different sizes without `image_size`.
+  """
+  images = list(images)
+  names = [f"image{i}" for i in range(len(images))] if names is None else list(names)
+  if len(names) != len(images):
+    raise DataError(f"{len(names)} names for {len(images)} images; give one name per image.")
+  size = None if image_size is None else _validation.check_size(
+      image_size, what="image_size", error=DataError)
+  scaled = []
+  for name, image in zip(names, images):
+    image = as_channels_last(np.asarray(image), path=name)
+    try:
+      image = to_unit_range(image)
+    except DataError as error:
+      raise DataError(f"{name}: {error}") from None
+    scaled.append(image if size is None else resize_image(image, size))
+  sizes = {image.shape[:2] for image in scaled}
+  if len(sizes) > 1:
+    raise DataError(f"the images have different sizes {sorted(sizes)}; pass image_size=(H, W) "
+                    "to resize them to one.")
+  return _finish(scaled, names, "the arrays given")
 
 
 def load_dataset(data_config: ml_collections.ConfigDict, *, shard_index: int = 0,
@@ -438,6 +513,10 @@ def load_dataset(data_config: ml_collections.ConfigDict, *, shard_index: int = 0
   if kind == "folder":
     return load_image_folder(data_config.root, size, include=tuple(data_config.include),
                              **shard)
+  if kind == "arrays":
+    raise DataError("config.data.kind is 'arrays': the images are in memory, not in files. "
+                    "Hand them to train_and_evaluate(config, workdir, dataset="
+                    "datasets.from_arrays(images)).")
   _validation.check_one_of(kind, DATA_KINDS, what="config.data.kind", error=DataError)
   raise AssertionError(f"no loader for config.data.kind {kind!r}")
 

@@ -1,0 +1,279 @@
+"""What the dock widget's buttons do, without Qt or napari, so it is tested on its own.
+
+Layer data come in as napari holds them (a 2-D image, an RGB image, or a 3-D
+volume); the segments go out as label arrays of the layer's shape. Segmenting
+and selecting go through the public API (`cuts_jax.segment`,
+`cuts_jax.segment_volume`, `cuts_jax.select`), so changes there reach the
+widget unchanged.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import importlib.util
+import pathlib
+from typing import Any, Optional, Sequence, Union
+
+import ml_collections
+import numpy as np
+
+import cuts_jax
+from cuts_jax import defaults
+from cuts_jax.io import datasets
+from cuts_jax.io import medical
+from cuts_jax.runs import checkpointing
+
+# A granularity: a level of the hierarchy (0 finest), or "persistent" for the
+# hierarchy's own choice of scale per segment.
+Level = Union[int, str]
+PERSISTENT = "persistent"
+
+
+@dataclasses.dataclass
+class LayerImage:
+  """An image layer's pixels and what the widget needs to know about them.
+
+  Attributes:
+    data: (H, W) gray, (H, W, C) colour, or (D0, D1, D2) volume.
+    is_volume: whether `data` is a volume.
+    axis: for a volume, the axis its slices are cut along (the one the
+      viewer steps through).
+    name: the layer's name, for file names and messages.
+  """
+
+  data: np.ndarray
+  is_volume: bool
+  axis: int = 0
+  name: str = "image"
+
+  @property
+  def shape(self) -> tuple[int, ...]:
+    """The shape of its label maps: the image's without channels."""
+    return self.data.shape if self.is_volume or self.data.ndim == 2 else self.data.shape[:2]
+
+
+def layer_image(data: Any, *, rgb: bool, multiscale: bool = False, axis: int = 0,
+                name: str = "image") -> LayerImage:
+  """The pixels of an image layer, checked to be something CUTS segments.
+
+  Raises:
+    ValueError: multiscale data, an RGB volume, or a layer that is neither
+      2-D nor 3-D; the message says what to pick instead.
+  """
+  if multiscale:
+    raise ValueError(f"{name} is a multiscale image; open one resolution of it as its own "
+                     "layer.")
+  data = np.asarray(data)
+  if rgb:
+    if data.ndim != 3:
+      raise ValueError(f"{name} is an RGB stack of shape {data.shape}; CUTS segments one RGB "
+                       "image (H, W, 3) or a grayscale volume.")
+    return LayerImage(data, is_volume=False, name=name)
+  if data.ndim not in (2, 3):
+    raise ValueError(f"{name} has {data.ndim} dimensions {data.shape}; CUTS segments a 2-D "
+                     "image or a 3-D volume.")
+  if not -3 <= axis < 3:
+    raise ValueError(f"axis is {axis}; a volume has axes 0, 1 and 2.")
+  return LayerImage(data, is_volume=data.ndim == 3, axis=axis % 3, name=name)
+
+
+@dataclasses.dataclass
+class Segments:
+  """The segments of one layer image.
+
+  Attributes:
+    labels: int32 label map of the image's shape (a volume's for volumes).
+    axis: for a volume, the axis it was segmented along.
+    hierarchy: the multi-granular segments (`cuts_jax.segment_hierarchy`'s
+      result) when cuts_jax has them, else None.
+  """
+
+  labels: np.ndarray
+  axis: int = 0
+  hierarchy: Any = None
+
+  @property
+  def num_levels(self) -> int:
+    """Levels the granularity control can choose among (0: no hierarchy)."""
+    return 0 if self.hierarchy is None else len(self.hierarchy.labels)
+
+  def at_level(self, level: Level) -> np.ndarray:
+    """The label map to show for a granularity (the finest level for "persistent")."""
+    if self.hierarchy is None:
+      return self.labels
+    return np.asarray(self.hierarchy.labels[0 if level == PERSISTENT else int(level)])
+
+
+def hierarchy_available() -> bool:
+  """Whether this cuts_jax segments at several granularities."""
+  return hasattr(cuts_jax, "segment_hierarchy")
+
+
+def _segment_hierarchy(params: cuts_jax.SegmentationParams, image: np.ndarray, *,
+                       num_clusters: int) -> Segments:
+  """The seam for multi-granular segments of a 2-D image.
+
+  `cuts_jax.segment_hierarchy` returns the levels fine to coarse (labels (L, H, W),
+  nested); `cuts_jax.select(hierarchy, pixel, level=...)` picks from it. The
+  widget only ever shows `Segments.at_level` and calls `select_segment`.
+  """
+  del num_clusters  # The hierarchy chooses its own numbers of segments per level.
+  hierarchy = cuts_jax.segment_hierarchy(params, image)
+  return Segments(labels=np.asarray(hierarchy.labels[0], np.int32), hierarchy=hierarchy)
+
+
+def segment(params: cuts_jax.SegmentationParams, image: LayerImage, *,
+            num_clusters: int = 10) -> Segments:
+  """Segments a layer image: a volume with `segment_volume`, all its slices.
+
+  A grayscale image given to a colour model is repeated into its channels
+  (and a colour image whose channels are all equal is read as gray).
+  """
+  if image.is_volume:
+    labels = cuts_jax.segment_volume(params, image.data, axis=image.axis,
+                                     num_clusters=num_clusters)
+    return Segments(labels=np.asarray(labels, np.int32), axis=image.axis)
+  pixels = datasets.match_channels(image.data, params.channels, source=image.name)
+  if hierarchy_available():
+    return _segment_hierarchy(params, pixels, num_clusters=num_clusters)
+  return Segments(labels=cuts_jax.segment(params, pixels, num_clusters=num_clusters))
+
+
+def contains(shape: Sequence[int], index: Sequence[int]) -> bool:
+  """Whether an integer index lies inside an array of `shape` (clicks can miss the image)."""
+  return len(index) == len(shape) and all(0 <= i < s for i, s in zip(index, shape))
+
+
+def select_segment(segments: Segments, index: Sequence[int], *,
+                   level: Level = PERSISTENT) -> np.ndarray:
+  """bool mask of the segment under `index` ((row, col), or (i, j, k) in a volume)."""
+  index = tuple(int(i) for i in index)
+  if segments.hierarchy is not None:
+    return np.asarray(cuts_jax.select(segments.hierarchy, index, level=level), bool)
+  labels = segments.labels
+  if labels.ndim == 2:
+    return np.asarray(cuts_jax.select(labels, index), bool)
+  try:
+    return np.asarray(cuts_jax.select(labels, index), bool)
+  except ValueError:
+    # A `select` that takes only 2-D maps: the segment under the click on the
+    # clicked slice, since label numbers need not carry from slice to slice.
+    mask = np.zeros(labels.shape, bool)
+    slicing = [slice(None)] * 3
+    slicing[segments.axis] = index[segments.axis]
+    pixel = tuple(i for axis, i in enumerate(index) if axis != segments.axis)
+    mask[tuple(slicing)] = cuts_jax.select(labels[tuple(slicing)], pixel)
+    return mask
+
+
+def select_segments(segments: Segments, indices: Sequence[Sequence[int]], *,
+                    level: Level = PERSISTENT) -> np.ndarray:
+  """The union of the segments under several clicks (shift-click adds one)."""
+  mask = np.zeros(segments.labels.shape, bool)
+  for index in indices:
+    mask |= select_segment(segments, index, level=level)
+  return mask
+
+
+def mask_paths(path: str | pathlib.Path, *, is_volume: bool) -> tuple[pathlib.Path, pathlib.Path]:
+  """Where the mask and the segments beside it go: NAME_mask.png and NAME_labels.png.
+
+  The suffix is set by the kind (.png for 2-D, .nii.gz for volumes); a name
+  ending in _mask loses it before _labels is added.
+  """
+  path = pathlib.Path(path)
+  suffix = ".nii.gz" if is_volume else ".png"
+  stem = medical.nifti_stem(path) if medical.is_nifti(path) else path.stem
+  mask_stem = stem if stem.endswith("_mask") else f"{stem}_mask"
+  labels_stem = mask_stem[:-len("_mask")] + "_labels"
+  return path.with_name(mask_stem + suffix), path.with_name(labels_stem + suffix)
+
+
+def save_mask(mask: np.ndarray, labels: np.ndarray, path: str | pathlib.Path, *,
+              like: Optional[medical.Volume] = None,
+              spacing: Optional[Sequence[float]] = None) -> tuple[pathlib.Path, pathlib.Path]:
+  """Writes the selected mask and the segments beside it (see `mask_paths`).
+
+  2-D: the mask as a 0/255 PNG and the segments as a PNG of label values.
+  Volumes: NIfTI, the mask 0/1; in the space of `like` (the scan the volume
+  was read from) when given, else with an affine of the voxel `spacing`.
+
+  Returns:
+    The paths of the mask and of the segments.
+  """
+  mask = np.asarray(mask, bool)
+  mask_path, labels_path = mask_paths(path, is_volume=mask.ndim == 3)
+  if mask.ndim == 2:
+    medical.write_label_png(mask.astype(np.uint8) * 255, mask_path)
+    medical.write_label_png(labels, labels_path)
+    return mask_path, labels_path
+  affine = None
+  if like is None and spacing is not None:
+    affine = np.diag([float(s) for s in spacing] + [1.0])
+  medical.write_nifti_labels(mask.astype(np.uint8), mask_path, like=like, affine=affine,
+                             dtype=np.uint8)
+  dtype = np.int16 if labels.max(initial=0) <= np.iinfo(np.int16).max else np.int32
+  medical.write_nifti_labels(labels, labels_path, like=like, affine=affine, dtype=dtype)
+  return mask_path, labels_path
+
+
+def load_config_file(path: str | pathlib.Path) -> ml_collections.ConfigDict:
+  """`get_config()` of a config file such as configs/tiny.py ("FILE.py:PRESET" passes a preset).
+
+  Raises:
+    FileNotFoundError: there is no such file.
+    ValueError: it defines no get_config().
+  """
+  text = str(path)
+  file_name, _, preset = text.partition(":")
+  file_path = pathlib.Path(file_name).expanduser()
+  if not file_path.is_file():
+    raise FileNotFoundError(f"config file {file_path} not found; leave the field empty for the "
+                            "paper's model, or pick a file such as configs/demo.py.")
+  spec = importlib.util.spec_from_file_location(f"_cuts_config_{file_path.stem}", file_path)
+  module = importlib.util.module_from_spec(spec)
+  spec.loader.exec_module(module)
+  if not hasattr(module, "get_config"):
+    raise ValueError(f"{file_path} defines no get_config(); a cuts_jax config file does.")
+  return module.get_config(preset) if preset else module.get_config()
+
+
+def training_config(workdir: str | pathlib.Path, image: LayerImage, *, num_steps: int,
+                    crop_size: int, config_file: str = "") -> ml_collections.ConfigDict:
+  """The config to train on a layer image in `workdir`.
+
+  A workdir that holds a run continues it with its own config.json (so a
+  cancelled run resumes); otherwise the run starts from `config_file`, or the
+  paper's model when it is empty. `num_steps` is the run's total; training
+  uses random `crop_size` crops (0: whole images) of the image at its own size.
+  """
+  workdir = pathlib.Path(workdir).expanduser()
+  if (workdir / checkpointing.CONFIG_FILE).is_file():
+    config = checkpointing.read_config(workdir)
+  elif config_file:
+    config = load_config_file(config_file)
+  else:
+    config = defaults.get_config()
+  shape = image.shape
+  if image.is_volume:
+    shape = tuple(s for axis, s in enumerate(shape) if axis != image.axis)
+  config.data.kind = "arrays"
+  config.data.root = ""
+  config.data.image_size = tuple(int(s) for s in shape)
+  config.data.limit = 0
+  config.training.num_steps = int(num_steps)
+  config.training.crop_size = int(crop_size)
+  return config
+
+
+def training_images(image: LayerImage) -> datasets.Dataset:
+  """The images to train on: the image itself, or every slice of a volume.
+
+  A volume is scaled to [0, 1] as a whole first, so that its slices stay
+  comparable (as the volume data loader does).
+  """
+  if not image.is_volume:
+    return datasets.from_arrays([image.data], names=[image.name])
+  slices = np.moveaxis(datasets.to_unit_range(image.data), image.axis, 0)
+  return datasets.from_arrays(list(slices),
+                              names=[f"{image.name}_slice{i:03d}" for i in range(len(slices))])
