@@ -84,14 +84,17 @@ def test_segment_then_click_selects_what_cuts_jax_selects(make_napari_viewer, qt
   segments = viewer.layers["coffee segments"].data
   expected = cuts_jax.segment(cuts_jax.load(tiny_workdir), coffee, num_clusters=10)
   assert np.array_equal(segments, expected) and widget.last_segment_seconds > 0
-  assert not widget._level.isEnabled()  # No hierarchy in this cuts_jax.
-
+  # "persistent" (the default): each click takes the level its segment persists at.
+  assert widget._persistent.isChecked() and not widget._level.isEnabled()
+  hierarchy = cuts_jax.segment_hierarchy(cuts_jax.load(tiny_workdir), coffee)
   _click(viewer, (10.2, 20.4))
-  assert np.array_equal(widget.selected_mask, cuts_jax.select(segments, (10, 20)))
+  assert np.array_equal(widget.selected_mask, cuts_jax.select(hierarchy, (10, 20)))
   assert np.array_equal(viewer.layers["coffee selected"].data > 0, widget.selected_mask)
   _click(viewer, (30, 5), modifiers=("Shift",))
-  assert np.array_equal(widget.selected_mask, cuts_jax.select(segments, (10, 20))
-                        | cuts_jax.select(segments, (30, 5)))
+  assert np.array_equal(widget.selected_mask, cuts_jax.select(hierarchy, (10, 20))
+                        | cuts_jax.select(hierarchy, (30, 5)))
+  widget._persistent.setChecked(False)  # From here on, one level: the finest.
+  segments = hierarchy.labels[0]
   _click(viewer, (30, 5))  # A click without shift starts again.
   assert np.array_equal(widget.selected_mask, cuts_jax.select(segments, (30, 5)))
   _click(viewer, (2, 2), drag_to=(20, 20))  # A drag pans; it selects nothing.

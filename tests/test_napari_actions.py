@@ -41,10 +41,14 @@ def test_a_gray_image_segments_with_a_colour_model_and_selects_as_cuts_jax_does(
   gray = rng.integers(0, 256, (24, 20), dtype=np.uint8)
   segments = _actions.segment(params, _actions.layer_image(gray, rgb=False), num_clusters=3)
   expected = cuts_jax.segment(params, np.repeat(gray[..., None], 3, -1), num_clusters=3)
-  assert np.array_equal(segments.labels, expected) and segments.num_levels == 0
+  hierarchy = cuts_jax.segment_hierarchy(params, np.repeat(gray[..., None], 3, -1))
+  assert np.array_equal(segments.labels, expected)
+  np.testing.assert_array_equal(segments.hierarchy.labels, hierarchy.labels)
   mask = _actions.select_segments(segments, [(3, 4), (20, 15)])
-  assert np.array_equal(mask, cuts_jax.select(expected, (3, 4)) | cuts_jax.select(expected,
-                                                                                   (20, 15)))
+  assert np.array_equal(mask, cuts_jax.select(hierarchy, (3, 4)) | cuts_jax.select(hierarchy,
+                                                                                    (20, 15)))
+  mask = _actions.select_segments(segments, [(3, 4)], level=1)
+  assert np.array_equal(mask, hierarchy.labels[1] == hierarchy.labels[1][3, 4])
 
 
 def test_a_volume_selection_holds_the_click_and_only_its_label(params):
@@ -67,12 +71,11 @@ def test_the_hierarchy_is_used_when_cuts_jax_has_one(monkeypatch, params):
     calls.append(level)
     return labels.labels[0 if level == "persistent" else level] == 1
 
-  assert not _actions.hierarchy_available()
-  monkeypatch.setattr(cuts_jax, "segment_hierarchy", lambda p, image: hierarchy, raising=False)
+  monkeypatch.setattr(cuts_jax, "segment_hierarchy", lambda p, image: hierarchy)
   monkeypatch.setattr(cuts_jax, "select", fake_select)
   segments = _actions.segment(params, _actions.layer_image(np.zeros((4, 4)), rgb=False))
   assert segments.num_levels == 2 and np.array_equal(segments.at_level(1), coarse)
-  assert np.array_equal(segments.at_level("persistent"), fine)
+  assert np.array_equal(segments.at_level("persistent"), segments.labels)
   _actions.select_segment(segments, (0, 0), level=1)
   assert calls == [1]
 

@@ -84,8 +84,8 @@ class Segments:
   Attributes:
     labels: int32 label map of the image's shape (a volume's for volumes).
     axis: for a volume, the axis it was segmented along.
-    hierarchy: the multi-granular segments (`cuts_jax.segment_hierarchy`'s
-      result) when cuts_jax has them, else None.
+    hierarchy: a 2-D image's multi-granular segments
+      (`cuts_jax.segment_hierarchy`); None for a volume.
   """
 
   labels: np.ndarray
@@ -98,28 +98,14 @@ class Segments:
     return 0 if self.hierarchy is None else len(self.hierarchy.labels)
 
   def at_level(self, level: Level) -> np.ndarray:
-    """The label map to show for a granularity (the finest level for "persistent")."""
-    if self.hierarchy is None:
+    """The label map to show for a granularity (`segment`'s map for "persistent").
+
+    Under "persistent" each click picks its own level, so no one level is
+    the map of what can be clicked; the flat segments are shown instead.
+    """
+    if self.hierarchy is None or level == PERSISTENT:
       return self.labels
-    return np.asarray(self.hierarchy.labels[0 if level == PERSISTENT else int(level)])
-
-
-def hierarchy_available() -> bool:
-  """Whether this cuts_jax segments at several granularities."""
-  return hasattr(cuts_jax, "segment_hierarchy")
-
-
-def _segment_hierarchy(params: cuts_jax.SegmentationParams, image: np.ndarray, *,
-                       num_clusters: int) -> Segments:
-  """The seam for multi-granular segments of a 2-D image.
-
-  `cuts_jax.segment_hierarchy` returns the levels fine to coarse (labels (L, H, W),
-  nested); `cuts_jax.select(hierarchy, pixel, level=...)` picks from it. The
-  widget only ever shows `Segments.at_level` and calls `select_segment`.
-  """
-  del num_clusters  # The hierarchy chooses its own numbers of segments per level.
-  hierarchy = cuts_jax.segment_hierarchy(params, image)
-  return Segments(labels=np.asarray(hierarchy.labels[0], np.int32), hierarchy=hierarchy)
+    return np.asarray(self.hierarchy.labels[int(level)])
 
 
 def segment(params: cuts_jax.SegmentationParams, image: LayerImage, *,
@@ -134,9 +120,8 @@ def segment(params: cuts_jax.SegmentationParams, image: LayerImage, *,
                                      num_clusters=num_clusters)
     return Segments(labels=np.asarray(labels, np.int32), axis=image.axis)
   pixels = datasets.match_channels(image.data, params.channels, source=image.name)
-  if hierarchy_available():
-    return _segment_hierarchy(params, pixels, num_clusters=num_clusters)
-  return Segments(labels=cuts_jax.segment(params, pixels, num_clusters=num_clusters))
+  return Segments(labels=cuts_jax.segment(params, pixels, num_clusters=num_clusters),
+                  hierarchy=cuts_jax.segment_hierarchy(params, pixels))
 
 
 def contains(shape: Sequence[int], index: Sequence[int]) -> bool:

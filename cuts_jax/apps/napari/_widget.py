@@ -395,12 +395,7 @@ class SegmentWidget(QWidget):
     self._level.setEnabled(enabled and not self._persistent.isChecked())
     self._persistent.setEnabled(enabled)
     self._level.setMaximum(max(levels - 1, 0))
-    if enabled:
-      tip = ""
-    elif _actions.hierarchy_available():
-      tip = "Segment a 2-D image to choose among its scales."
-    else:
-      tip = "Segments at several scales need cuts_jax.segment_hierarchy, which this cuts_jax lacks."
+    tip = "" if enabled else "Segment a 2-D image to choose among its scales."
     self._level.setToolTip(tip)
     self._persistent.setToolTip(tip)
 
