@@ -94,6 +94,31 @@ def test_a_single_file_matches_the_python_api(trained, tmp_path):
                                 cuts_jax.select(labels, (5, 6)))
 
 
+def test_hierarchy_flag_writes_the_levels_and_the_clicked_segment_at_its_level(trained,
+                                                                              tmp_path):
+  workdir, params = trained
+  image = np.random.default_rng(4).integers(0, 256, (28, 26, 3), dtype=np.uint8)
+  io.imsave(tmp_path / "one.png", image)
+  result = _run_cli(f"--workdir={workdir}", f"--input={tmp_path / 'one.png'}",
+                    f"--output={tmp_path / 'out'}", "--pixel=5,6", "--hierarchy=persistent")
+  assert result.returncode == 0, result.stderr
+  expected = cuts_jax.segment_hierarchy(params, image)
+  saved = np.load(tmp_path / "out" / "one_hierarchy.npz")
+  np.testing.assert_array_equal(saved["labels"], expected.labels)
+  np.testing.assert_array_equal(saved["num_clusters"], expected.num_clusters)
+  np.testing.assert_array_equal(io.imread(tmp_path / "out" / "one_mask.png") == 255,
+                                cuts_jax.select(expected, (5, 6)))
+  assert (tmp_path / "out" / "one_hierarchy.png").stat().st_size > 0
+  summary = predict.predict_path(params, tmp_path / "one.png", tmp_path / "level1",
+                                 pixel=(5, 6), hierarchy_level=1)
+  assert summary.ok
+  np.testing.assert_array_equal(io.imread(tmp_path / "level1" / "one_mask.png") == 255,
+                                cuts_jax.select(expected, (5, 6), level=1))
+  bad = _run_cli(f"--workdir={workdir}", f"--input={tmp_path / 'one.png'}",
+                 f"--output={tmp_path / 'bad'}", "--hierarchy=coarse")
+  assert bad.returncode != 0 and "'persistent' or a level index" in bad.stderr
+
+
 def test_resize_to_training_size_returns_labels_at_the_image_size(trained, tmp_path):
   _, params = trained
   np.save(tmp_path / "big.npy", np.random.default_rng(2).random((50, 44, 3)))

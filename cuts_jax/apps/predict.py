@@ -34,7 +34,7 @@ import errno
 import json
 import pathlib
 import sys
-from typing import Callable, Iterable, Optional, Sequence
+from typing import Callable, Iterable, Optional, Sequence, Union
 
 from absl import app
 from absl import flags
@@ -45,6 +45,7 @@ from skimage import segmentation as skimage_segmentation
 
 from cuts_jax import _optional
 from cuts_jax import _validation
+from cuts_jax import hierarchy
 from cuts_jax import segmentation
 from cuts_jax import trained
 from cuts_jax import volume as volume_lib
@@ -220,6 +221,20 @@ class _Writer:
       raise FileExistsError(f"{path} is an input; choose another --output folder.")
     return path
 
+  def figure(self, draw: Callable[[], object], file_name: str) -> Optional[pathlib.Path]:
+    """Saves the figure `draw()` makes; None without matplotlib (warned once)."""
+    if not self.overlays:
+      return None
+    try:
+      figure = draw()
+    except ImportError:
+      logging.warning("matplotlib is not installed: no figures (pip install 'cuts_jax[viz]').")
+      self.overlays = False
+      return None
+    path = self.path(file_name)
+    viz.save(figure, path)
+    return path
+
   def overlay(self, image: np.ndarray, labels: np.ndarray, mask: Optional[np.ndarray],
               file_name: str) -> Optional[pathlib.Path]:
     """Segments drawn on the image (selected segment outlined in red); None without matplotlib."""
@@ -239,7 +254,8 @@ class _Writer:
     return path
 
 
-def _predict_image(params, item: Item, writer: _Writer, *, pixel, segment_kwargs) -> list:
+def _predict_image(params, item: Item, writer: _Writer, *, pixel, segment_kwargs,
+                   hierarchy_level) -> list:
   if item.kind == "dicom_image":
     volume = medical.read_dicom_series([item.path]).data
     image = volume[..., 0]
@@ -254,18 +270,34 @@ def _predict_image(params, item: Item, writer: _Writer, *, pixel, segment_kwargs
   image = segmentation.prepare_image(image, channels=params.channels)
   labels = segmentation.segment(params, image, **segment_kwargs)
   outputs = [medical.write_label_png(labels, writer.path(f"{item.name}_labels.png"))]
+  levels = None
+  if hierarchy_level is not None:
+    levels = hierarchy.segment_hierarchy(params, image, seed=segment_kwargs["seed"],
+                                         resize_to=segment_kwargs["resize_to"])
+    path = writer.path(f"{item.name}_hierarchy.npz")
+    np.savez_compressed(path, labels=levels.labels, num_clusters=levels.num_clusters,
+                        scales=levels.scales)
+    outputs.append(path)
   mask = None
   if pixel is not None:
-    mask = segmentation.select(labels, pixel)
+    mask = (segmentation.select(labels, pixel) if levels is None
+            else segmentation.select(levels, pixel, level=hierarchy_level))
     path = writer.path(f"{item.name}_mask.png")
     skimage_io.imsave(path, mask.astype(np.uint8) * 255, check_contrast=False)
     outputs.append(path)
   outputs.append(writer.overlay(image, labels, mask, f"{item.name}_overlay.png"))
+  if levels is not None and pixel is not None:
+    outputs.append(writer.figure(
+        lambda: viz.hierarchy_figure([dict(image=image, hierarchy=levels, pixel=pixel)]),
+        f"{item.name}_hierarchy.png"))
   return outputs
 
 
 def _predict_volume(params, item: Item, writer: _Writer, *, pixel, axis,
-                    segment_kwargs) -> list:
+                    segment_kwargs, hierarchy_level) -> list:
+  if hierarchy_level is not None:
+    raise ValueError("--hierarchy is for 2-D images; a volume is segmented at one level "
+                     "(run it without --hierarchy).")
   if item.kind == "nifti":
     volume = medical.read_nifti(item.path)
   else:
@@ -280,7 +312,10 @@ def _predict_volume(params, item: Item, writer: _Writer, *, pixel, axis,
                        "voxel selects the structure in 3-D.")
     _validation.check_pixel(pixel, shape=volume.data.shape, what="--pixel",
                             where="volume", ndim=3)
-  labels = volume_lib.segment_volume(params, volume.data, axis=axis, **segment_kwargs)
+  options = dict(segment_kwargs)
+  if options["num_clusters"] is None:
+    options["num_clusters"] = params.settings.num_clusters
+  labels = volume_lib.segment_volume(params, volume.data, axis=axis, **options)
   outputs = [medical.write_nifti_labels(labels, writer.path(f"{item.name}_labels.nii.gz"),
                                         like=volume)]
   slices = np.moveaxis(labels, axis, 0)
@@ -323,8 +358,9 @@ def _progress(items: list, enabled: bool) -> Iterable:
 
 def predict_path(params: segmentation.SegmentationParams, input_path: str | pathlib.Path,
                  output_dir: str | pathlib.Path, *, pixel: Optional[Sequence[int]] = None,
-                 num_clusters: int = 10, method: str = "spectral", seed: int = 0,
+                 num_clusters: Optional[int] = None, method: str = "spectral", seed: int = 0,
                  resize_to: Optional[Sequence[int]] = None, axis: int = 2,
+                 hierarchy_level: Optional[Union[str, int]] = None,
                  show_progress: bool = True,
                  on_failure: Optional[Callable[[pathlib.Path, str], None]] = None) -> Summary:
   """Segments one file or every input in a folder, writing labels, masks and overlays.
@@ -344,12 +380,17 @@ def predict_path(params: segmentation.SegmentationParams, input_path: str | path
       voxel of a volume, whose segment's 3-D connected part is the mask. An
       input of the other kind fails with the reason (a folder's other
       inputs are still segmented).
-    num_clusters: k of the clustering.
+    num_clusters: k of the clustering; None: the model's (`params.settings`).
     method: "spectral" or "kmeans".
     seed: seeds the clustering.
     resize_to: segment at this (H, W) (e.g. `params.image_size`) and scale
       the labels back to each image's size; None: at each image's own size.
     axis: the axis volumes are sliced along.
+    hierarchy_level: for 2-D images, also write `NAME_hierarchy.npz` (the
+      `cuts_jax.segment_hierarchy` levels: labels (L, H, W), num_clusters,
+      scales); with `pixel`, the mask is the clicked segment at this level
+      ("persistent", or a level index) and `NAME_hierarchy.png` draws the
+      levels. None: no hierarchy. Volumes fail with the reason.
     show_progress: draw a progress line for more than one input.
     on_failure: called with (path, reason) when an input fails (default:
       a warning in the log).
@@ -378,6 +419,10 @@ def predict_path(params: segmentation.SegmentationParams, input_path: str | path
       p for item in items
       for p in ([item.path] if item.path.is_file() else medical.dicom_files(item.path))]
   writer = _Writer(output_dir, inputs)
+  if hierarchy_level is not None and hierarchy_level != "persistent" and not (
+      isinstance(hierarchy_level, (int, np.integer)) and hierarchy_level >= 0):
+    raise ValueError(f"hierarchy level is {hierarchy_level!r}; expected 'persistent' or a "
+                     "level index >= 0.")
   segment_kwargs = dict(num_clusters=num_clusters, method=method, seed=seed,
                         resize_to=resize_to)
   summary = Summary(output_dir=output_dir, skipped=others)
@@ -385,10 +430,11 @@ def predict_path(params: segmentation.SegmentationParams, input_path: str | path
     try:
       if item.kind in ("image", "dicom_image"):
         outputs = _predict_image(params, item, writer, pixel=pixel,
-                                 segment_kwargs=segment_kwargs)
+                                 segment_kwargs=segment_kwargs, hierarchy_level=hierarchy_level)
       else:
         outputs = _predict_volume(params, item, writer, pixel=pixel, axis=axis,
-                                  segment_kwargs=segment_kwargs)
+                                  segment_kwargs=segment_kwargs,
+                                  hierarchy_level=hierarchy_level)
     except Exception as error:  # One bad input must not stop the others.
       if isinstance(error, OSError) and error.errno in _FATAL_WRITE_ERRORS:
         raise OSError(f"cannot write to {output_dir} ({error.strerror}); stopped at "
@@ -408,6 +454,17 @@ def predict_path(params: segmentation.SegmentationParams, input_path: str | path
   return summary
 
 
+def _parse_level(text: Optional[str]) -> Optional[Union[str, int]]:
+  if text is None:
+    return None
+  if text == "persistent":
+    return text
+  if text.isdigit():
+    return int(text)
+  raise ValueError(f"--hierarchy is {text!r}; expected 'persistent' or a level index "
+                   "(0 finest), e.g. --hierarchy=persistent.")
+
+
 def _define_flags() -> None:
   """The CLI's flags; defined only when run as a program (no clash with cuts_jax.main)."""
   flags.DEFINE_string("workdir", None, "Training workdir (config.json + checkpoints/).")
@@ -416,7 +473,11 @@ def _define_flags() -> None:
   flags.DEFINE_string("pixel", None, "ROW,COL of an image's pixel, or I,J,K of a volume's "
                       "voxel, whose segment is written as a mask (for a volume: the segment's "
                       "3-D connected part that holds the voxel).")
-  flags.DEFINE_integer("num_clusters", 10, "Segments per image (k of the clustering).")
+  flags.DEFINE_integer("num_clusters", None, "k of the clustering (default: the model's, "
+                       "from its config).")
+  flags.DEFINE_string("hierarchy", None, "For 2-D images, also write the segment hierarchy "
+                      "(NAME_hierarchy.npz) and, with --pixel, take the mask at this level: "
+                      "'persistent' (chosen without labels) or a level index (0 finest).")
   flags.DEFINE_integer("seed", 0, "Seed of the clustering.")
   flags.DEFINE_integer("axis", 2, "Axis along which volumes are sliced.")
   flags.DEFINE_integer("step", None, "Checkpoint step to load (default: the latest).")
@@ -442,6 +503,7 @@ def main(argv: Sequence[str]) -> None:
     summary = predict_path(
         params, values.input, values.output, pixel=pixel, num_clusters=values.num_clusters,
         seed=values.seed, axis=values.axis, on_failure=report,
+        hierarchy_level=_parse_level(values.hierarchy),
         resize_to=params.image_size if values.resize_to_training_size else None)
   print(f"{_cli.program_name()}: {summary.line()}", flush=True)
   if not summary.ok:
