@@ -89,7 +89,7 @@ def _child_memory(size: int, workdir: str | None) -> None:
   before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
   cuts_jax.segment_hierarchy(params, image, at_training_size=False)
   peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
-  print(json.dumps({"peak_mb": peak, "peak_increase_mb": peak - before}))
+  print(json.dumps({"peak_mb": peak, "before_mb": before}))
 
 
 def main() -> None:
@@ -155,7 +155,11 @@ def main() -> None:
               f"hierarchy_from_features {ours:.3f} s: {msphate['seconds'] / ours:.0f}x faster",
               flush=True)
       else:
-        msphate = {"error": result.stderr.strip().splitlines()[-1] if result.stderr else "?"}
+        reason = (f"killed by signal {-result.returncode} (9: the kernel's out-of-memory "
+                  "killer)" if result.returncode < 0 else
+                  result.stderr.strip().splitlines()[-1] if result.stderr.strip() else
+                  f"exit status {result.returncode}")
+        msphate = {"error": reason}
         print(f"multiscale_phate failed: {msphate['error']}", flush=True)
   lines = ["# segment_hierarchy: speed and memory", "",
            f"Produced on {datetime.date.today().isoformat()} by", "", "```bash",
@@ -171,8 +175,8 @@ def main() -> None:
   lines += [f"| {r['size']} | {r['seconds']:.3f} | {r['features_s']:.3f} | "
             f"{r['hierarchy_s']:.3f} | {r['levels']} |" for r in rows]
   lines += ["", f"Peak memory of one `segment_hierarchy` at {sizes[-1]}x{sizes[-1]} in a fresh "
-            f"process: {memory['peak_mb']:.0f} MB ({memory['peak_increase_mb']:.0f} MB above "
-            "the process before the call).", ""]
+            f"process: {memory['peak_mb']:.0f} MB (the whole process: jax, the model and the "
+            "call).", ""]
   if msphate and msphate.get("timed_out"):
     lines += [f"Diffusion condensation (`multiscale_phate.Multiscale_PHATE(random_state=0)"
               f".fit`) of the same 128x128 features (16,384 points) did not finish within "

@@ -31,7 +31,10 @@ def test_notebook_parameters_come_first():
   assert all(not cell.outputs for cell in code_cells), "commit the notebook without outputs"
 
 
-def test_notebook_runs_top_to_bottom(tmp_path):
+def test_notebook_runs_top_to_bottom(tmp_path, monkeypatch):
+  # The kernel inherits the environment; conftest's MPLBACKEND=Agg would stop the inline
+  # backend that shows the notebook's figures.
+  monkeypatch.delenv("MPLBACKEND", raising=False)
   nbformat = pytest.importorskip("nbformat", reason="nbformat is not installed (the notebook "
                                  "extra: pip install 'cuts_jax[notebook]')")
   nbclient = pytest.importorskip("nbclient", reason="nbclient is not installed (the notebook "
