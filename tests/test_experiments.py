@@ -7,7 +7,7 @@ import sys
 from conftest import REPO_ROOT
 from conftest import shared_data
 
-TINY = ("data.limit=4", "training.num_steps=2", "training.batch_size=2",
+TINY = ("data.limit=2", "training.num_steps=2", "training.batch_size=2",
         "training.crop_size=24", "training.log_every=1", "training.checkpoint_every=2",
         "model.kernel_sizes=(3,)", "model.features=(4,)", "model.embedding_dim=4",
         "sampling.num_anchors=4", "evaluation.patch_pixels=10",
