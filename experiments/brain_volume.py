@@ -324,8 +324,11 @@ def main() -> None:
       f"Produced on {datetime.date.today().isoformat()} by", "", "```bash", command.strip(),
       "```", "",
       f"- Model: `configs/brain_ventricles.py` as committed (seed 0), trained in {workdir} "
-      f"({origin}; {train_s / 60:.1f} min in this command): slices along axis {axis} with at "
-      f"least {min_target_pixels} ventricle pixels, resized to "
+      f"({origin}; {train_s / 60:.1f} min in this command): "
+      + (f"every slice along axis {axis} (no label read), "
+         if not training_config.data.min_target_pixels else
+         f"slices along axis {axis} with at least {min_target_pixels} ventricle pixels, ")
+      + f"resized to "
       f"{tuple(training_config.data.image_size)}, {training_config.training.num_steps} "
       f"steps, crop {training_config.training.crop_size}. One trained model; "
       f"mean +- std over clustering seeds {seeds} where a method draws random numbers.",
