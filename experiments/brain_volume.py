@@ -323,6 +323,9 @@ def main() -> None:
       f"# CUTS on the brain volume in 3-D: {args.name}", "",
       f"Produced on {datetime.date.today().isoformat()} by", "", "```bash", command.strip(),
       "```", "",
+      "- **Part: report** (the brain volume has no tuning part in experiments/splits.json: "
+      "trained on every slice, scored on the whole volume; the settings below were fixed "
+      "before any result).",
       f"- Model: `configs/brain_ventricles.py` as committed (seed 0), trained in {workdir} "
       f"({origin}; {train_s / 60:.1f} min in this command): "
       + (f"every slice along axis {axis} (no label read), "
