@@ -25,7 +25,7 @@ from cuts_jax.io import datasets
 
 __all__ = ["CLUSTER_SPACES", "SegmentSettings", "SegmentationParams", "clustering_features",
            "embed", "embed_image", "image_to_segment", "prepare_image", "segment",
-           "segment_features", "select"]
+           "segment_features", "segments_from_features", "select"]
 
 # Images are embedded in tiles of about this many pixels a side (plus a halo),
 # which bounds the activation memory of very large images.
@@ -428,23 +428,52 @@ def segment(params: SegmentationParams, image: Any, *, num_clusters: Optional[in
     labels = cuts_jax.segment(params, skimage.io.imread("fundus.png"))
     lesion = cuts_jax.select(labels, (64, 40))   # bool (H, W): the segment under the click
   """
-  settings = params.settings
   array = prepare_image(image, channels=params.channels)
-  height, width = array.shape[:2]
+  size = array.shape[:2]
+  _min_segment_fraction(params, min_segment_fraction)  # A bad value fails before the encoder.
   array = image_to_segment(params, array, resize_to=resize_to, at_training_size=at_training_size)
-  fraction = settings.min_segment_fraction if min_segment_fraction is None \
-      else float(min_segment_fraction)
-  if not 0 <= fraction < 1:
-    raise ValueError(f"min_segment_fraction is {fraction}; expected a share in [0, 1).")
   features = segment_features(params, array, space=space, image_weight=image_weight,
                               image_sigma=image_sigma)
+  return segments_from_features(params, features, size=size, num_clusters=num_clusters,
+                                method=method, seed=seed, connected=connected,
+                                min_segment_fraction=min_segment_fraction)
+
+
+def _min_segment_fraction(params: SegmentationParams, value: Optional[float]) -> float:
+  fraction = params.settings.min_segment_fraction if value is None else float(value)
+  if not 0 <= fraction < 1:
+    raise ValueError(f"min_segment_fraction is {fraction}; expected a share in [0, 1).")
+  return fraction
+
+
+def segments_from_features(params: SegmentationParams, features: np.ndarray, *,
+                           size: Optional[Sequence[int]] = None,
+                           num_clusters: Optional[int] = None, method: str = "spectral",
+                           seed: int = 0, connected: Optional[bool] = None,
+                           min_segment_fraction: Optional[float] = None) -> np.ndarray:
+  """The second half of `segment`: (h, w, R) `segment_features` -> int32 label map.
+
+  Call it several times on one image's features to try several options
+  (e.g. values of k) without embedding the image again.
+
+  Args:
+    params: the model (its `settings` fill the options left at None).
+    features: float (h, w, R), from `segment_features`.
+    size: (H, W) to return the labels at (the image's own size); None: (h, w).
+    num_clusters, method, seed, connected, min_segment_fraction: as in `segment`.
+
+  Returns:
+    int32 (H, W) labels numbered 0, 1, ... in raster order.
+  """
+  settings = params.settings
+  fraction = _min_segment_fraction(params, min_segment_fraction)
   labels = clustering.cluster_image(
       features, num_clusters=settings.num_clusters if num_clusters is None else num_clusters,
       method=method, seed=seed)
   if settings.connected if connected is None else connected:
     labels = regions.connected_segments(labels, min_size=max(1, round(fraction * labels.size)))
-  if labels.shape != (height, width):
-    labels = regions.renumber(datasets.resize_labels(labels, (height, width)))
+  if size is not None and labels.shape != tuple(size):
+    labels = regions.renumber(datasets.resize_labels(labels, size))
   return labels.astype(np.int32)
 
 

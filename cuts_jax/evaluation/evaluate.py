@@ -147,9 +147,13 @@ def _click_rows(method: str, params, image: np.ndarray, target: np.ndarray,
     labels = levels.labels[index]
     return labels, labels == labels[pixel]
   if method == CUTS_ORACLE_K:
-    return _best_by_dice((segmentation.segment(params, image, num_clusters=k,
-                                               method=evaluation.clustering,
-                                               seed=evaluation.seed)
+    # One embedding of the image, clustered with every k.
+    prepared = segmentation.prepare_image(image, channels=params.channels)
+    features = segmentation.segment_features(
+        params, segmentation.image_to_segment(params, prepared))
+    return _best_by_dice((segmentation.segments_from_features(
+        params, features, size=prepared.shape[:2], num_clusters=k,
+        method=evaluation.clustering, seed=evaluation.seed)
                           for k in evaluation.oracle_num_clusters), target, percentile), None
   return _best_by_dice((baselines.kmeans_pixels(image, num_clusters=k,
                                                 smoothing_sigma=evaluation.oracle_smoothing_sigma,
