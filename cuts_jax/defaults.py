@@ -68,8 +68,9 @@ def get_config(*, model_preset: str = "paper") -> ml_collections.ConfigDict:
                      f"{sorted(MODEL_PRESETS)}")
   config.model = ml_collections.ConfigDict(dict(MODEL_PRESETS[model_preset]))
   config.model.preset = model_preset  # Recorded for the reader; the fields below rule.
-  # How convolution weight gradients are computed: auto = im2col matrix products on
-  # CPU (faster there), XLA's own on GPU/TPU. Same result either way.
+  # How convolution weight gradients are computed: auto = the backend's fastest
+  # (cuts_jax.conv.plan: matrix products on CPU, XLA's own on GPU/TPU); xla; im2col.
+  # Same result either way.
   config.model.weight_gradient = "auto"
 
   config.sampling = ml_collections.ConfigDict()

@@ -66,7 +66,7 @@ class Encoder(nn.Module):
     padding: how borders are filled before each convolution: "zero", "edge"
       (replicate) or "reflect".
     weight_gradient: how convolution weight gradients are computed: "auto"
-      (im2col matrix products on CPU, XLA's elsewhere), "im2col" or "xla".
+      (the backend's fastest, see `cuts_jax.conv.plan`), "im2col" or "xla".
   """
 
   kernel_sizes: Sequence[int] = defaults.PAPER_PRESET["kernel_sizes"]

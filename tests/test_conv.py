@@ -1,4 +1,4 @@
-"""The convolution with the im2col weight gradient equals XLA's, values and gradients."""
+"""Every backend's convolution plan gives XLA's values and gradients, on CPU."""
 
 import jax
 import jax.numpy as jnp
@@ -7,34 +7,63 @@ import pytest
 
 from cuts_jax import conv
 
+_MODES = {"zero": "constant", "edge": "edge", "reflect": "reflect"}
 
-@pytest.mark.parametrize("padding", ["zero", "edge", "reflect"])
-@pytest.mark.parametrize("kernel_size, in_channels", [(5, 3), (3, 4)])
-def test_im2col_matches_xla(padding, kernel_size, in_channels):
+
+def _reference(x, kernel, padding):
+  half = kernel.shape[0] // 2
+  padded = jnp.pad(x, ((0, 0), (half, half), (half, half), (0, 0)), mode=_MODES[padding])
+  return jax.lax.conv_general_dilated(padded, kernel, (1, 1), "VALID",
+                                      dimension_numbers=("NHWC", "HWIO", "NHWC"))
+
+
+def _check_plan(padding, kernel_size, in_channels, out_channels, backend, weight_gradient,
+                shape=(2, 13, 11)):
   keys = jax.random.split(jax.random.key(0), 3)
-  x = jax.random.normal(keys[0], (2, 13, 11, in_channels))
-  kernel = jax.random.normal(keys[1], (kernel_size, kernel_size, in_channels, 6)) * 0.1
-  weights = jax.random.normal(keys[2], (2, 13, 11, 6))
+  x = jax.random.normal(keys[0], shape + (in_channels,))
+  kernel = jax.random.normal(keys[1], (kernel_size, kernel_size, in_channels,
+                                       out_channels)) * 0.1
+  weights = jax.random.normal(keys[2], shape + (out_channels,))
 
-  def loss(x, kernel, weight_gradient):
-    out = conv.conv2d(x, kernel, padding=padding, weight_gradient=weight_gradient)
-    return jnp.sum(jnp.sin(out) * weights)
+  def loss(x, kernel, convolve):
+    return jnp.sum(jnp.sin(convolve(x, kernel)) * weights)
 
-  reference = jax.lax.conv_general_dilated(
-      jnp.pad(x, ((0, 0),) + ((kernel_size // 2,) * 2,) * 2 + ((0, 0),),
-              mode={"zero": "constant", "edge": "edge", "reflect": "reflect"}[padding]),
-      kernel, (1, 1), "VALID", dimension_numbers=("NHWC", "HWIO", "NHWC"))
-  for weight_gradient in ("xla", "im2col"):
-    out = conv.conv2d(x, kernel, padding=padding, weight_gradient=weight_gradient)
-    np.testing.assert_allclose(out, reference, rtol=1e-5, atol=1e-5)
-  xla = jax.grad(loss, argnums=(0, 1))(x, kernel, "xla")
-  im2col = jax.jit(jax.grad(loss, argnums=(0, 1)), static_argnums=2)(x, kernel, "im2col")
-  for a, b in zip(xla, im2col):
+  planned = lambda x, k: conv.conv2d(x, k, padding=padding, weight_gradient=weight_gradient,
+                                     backend=backend)
+  reference = lambda x, k: _reference(x, k, padding)
+  np.testing.assert_allclose(jax.jit(planned)(x, kernel), reference(x, kernel),
+                             rtol=1e-5, atol=1e-5)
+  expected = jax.grad(loss, argnums=(0, 1))(x, kernel, reference)
+  got = jax.jit(jax.grad(loss, argnums=(0, 1)), static_argnums=2)(x, kernel, planned)
+  for a, b in zip(got, expected):
     np.testing.assert_allclose(a, b, rtol=1e-4, atol=1e-4)
 
 
-def test_auto_uses_im2col_on_cpu_only():
-  assert conv.use_im2col("auto") == (jax.default_backend() == "cpu")
-  assert conv.use_im2col("im2col") and not conv.use_im2col("xla")
+@pytest.mark.parametrize("padding", ["zero", "edge", "reflect"])
+@pytest.mark.parametrize("kernel_size, in_channels", [(5, 3), (3, 6)])
+@pytest.mark.parametrize("backend, weight_gradient",
+                         [("cpu", "auto"), ("cpu", "xla"), ("cpu", "im2col"), ("gpu", "auto")])
+def test_every_plan_matches_xla(padding, kernel_size, in_channels, backend, weight_gradient):
+  _check_plan(padding, kernel_size, in_channels, 6, backend, weight_gradient)
+
+
+@pytest.mark.parametrize("in_channels", [3, 24])
+def test_cpu_plan_matches_xla_with_enough_channels_for_its_library(in_channels):
+  # XLA's CPU library takes convolutions with more than 16 channels only:
+  # these run the fast paths the plan is for, not the generic one.
+  _check_plan("reflect", 5, in_channels, 20, "cpu", "auto", shape=(2, 12, 10))
+
+
+def test_plan_per_backend():
+  cpu = conv.plan("cpu", in_channels=32)
+  assert cpu == conv.ConvPlan("extra_column", "same_on_padded", "im2col")
+  assert conv.plan("cpu", in_channels=3) == conv.ConvPlan("stacked_rows", "same_on_padded",
+                                                          "channel_convolution")
+  assert conv.plan("cpu", in_channels=32, weight_gradient="xla").weight_gradient == "xla"
+  for accelerator in ("gpu", "tpu", "cuda", "rocm"):
+    assert conv.plan(accelerator, in_channels=32) == conv.ConvPlan("valid", "xla", "xla")
+    assert not conv.plan(accelerator, in_channels=3).custom
+    assert conv.plan(accelerator, in_channels=3, weight_gradient="im2col").weight_gradient == \
+        "im2col"
   with pytest.raises(ValueError, match="weight gradient"):
-    conv.use_im2col("fft")
+    conv.plan("cpu", in_channels=3, weight_gradient="fft")
