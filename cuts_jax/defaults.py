@@ -72,6 +72,9 @@ def get_config(*, model_preset: str = "paper") -> ml_collections.ConfigDict:
   # (cuts_jax.conv.plan: matrix products on CPU, XLA's own on GPU/TPU); xla; im2col.
   # Same result either way.
   config.model.weight_gradient = "auto"
+  # Mixed precision: "bfloat16" runs convolutions and dense layers in bf16 (parameters,
+  # batch-norm statistics and the loss stay float32). Helps on GPUs and TPUs, not CPUs.
+  config.model.compute_dtype = "float32"
 
   config.sampling = ml_collections.ConfigDict()
   config.sampling.patch_size = 7  # Side of compared and reconstructed patches (odd).
@@ -99,6 +102,9 @@ def get_config(*, model_preset: str = "paper") -> ml_collections.ConfigDict:
   config.training.batch_size = 8  # Global batch, split over all devices and hosts.
   config.training.num_steps = 1000  # Optimizer updates.
   config.training.crop_size = 0  # Train on random crops of this side (0: whole images).
+  # Keep the data set on every device when it fits (a quarter of free memory; 1 GiB on
+  # CPU), so batches are gathered there; otherwise batches are prefetched from the host.
+  config.training.data_on_device = True
   config.training.log_every = 25  # Steps between metrics lines (and finite-loss checks).
   config.training.checkpoint_every = 250  # Steps between checkpoints.
   config.training.keep_checkpoints = 3  # Most recent checkpoints kept on disk.
@@ -160,4 +166,6 @@ def get_config(*, model_preset: str = "paper") -> ml_collections.ConfigDict:
   config.distributed.coordinator_address = ""  # Empty: let JAX detect the cluster.
   config.distributed.num_processes = 1  # With coordinator_address: number of hosts.
   config.distributed.process_id = 0  # With coordinator_address: this host's index.
+  # A host silent this long is taken as dead and every other one stops with an error.
+  config.distributed.heartbeat_timeout_s = 100
   return config

@@ -18,11 +18,12 @@ from cuts_jax import _validation
 from cuts_jax import conv
 from cuts_jax import defaults
 
-__all__ = ["ACTIVATIONS", "ARCHITECTURE_FIELDS", "PADDING_MODES", "CUTSModel", "Conv2D", "Encoder",
+__all__ = ["ACTIVATIONS", "ARCHITECTURE_FIELDS", "COMPUTE_DTYPES", "PADDING_MODES", "CUTSModel", "Conv2D", "Encoder",
            "build_model", "receptive_field", "validate_model_config"]
 
 PADDING_MODES = ("zero", "edge", "reflect")
 ACTIVATIONS = ("relu", "leaky_relu")
+COMPUTE_DTYPES = ("float32", "bfloat16")
 
 # The config.model fields that define the weights; the others (preset name,
 # how gradients are computed) can change between runs of one model.
@@ -38,20 +39,23 @@ def _activate(x: jax.Array, activation: str) -> jax.Array:
 class Conv2D(nn.Module):
   """A bias-free, stride-1, same-size convolution (see `cuts_jax.conv.conv2d`).
 
-  Its parameter is "kernel" of shape (k, k, Ci, Co), as in `flax.linen.Conv`.
+  Its parameter is "kernel" of shape (k, k, Ci, Co), as in `flax.linen.Conv`,
+  kept in float32; `dtype` is what the convolution computes in.
   """
 
   features: int
   kernel_size: int
   padding: str = "zero"
   weight_gradient: str = "auto"
+  dtype: str = "float32"
 
   @nn.compact
   def __call__(self, x: jax.Array) -> jax.Array:
     kernel = self.param("kernel", nn.initializers.lecun_normal(),
                         (self.kernel_size, self.kernel_size, x.shape[-1], self.features),
                         jnp.float32)
-    return conv.conv2d(x, kernel, padding=self.padding, weight_gradient=self.weight_gradient)
+    return conv.conv2d(x.astype(self.dtype), kernel.astype(self.dtype), padding=self.padding,
+                       weight_gradient=self.weight_gradient)
 
 
 class Encoder(nn.Module):
@@ -67,6 +71,9 @@ class Encoder(nn.Module):
       (replicate) or "reflect".
     weight_gradient: how convolution weight gradients are computed: "auto"
       (the backend's fastest, see `cuts_jax.conv.plan`), "im2col" or "xla".
+    compute_dtype: "float32", or "bfloat16" for mixed precision: convolutions
+      and the dense layer compute in bf16, parameters and batch-norm
+      statistics stay float32, and the embeddings come back as float32.
   """
 
   kernel_sizes: Sequence[int] = defaults.PAPER_PRESET["kernel_sizes"]
@@ -75,6 +82,7 @@ class Encoder(nn.Module):
   activation: str = defaults.PAPER_PRESET["activation"]
   padding: str = defaults.PAPER_PRESET["padding"]
   weight_gradient: str = "auto"
+  compute_dtype: str = "float32"
 
   @nn.compact
   def __call__(self, images: jax.Array, *, train: bool,
@@ -96,14 +104,14 @@ class Encoder(nn.Module):
     for index, (kernel, width) in enumerate(zip(self.kernel_sizes, self.features)):
       # No bias: the batch norm that follows would cancel it.
       x = Conv2D(width, kernel, padding=self.padding, weight_gradient=self.weight_gradient,
-                 name=f"conv{index}")(x)
+                 dtype=self.compute_dtype, name=f"conv{index}")(x)
       x = nn.BatchNorm(use_running_average=not train, momentum=0.9, epsilon=1e-5,
-                       axis_name=axis_name if train else None,
+                       axis_name=axis_name if train else None, dtype=self.compute_dtype,
                        name=f"batch_norm{index}")(x)
       x = _activate(x, self.activation)
     if self.embedding_dim:
-      x = nn.Dense(self.embedding_dim, name="embedding")(x)
-    return x
+      x = nn.Dense(self.embedding_dim, dtype=self.compute_dtype, name="embedding")(x)
+    return x.astype(jnp.float32)
 
 
 class CUTSModel(nn.Module):
@@ -153,6 +161,8 @@ def validate_model_config(model_config: ml_collections.ConfigDict) -> None:
   _validation.check_one_of(model_config.activation, ACTIVATIONS, what="config.model.activation")
   _validation.check_one_of(model_config.weight_gradient, conv.WEIGHT_GRADIENTS,
                            what="config.model.weight_gradient")
+  _validation.check_one_of(model_config.compute_dtype, COMPUTE_DTYPES,
+                           what="config.model.compute_dtype")
   if model_config.embedding_dim < 0:
     raise ValueError("config.model.embedding_dim must be >= 0 (0: no dense layer).")
 
@@ -173,5 +183,6 @@ def build_model(config: ml_collections.ConfigDict, *, channels: int) -> CUTSMode
       activation=model_config.activation,
       padding=model_config.padding,
       weight_gradient=model_config.weight_gradient,
+      compute_dtype=model_config.compute_dtype,
   )
   return CUTSModel(encoder=encoder, patch_size=config.sampling.patch_size, channels=channels)

@@ -140,8 +140,9 @@ class SegmentationParams:
     settings = SegmentSettings.from_config(config.evaluation)
     if head is None and settings.space == "reconstruction":
       settings = dataclasses.replace(settings, space="embedding")
+    # Segments are embedded in float32 whatever precision trained the weights.
     return cls(params=params, batch_stats=batch_stats,
-               encoder=model.encoder, channels=channels,
+               encoder=model.encoder.clone(compute_dtype="float32"), channels=channels,
                image_size=tuple(int(s) for s in config.data.image_size),
                cluster_metric=None if head is None else _reconstruction_metric(head["kernel"]),
                settings=settings)

@@ -8,7 +8,9 @@ every step, which may ask the run to stop (the napari widget's Cancel button).
 
 from __future__ import annotations
 
+import collections
 import functools
+import itertools
 import json
 import math
 import pathlib
@@ -33,13 +35,21 @@ from cuts_jax.runs import metric_writers
 from cuts_jax.runs import periodic
 
 __all__ = ["DEVICE_AXIS", "NonFiniteLossError", "Progress", "Report", "TrainState",
-           "create_train_state", "learning_rate_schedule", "make_optimizer",
+           "create_train_state", "fits_on_devices", "learning_rate_schedule", "make_optimizer",
            "parallel_train_step", "replicate", "shard_batch", "train_and_evaluate", "train_step",
            "unreplicate"]
 
 # The pmap axis over which the batch is split; batch norm statistics,
 # gradients and metrics are averaged over it.
 DEVICE_AXIS = "batch"
+
+# A data set is kept on each device when every replica takes at most this
+# share of the device's free memory (the rest is the step's), or, on devices
+# that report no memory figures (CPU), when it is at most this many bytes.
+_DEVICE_DATA_SHARE = 0.25
+_DEVICE_DATA_BYTES_WITHOUT_STATS = 1 << 30
+# Batches put on the devices ahead of the step that uses them.
+_PREFETCH_DEPTH = 2
 
 
 class TrainState(train_state.TrainState):
@@ -198,16 +208,69 @@ def train_step(state: TrainState, batch: jax.Array, key: jax.Array, *,
   return state.apply_gradients(grads=grads, batch_stats=batch_stats), metrics
 
 
-def parallel_train_step(config: ml_collections.ConfigDict) -> Callable:
+def _gathered_train_step(state: TrainState, images: jax.Array, indices: jax.Array,
+                         key: jax.Array, **kwargs) -> tuple[TrainState, dict[str, jax.Array]]:
+  """`train_step` on the batch `images[indices]` of a data set held on the device."""
+  return train_step(state, images[indices], key, **kwargs)
+
+
+def parallel_train_step(config: ml_collections.ConfigDict, *,
+                        data_on_device: bool = False) -> Callable:
   """`train_step` compiled and data-parallel over all local devices (jax.pmap).
 
-  The returned function takes a replicated state, images of shape
-  (local_devices, per_device_batch, H, W, C) and the base key (not
-  replicated), and donates the old state's buffers. This is the only place
-  the step is parallelised; one device is the special case of one replica.
+  The returned function takes a replicated state, the batch, and the base
+  key (not replicated), and donates the old state's buffers (the new state
+  takes their memory). The batch is images of shape (local_devices,
+  per_device_batch, H, W, C); with `data_on_device`, it is instead the data
+  set replicated on every device, (local_devices, N, H, W, C), and int
+  indices (local_devices, per_device_batch) of each device's images, so that
+  no image crosses from the host after the start. This is the only place the
+  step is parallelised; one device is the special case of one replica.
   """
-  step = functools.partial(train_step, config=config, axis_name=DEVICE_AXIS)
-  return jax.pmap(step, axis_name=DEVICE_AXIS, in_axes=(0, 0, None), donate_argnums=(0,))
+  kwargs = dict(config=config, axis_name=DEVICE_AXIS)
+  if data_on_device:
+    return jax.pmap(functools.partial(_gathered_train_step, **kwargs), axis_name=DEVICE_AXIS,
+                    in_axes=(0, 0, 0, None), donate_argnums=(0,))
+  return jax.pmap(functools.partial(train_step, **kwargs), axis_name=DEVICE_AXIS,
+                  in_axes=(0, 0, None), donate_argnums=(0,))
+
+
+def fits_on_devices(num_bytes: int, memory_stats: list[Optional[dict]]) -> bool:
+  """Whether a data set of `num_bytes` can be kept whole on each of these devices.
+
+  Args:
+    num_bytes: the data set's size.
+    memory_stats: `device.memory_stats()` of each local device (None where
+      the device reports none, as CPUs do).
+
+  Returns:
+    True when it takes at most a quarter of every device's free memory, or
+    at most 1 GiB on devices without memory figures.
+  """
+  for stats in memory_stats:
+    if not stats or "bytes_limit" not in stats:
+      if num_bytes > _DEVICE_DATA_BYTES_WITHOUT_STATS:
+        return False
+      continue
+    free = stats["bytes_limit"] - stats.get("bytes_in_use", 0)
+    if num_bytes > _DEVICE_DATA_SHARE * free:
+      return False
+  return True
+
+
+def _device_batch_sharding(num_devices: int) -> jax.sharding.Sharding:
+  """The layout the pmapped step gives its per-device inputs (leading axis: devices)."""
+  mesh = jax.sharding.Mesh(np.array(jax.local_devices()[:num_devices]), (DEVICE_AXIS,))
+  return jax.NamedSharding(mesh, jax.P(DEVICE_AXIS))
+
+
+def _prefetched(batches, sharding: jax.sharding.Sharding):
+  """Puts each host batch on the devices `_PREFETCH_DEPTH` steps before it is used."""
+  queue = collections.deque()
+  for batch in batches:
+    queue.append(jax.device_put(batch, sharding))
+    if len(queue) == _PREFETCH_DEPTH:
+      yield queue.popleft()
 
 
 def shard_batch(images: np.ndarray, num_devices: int) -> np.ndarray:
@@ -305,9 +368,12 @@ def _maybe_initialize_distributed(config: ml_collections.ConfigDict) -> None:
   dist = config.distributed
   if not dist.initialize:
     return
-  kwargs = {}
+  # CPU processes exchange gradients over TCP (gloo); accelerators use their
+  # own links and ignore this.
+  jax.config.update("jax_cpu_collectives_implementation", "gloo")
+  kwargs = dict(heartbeat_timeout_seconds=dist.heartbeat_timeout_s)
   if dist.coordinator_address:
-    kwargs = dict(coordinator_address=dist.coordinator_address,
+    kwargs.update(coordinator_address=dist.coordinator_address,
                   num_processes=dist.num_processes, process_id=dist.process_id)
   jax.distributed.initialize(**kwargs)
 
@@ -376,11 +442,21 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str | pathlib
     checkpointing.write_config(workdir, config)
 
   num_steps = config.training.num_steps
-  p_train_step = parallel_train_step(config)
+  data_on_device = config.training.data_on_device and fits_on_devices(
+      dataset.images.nbytes, [d.memory_stats() for d in jax.local_devices()])
+  p_train_step = parallel_train_step(config, data_on_device=data_on_device)
   replicated = replicate(state)
-  batches = datasets.iterate_batches(
-      dataset.images, batch_size=host_batch,
-      seed=config.seed * 1000003 + jax.process_index(), start_step=start_step)
+  batch_seed = config.seed * 1000003 + jax.process_index()
+  if data_on_device:
+    device_images = replicate(dataset.images)
+    step_inputs = ((device_images, shard_batch(datasets.batch_indices(
+        step, host_batch, len(dataset), batch_seed), num_devices))
+                   for step in itertools.count(start_step))
+  else:
+    step_inputs = ((batch,) for batch in _prefetched(
+        (shard_batch(batch, num_devices) for batch in datasets.iterate_batches(
+            dataset.images, batch_size=host_batch, seed=batch_seed, start_step=start_step)),
+        _device_batch_sharding(num_devices)))
   # XLA's CPU collectives can deadlock when several steps are in flight.
   wait_each_step = num_devices > 1 and jax.devices()[0].platform == "cpu"
   last_saved = manager.latest_step()
@@ -389,8 +465,7 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str | pathlib
   rate = _StepRate()
   try:
     for step in range(start_step + 1, num_steps + 1):
-      replicated, metrics = p_train_step(replicated, shard_batch(next(batches), num_devices),
-                                         train_key)
+      replicated, metrics = p_train_step(replicated, *next(step_inputs), train_key)
       if wait_each_step or progress is not None:
         jax.block_until_ready(metrics)
       stop = progress is not None and bool(progress(

@@ -100,6 +100,57 @@ def test_a_step_without_pmap_equals_the_pmapped_one_device_step(tiny_setup):
     np.testing.assert_allclose(single_metrics[name], mapped_metrics[name][0], rtol=1e-5)
 
 
+def test_bfloat16_compute_gives_a_finite_close_step(tiny_setup):
+  """Mixed precision: parameters stay float32 and the update is close to float32's."""
+  config, images, state = tiny_setup
+  key = jax.random.key(3)
+  exact_state, exact_metrics = train.parallel_train_step(config)(_stack(state, 1),
+                                                                 images[None], key)
+  mixed = config.copy_and_resolve_references()
+  mixed.model.compute_dtype = "bfloat16"
+  mixed_state = train.create_train_state(jax.random.key(0), mixed,
+                                         image_shape=images.shape[1:])
+  mixed_state, mixed_metrics = train.parallel_train_step(mixed)(_stack(mixed_state, 1),
+                                                                images[None], key)
+  assert all(leaf.dtype == np.float32 for leaf in jax.tree.leaves(mixed_state.params))
+  assert all(np.isfinite(float(v[0])) for v in mixed_metrics.values())
+  # bf16 keeps 8 bits of mantissa: the loss agrees to a few percent, and
+  # Adam's first step (+-learning rate per weight) goes the same way for
+  # nearly every weight (tiny gradients may flip sign).
+  np.testing.assert_allclose(mixed_metrics["loss"][0], exact_metrics["loss"][0], rtol=0.05)
+  start = jax.tree.leaves(state.params)
+  same = np.concatenate([
+      (np.sign(np.asarray(m)[0] - s0) == np.sign(np.asarray(e)[0] - s0)).reshape(-1)
+      for m, e, s0 in zip(jax.tree.leaves(mixed_state.params),
+                          jax.tree.leaves(exact_state.params), start)])
+  assert np.mean(same) > 0.9
+
+
+def test_data_set_on_the_device_gives_the_same_steps_and_the_state_is_donated(tiny_setup):
+  """Batches gathered on the devices train exactly as batches copied from the host."""
+  config, images, state = tiny_setup
+  key = jax.random.key(9)
+  indices = np.array([[2, 0], [3, 1]])
+  host = train.parallel_train_step(config)(_stack(state, 2), images[indices], key)
+  replicated = train.replicate(state)
+  old_leaf = jax.tree.leaves(replicated.params)[0]
+  device = train.parallel_train_step(config, data_on_device=True)(
+      replicated, train.replicate(images), indices, key)
+  jax.block_until_ready(device)
+  assert _max_difference(host[0].params, device[0].params) == 0.0
+  assert old_leaf.is_deleted()  # Donated: its memory now holds the new state.
+
+
+def test_fits_on_devices():
+  gib = 1 << 30
+  assert train.fits_on_devices(5 << 20, [None, None])  # CPUs report no figures.
+  assert not train.fits_on_devices(2 * gib, [None])
+  card = {"bytes_limit": 80 * gib, "bytes_in_use": 40 * gib}
+  assert train.fits_on_devices(10 * gib, [card, card])
+  assert not train.fits_on_devices(11 * gib, [card])
+  assert not train.fits_on_devices(1, [{"bytes_limit": 0}])
+
+
 def test_shard_batch_refuses_uneven_splits():
   with pytest.raises(ValueError, match="multiple of 2"):
     train.shard_batch(np.zeros((3, 4, 4, 1)), 2)
