@@ -42,7 +42,8 @@ def _check_plan(padding, kernel_size, in_channels, out_channels, backend, weight
 @pytest.mark.parametrize("padding", ["zero", "edge", "reflect"])
 @pytest.mark.parametrize("kernel_size, in_channels", [(5, 3), (3, 6)])
 @pytest.mark.parametrize("backend, weight_gradient",
-                         [("cpu", "auto"), ("cpu", "xla"), ("cpu", "im2col"), ("gpu", "auto")])
+                         [("cpu", "auto"), ("cpu", "xla"), ("cpu", "im2col"), ("cpu", "fft"),
+                          ("gpu", "auto")])
 def test_every_plan_matches_xla(padding, kernel_size, in_channels, backend, weight_gradient):
   _check_plan(padding, kernel_size, in_channels, 6, backend, weight_gradient)
 
@@ -56,7 +57,7 @@ def test_cpu_plan_matches_xla_with_enough_channels_for_its_library(in_channels):
 
 def test_plan_per_backend():
   cpu = conv.plan("cpu", in_channels=32)
-  assert cpu == conv.ConvPlan("extra_column", "same_on_padded", "im2col")
+  assert cpu == conv.ConvPlan("extra_column", "same_on_padded", "fft")
   assert conv.plan("cpu", in_channels=3) == conv.ConvPlan("stacked_rows", "same_on_padded",
                                                           "channel_convolution")
   assert conv.plan("cpu", in_channels=32, weight_gradient="xla").weight_gradient == "xla"
@@ -66,4 +67,27 @@ def test_plan_per_backend():
     assert conv.plan(accelerator, in_channels=3, weight_gradient="im2col").weight_gradient == \
         "im2col"
   with pytest.raises(ValueError, match="weight gradient"):
-    conv.plan("cpu", in_channels=3, weight_gradient="fft")
+    conv.plan("cpu", in_channels=3, weight_gradient="winograd")
+
+
+@pytest.mark.parametrize("height, width, kernel_size", [(128, 128, 7), (128, 128, 11),
+                                                        (64, 64, 7), (9, 30, 5), (3, 3, 15)])
+def test_fft_weight_gradient_equals_the_direct_sum(height, width, kernel_size):
+  """Every tile size the layer's sizes pick (and tiles that overhang the edges) is exact."""
+  keys = jax.random.split(jax.random.key(1), 2)
+  padded = jax.random.normal(keys[0], (2, height + kernel_size - 1, width + kernel_size - 1, 4))
+  gradient = jax.random.normal(keys[1], (2, height, width, 5))
+  _, vjp = jax.vjp(lambda w: jax.lax.conv_general_dilated(
+      padded, w, (1, 1), "VALID", dimension_numbers=("NHWC", "HWIO", "NHWC")),
+                   jnp.zeros((kernel_size, kernel_size, 4, 5)))
+  expected = vjp(gradient)[0]
+  got = jax.jit(conv._fft_weight_gradient, static_argnums=2)(padded, gradient, kernel_size)
+  scale = float(jnp.max(jnp.abs(expected)))
+  np.testing.assert_allclose(got, expected, atol=2e-6 * scale)
+
+
+def test_fft_tile_side_is_the_cheapest():
+  assert conv._fft_tile_side(128, 128, 7) == 32
+  assert conv._fft_tile_side(64, 64, 11) == 32
+  assert conv._fft_tile_side(128, 128, 31) == 64
+  assert conv._fft_tile_side(8, 8, 65) == 130  # No listed side fits: tiles of 2k.
