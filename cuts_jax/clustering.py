@@ -42,6 +42,17 @@ of their own; points linked through shared landmarks do not.
 `method="kmeans"` is plain k-means of the embeddings themselves (no PCA),
 fitted on at most `max_fit_points` points and applied to all.
 
+`on_device=True` runs the landmark spectral clustering (and plain k-means)
+as jitted JAX on the default device instead of numpy, SciPy and
+scikit-learn: the same steps and settings with its own random draws
+(subsamples drawn with replacement, k-means++ seeding of its own, at most
+`_DEVICE_KMEANS_ITERATIONS` Lloyd steps), so its labels agree with the host
+path's in quality, not bit for bit. Point counts are rounded up to a few
+sizes (the padding rows are masked out), so a folder of images of many sizes
+compiles a handful of times, not once per image. `on_device="auto"` (the
+default) takes the device path where it was measured to be faster
+(`device_clustering_is_faster`).
+
 Labels are renumbered in order of first appearance (raster order for an
 image), so equal partitions give equal label arrays. When the data have no
 more distinct points than `num_clusters`, each distinct point is a cluster of
@@ -51,9 +62,14 @@ its own and fewer labels come back.
 from __future__ import annotations
 
 import contextlib
+import functools
+import math
 import warnings
-from typing import Optional
+from typing import Optional, Union
 
+import jax
+from jax import lax
+import jax.numpy as jnp
 import numpy as np
 from scipy import linalg
 from scipy import sparse
@@ -64,7 +80,8 @@ from sklearn import neighbors
 
 from cuts_jax import _validation
 
-__all__ = ["GRAPHS", "METHODS", "cluster_embeddings", "cluster_image", "spectral_coordinates"]
+__all__ = ["GRAPHS", "METHODS", "cluster_embeddings", "cluster_image",
+           "device_clustering_is_faster", "spectral_coordinates"]
 
 METHODS = ("spectral", "kmeans")
 GRAPHS = ("landmark", "knn")
@@ -85,6 +102,17 @@ _BLOCK_ROWS = 4096
 _KMEANS_TOL = 1e-3
 # The exact graph needs O(N^2) time: refuse it beyond a 256x256 image.
 _MAX_KNN_POINTS = 65_536
+# The device path works on blocks of this many rows (its temporaries stay at
+# a few MB) and on at least one block; smaller sets stay on the host.
+_DEVICE_BLOCK_ROWS = 4096
+# Lloyd steps of the device k-means stop here if the centres still move.
+_DEVICE_KMEANS_ITERATIONS = 100
+# Where `on_device="auto"` runs each stage on the device (see
+# device_clustering_is_faster). On this project's CPU the jitted k-means took a
+# fifth of scikit-learn's time, while the jitted graph was slower than numpy's
+# (XLA's CPU top-k and scatters are slow).
+_DEVICE_FASTER_ON = {"coordinates": frozenset({"gpu", "cuda", "rocm", "tpu"}),
+                     "kmeans": frozenset({"cpu", "gpu", "cuda", "rocm", "tpu"})}
 
 
 def cluster_embeddings(embeddings: np.ndarray, *, num_clusters: int = 10,
@@ -92,7 +120,8 @@ def cluster_embeddings(embeddings: np.ndarray, *, num_clusters: int = 10,
                        num_landmarks: int = 256, num_neighbors: int = 5,
                        pca_dim: Optional[int] = 32, n_init: int = 3,
                        max_fit_points: int = 32_768,
-                       num_threads: Optional[int] = 1) -> np.ndarray:
+                       num_threads: Optional[int] = 1,
+                       on_device: Union[bool, str] = "auto") -> np.ndarray:
   """Clusters N embedding vectors into at most `num_clusters` groups.
 
   Args:
@@ -115,6 +144,11 @@ def cluster_embeddings(embeddings: np.ndarray, *, num_clusters: int = 10,
     num_threads: BLAS and OpenMP threads for the call; None keeps the
       libraries' settings. One by default: the work per call is small, and
       on a CPU shared with other processes more threads slow it down.
+    on_device: True runs the landmark spectral clustering or plain k-means
+      as jitted JAX on the default device (see the module docstring); False
+      on the host; "auto" on the device where `device_clustering_is_faster`.
+      Sets of fewer than 4096 points and the exact graph stay on the host.
+      The result is a different draw of the same method on each path.
 
   Returns:
     int32 (N,) labels in [0, num_clusters), numbered by first appearance.
@@ -127,20 +161,35 @@ def cluster_embeddings(embeddings: np.ndarray, *, num_clusters: int = 10,
   _check_options(len(points), num_clusters=num_clusters, method=method, graph=graph,
                  num_landmarks=num_landmarks, num_neighbors=num_neighbors, pca_dim=pca_dim,
                  n_init=n_init, max_fit_points=max_fit_points, num_threads=num_threads)
+  _check_on_device(on_device)
   rng = np.random.default_rng(seed)
+  coordinates_key, kmeans_key = jax.random.split(jax.random.key(seed))
   with _thread_limit(num_threads):
     few = _few_distinct_rows(points, num_clusters, rng)
     if few is not None:
       return _renumber(few)
     if method == "kmeans":
       coordinates = points
+    elif _use_device(on_device, "coordinates", len(points), graph=graph):
+      landmarks = min(num_landmarks, len(points))
+      coordinates = _device_spectral_coordinates(
+          coordinates_key, _pad_rows(points, _bucket_rows(len(points))), len(points),
+          num_eigenvectors=min(num_clusters, landmarks), num_landmarks=landmarks,
+          num_neighbors=num_neighbors, pca_dim=pca_dim)
     else:
       coordinates = _spectral_coordinates(points, num_clusters, graph=graph,
                                           num_landmarks=num_landmarks,
                                           num_neighbors=num_neighbors, pca_dim=pca_dim,
                                           seed=seed, rng=rng)
-    labels = _kmeans(coordinates, num_clusters, seed=seed, n_init=n_init,
-                     max_fit_points=max_fit_points, rng=rng)
+    if _use_device(on_device, "kmeans", len(points), graph=graph):
+      if not isinstance(coordinates, jax.Array):
+        coordinates = _pad_rows(coordinates, _bucket_rows(len(points)))
+      labels = np.asarray(_device_kmeans(kmeans_key, coordinates, len(points),
+                                         num_clusters=num_clusters, n_init=n_init,
+                                         max_fit_points=max_fit_points))[:len(points)]
+    else:
+      labels = _kmeans(np.asarray(coordinates)[:len(points)], num_clusters, seed=seed,
+                       n_init=n_init, max_fit_points=max_fit_points, rng=rng)
   return _renumber(labels)
 
 
@@ -152,7 +201,8 @@ def _thread_limit(num_threads: Optional[int]):
 def spectral_coordinates(embeddings: np.ndarray, *, num_eigenvectors: int = 10, seed: int = 0,
                          graph: str = "landmark", num_landmarks: int = 256,
                          num_neighbors: int = 5, pca_dim: Optional[int] = 32,
-                         num_threads: Optional[int] = 1) -> np.ndarray:
+                         num_threads: Optional[int] = 1,
+                         on_device: Union[bool, str] = "auto") -> np.ndarray:
   """The coordinates spectral k-means clusters: each point's place in the graph's spectrum.
 
   The leading `num_eigenvectors` eigenvectors of the normalised affinity of
@@ -165,8 +215,8 @@ def spectral_coordinates(embeddings: np.ndarray, *, num_eigenvectors: int = 10, 
     embeddings: float (N, D) array, finite.
     num_eigenvectors: q, the eigenvectors kept (at most; fewer when the graph
       has fewer directions with variance).
-    seed, graph, num_landmarks, num_neighbors, pca_dim, num_threads: as in
-      `cluster_embeddings`.
+    seed, graph, num_landmarks, num_neighbors, pca_dim, num_threads,
+      on_device: as in `cluster_embeddings`.
 
   Returns:
     float32 (N, q') coordinates with q' <= num_eigenvectors, rows of unit
@@ -177,11 +227,21 @@ def spectral_coordinates(embeddings: np.ndarray, *, num_eigenvectors: int = 10, 
   _check_options(len(points), num_clusters=num_eigenvectors, method="spectral", graph=graph,
                  num_landmarks=num_landmarks, num_neighbors=num_neighbors, pca_dim=pca_dim,
                  n_init=1, max_fit_points=1, num_threads=num_threads)
+  _check_on_device(on_device)
+  device = _use_device(on_device, "coordinates", len(points), graph=graph)
   rng = np.random.default_rng(seed)
   with _thread_limit(num_threads):
     few = _few_distinct_rows(points, num_eigenvectors, rng)
     if few is not None:
       return np.eye(int(few.max()) + 1, dtype=np.float32)[few]
+    if device:
+      rows = _bucket_rows(len(points))
+      coordinates = _device_spectral_coordinates(
+          jax.random.key(seed), _pad_rows(points, rows), len(points),
+          num_eigenvectors=min(num_eigenvectors, num_landmarks, len(points)),
+          num_landmarks=min(num_landmarks, len(points)), num_neighbors=num_neighbors,
+          pca_dim=pca_dim)
+      return np.asarray(coordinates)[:len(points)]
     return _spectral_coordinates(points, num_eigenvectors, graph=graph,
                                  num_landmarks=num_landmarks, num_neighbors=num_neighbors,
                                  pca_dim=pca_dim, seed=seed, rng=rng).astype(np.float32)
@@ -444,3 +504,201 @@ def _knn_spectral_coordinates(points: np.ndarray, num_clusters: int, num_neighbo
     warnings.filterwarnings("ignore", message="Graph is not fully connected")
     return manifold.spectral_embedding(graph, n_components=min(num_clusters, len(points) - 1),
                                        drop_first=False, random_state=seed)
+
+
+# --- The device path: the same steps as jitted JAX. ---------------------------------------
+
+
+def device_clustering_is_faster(stage: str, *, backend: Optional[str] = None) -> bool:
+  """Whether `on_device="auto"` runs `stage` on the device of `backend` (default: JAX's).
+
+  Args:
+    stage: "coordinates" (PCA, landmarks, graph and its eigenvectors) or
+      "kmeans" (the final k-means, or plain k-means).
+    backend: a `jax.default_backend()` name.
+
+  Returns:
+    True where the device path of that stage was measured at least as fast
+    as the host path at equal quality (benchmarks/results.md, "clustering"):
+    on CPU the k-means; on GPUs and TPUs both stages (see the README's
+    performance section for what was and was not measured there).
+  """
+  _validation.check_one_of(stage, tuple(_DEVICE_FASTER_ON), what="clustering stage")
+  return (backend or jax.default_backend()) in _DEVICE_FASTER_ON[stage]
+
+
+def _check_on_device(on_device) -> None:
+  if on_device is not True and on_device is not False and on_device != "auto":
+    raise ValueError(f"on_device is {on_device!r}; expected True, False or 'auto'.")
+
+
+def _use_device(on_device: Union[bool, str], stage: str, num_points: int, *,
+                graph: str) -> bool:
+  wanted = device_clustering_is_faster(stage) if on_device == "auto" else on_device
+  # The exact kNN graph has no device version; its final k-means does.
+  return (bool(wanted) and num_points >= _DEVICE_BLOCK_ROWS
+          and (stage == "kmeans" or graph == "landmark"))
+
+
+def _bucket_rows(count: int) -> int:
+  """`count` rounded up to whole blocks, then to 4-7 x a power of two blocks (<= 25% more)."""
+  blocks = -(-count // _DEVICE_BLOCK_ROWS)
+  if blocks > 4:
+    step = 2 ** (math.floor(math.log2(blocks)) - 2)
+    blocks = -(-blocks // step) * step
+  return blocks * _DEVICE_BLOCK_ROWS
+
+
+def _pad_rows(points: np.ndarray, rows: int) -> jax.Array:
+  return jnp.pad(jnp.asarray(points, jnp.float32), ((0, rows - len(points)), (0, 0)))
+
+
+def _device_sample(key: jax.Array, points: jax.Array, count: jax.Array, size: int) -> jax.Array:
+  """`size` rows drawn with replacement from the first `count` rows."""
+  return points[jax.random.randint(key, (size,), 0, count)]
+
+
+def _device_ranking_distances(points: jax.Array, centres: jax.Array) -> jax.Array:
+  return jnp.sum(centres * centres, axis=1)[None, :] - 2.0 * points @ centres.T
+
+
+def _in_blocks(function, *arrays):
+  """`function` of blocks of `_DEVICE_BLOCK_ROWS` rows of `arrays`, results joined again."""
+  blocks = [a.reshape((-1, _DEVICE_BLOCK_ROWS) + a.shape[1:]) for a in arrays]
+  return jax.tree.map(lambda x: x.reshape((-1,) + x.shape[2:]), lax.map(
+      lambda block: function(*block), blocks))
+
+
+def _summed_over_blocks(function, initial, *arrays):
+  """The sum of `function` of each block of `_DEVICE_BLOCK_ROWS` rows of `arrays`."""
+  blocks = [a.reshape((-1, _DEVICE_BLOCK_ROWS) + a.shape[1:]) for a in arrays]
+  total, _ = lax.scan(lambda total, block: (total + function(*block), None), initial, blocks)
+  return total
+
+
+@functools.partial(jax.jit, static_argnames=("num_eigenvectors", "num_landmarks",
+                                             "num_neighbors", "pca_dim"))
+def _device_spectral_coordinates(key: jax.Array, points: jax.Array, count: jax.Array, *,
+                                 num_eigenvectors: int, num_landmarks: int, num_neighbors: int,
+                                 pca_dim: Optional[int]) -> jax.Array:
+  """(rows, num_eigenvectors) unit-length spectral coordinates of the first `count` rows.
+
+  Steps 1-4 of the module docstring on padded rows; the padding rows get
+  zero weights, so they add nothing to the graph, and come back as zeros.
+  """
+  rows = points.shape[0]
+  valid = jnp.arange(rows) < count
+  pca_key, landmark_key, start_key, median_key = jax.random.split(key, 4)
+  if pca_dim is not None and points.shape[1] > pca_dim:
+    sample = _device_sample(pca_key, points, count, _PCA_FIT_POINTS)
+    mean = jnp.mean(sample, axis=0)
+    centred = sample - mean
+    _, vectors = jnp.linalg.eigh(centred.T @ centred)
+    axes = vectors[:, -pca_dim:]
+    points = points @ axes - mean @ axes
+
+  m = num_landmarks
+  sample = _device_sample(landmark_key, points, count, _POINTS_PER_LANDMARK * m)
+  centres = sample[jax.random.permutation(start_key, len(sample))[:m]]
+
+  def lloyd(centres, _):
+    nearest = jnp.argmin(_device_ranking_distances(sample, centres), axis=1)
+    sums = jax.ops.segment_sum(sample, nearest, m)
+    sizes = jax.ops.segment_sum(jnp.ones(len(sample)), nearest, m)
+    # An empty landmark keeps its place, as on the host.
+    return jnp.where(sizes[:, None] > 0, sums / jnp.maximum(sizes, 1)[:, None], centres), None
+
+  centres, _ = lax.scan(lloyd, centres, None, length=_LANDMARK_ITERATIONS)
+  r = min(num_neighbors, m)
+
+  def nearest_landmarks(block):
+    negated, columns = lax.top_k(-_device_ranking_distances(block, centres), r)
+    squared = jnp.maximum(jnp.sum(block * block, axis=1)[:, None] - negated, 0.0)
+    return columns, squared
+
+  columns, squared = _in_blocks(nearest_landmarks, points)
+  # The bandwidth is the median over a subsample of rows: the same statistic.
+  median_rows = jax.random.randint(median_key, (min(rows, 65_536),), 0, count)
+  largest = jnp.max(jnp.where(valid[:, None], squared, 0.0))
+  bandwidth_squared = jnp.maximum(jnp.maximum(jnp.median(squared[median_rows]),
+                                              1e-12 * largest), 1e-30)
+  weights = jnp.exp(-(squared - squared[:, :1]) / (2.0 * bandwidth_squared))
+  weights = jnp.where(valid[:, None], weights / jnp.sum(weights, axis=1, keepdims=True), 0.0)
+  degrees = jax.ops.segment_sum(weights.reshape(-1), columns.reshape(-1), m)
+  inverse_sqrt = jnp.where(degrees > 0, lax.rsqrt(jnp.maximum(degrees, 1e-30)), 0.0)
+
+  def block_gram(block_columns, block_weights):
+    # Z^T Z of the block, from each point's r x r products of its weights.
+    pairs = (block_columns[:, :, None] * m + block_columns[:, None, :]).reshape(-1)
+    products = (block_weights[:, :, None] * block_weights[:, None, :]).reshape(-1)
+    return jax.ops.segment_sum(products, pairs, m * m)
+
+  gram = _summed_over_blocks(block_gram, jnp.zeros(m * m), columns, weights).reshape(m, m)
+  gram = gram * inverse_sqrt[:, None] * inverse_sqrt[None, :]
+  values, vectors = jnp.linalg.eigh(gram)
+  values = values[::-1][:num_eigenvectors]
+  vectors = vectors[:, ::-1][:, :num_eigenvectors]
+  keep = values > 1e-10 * values[0]
+  scale = inverse_sqrt[:, None] * vectors * jnp.where(
+      keep, jnp.sqrt(jnp.maximum(values, 0.0)), 0.0)[None, :]
+  coordinates = jnp.einsum("nr,nrk->nk", weights, scale[columns])
+  norms = jnp.linalg.norm(coordinates, axis=1, keepdims=True)
+  return coordinates / jnp.maximum(norms, 1e-12)
+
+
+@functools.partial(jax.jit, static_argnames=("num_clusters", "n_init", "max_fit_points"))
+def _device_kmeans(key: jax.Array, points: jax.Array, count: jax.Array, *, num_clusters: int,
+                   n_init: int, max_fit_points: int) -> jax.Array:
+  """k-means++ (`n_init` starts) fitted on a subsample, then every row's nearest centre."""
+  rows = points.shape[0]
+  sample_key, *start_keys = jax.random.split(key, n_init + 1)
+  if rows <= max_fit_points:
+    sample, sample_weights = points, (jnp.arange(rows) < count).astype(jnp.float32)
+  else:
+    sample = _device_sample(sample_key, points, count, max_fit_points)
+    sample_weights = jnp.ones(max_fit_points)
+  k = num_clusters
+  total_weight = jnp.sum(sample_weights)
+  mean = jnp.sum(sample_weights[:, None] * sample, axis=0) / total_weight
+  variance = jnp.sum(sample_weights[:, None] * (sample - mean) ** 2) / total_weight
+  # As scikit-learn: the summed squared centre shift against tol x the mean feature variance.
+  tolerance = _KMEANS_TOL * variance / sample.shape[1]
+  sample_norms = jnp.sum(sample * sample, axis=1)
+
+  def squared_distances(centres):
+    return jnp.maximum(sample_norms[:, None] + _device_ranking_distances(sample, centres), 0.0)
+
+  def plus_plus(start_key):
+    first_key, *pick_keys = jax.random.split(start_key, k)
+    first = jax.random.choice(first_key, len(sample), p=sample_weights / total_weight)
+    centres = jnp.zeros((k, sample.shape[1])).at[0].set(sample[first])
+    closest = jnp.sum((sample - sample[first]) ** 2, axis=1)
+    for index in range(1, k):
+      chance = sample_weights * closest
+      pick = jax.random.choice(pick_keys[index - 1], len(sample),
+                               p=chance / jnp.maximum(jnp.sum(chance), 1e-30))
+      centres = centres.at[index].set(sample[pick])
+      closest = jnp.minimum(closest, jnp.sum((sample - sample[pick]) ** 2, axis=1))
+    return centres
+
+  def lloyd(centres):
+    def step(carry):
+      centres, _, iteration = carry
+      nearest = jnp.argmin(_device_ranking_distances(sample, centres), axis=1)
+      sums = jax.ops.segment_sum(sample * sample_weights[:, None], nearest, k)
+      sizes = jax.ops.segment_sum(sample_weights, nearest, k)
+      moved = jnp.where(sizes[:, None] > 0, sums / jnp.maximum(sizes, 1e-30)[:, None], centres)
+      return moved, jnp.sum((moved - centres) ** 2), iteration + 1
+
+    def going(carry):
+      _, shift, iteration = carry
+      return (shift > tolerance) & (iteration < _DEVICE_KMEANS_ITERATIONS)
+
+    centres, _, _ = lax.while_loop(going, step, (centres, jnp.inf, 0))
+    inertia = jnp.sum(sample_weights * jnp.min(squared_distances(centres), axis=1))
+    return centres, inertia
+
+  centres, inertia = jax.vmap(lambda start: lloyd(plus_plus(start)))(jnp.stack(start_keys))
+  best = centres[jnp.argmin(inertia)]
+  return _in_blocks(lambda block: jnp.argmin(_device_ranking_distances(block, best), axis=1)
+                    .astype(jnp.int32), points)

@@ -385,7 +385,8 @@ def segment(params: SegmentationParams, image: Any, *, num_clusters: Optional[in
             at_training_size: Optional[bool] = None,
             space: Optional[str] = None, image_weight: Optional[float] = None,
             image_sigma: Optional[float] = None, connected: Optional[bool] = None,
-            min_segment_fraction: Optional[float] = None) -> np.ndarray:
+            min_segment_fraction: Optional[float] = None,
+            on_device: Union[bool, str] = "auto") -> np.ndarray:
   """Segments one image into regions.
 
   The image is embedded (at the training image size by default), its pixels'
@@ -415,6 +416,9 @@ def segment(params: SegmentationParams, image: Any, *, num_clusters: Optional[in
       clusters themselves (labels < num_clusters), as the paper does.
     min_segment_fraction: with `connected`, pieces below this share of the
       pixels join the neighbour they share the longest border with.
+    on_device: where the clustering runs: True on JAX's default device,
+      False on the host (numpy/scikit-learn), "auto" where it was measured
+      faster (`clustering.device_clustering_is_faster`).
 
   Returns:
     int32 (H, W) label map numbered 0, 1, ... in raster order: connected
@@ -437,7 +441,7 @@ def segment(params: SegmentationParams, image: Any, *, num_clusters: Optional[in
                               image_sigma=image_sigma)
   return segments_from_features(params, features, size=size, num_clusters=num_clusters,
                                 method=method, seed=seed, connected=connected,
-                                min_segment_fraction=min_segment_fraction)
+                                min_segment_fraction=min_segment_fraction, on_device=on_device)
 
 
 def _min_segment_fraction(params: SegmentationParams, value: Optional[float]) -> float:
@@ -451,7 +455,8 @@ def segments_from_features(params: SegmentationParams, features: np.ndarray, *,
                            size: Optional[Sequence[int]] = None,
                            num_clusters: Optional[int] = None, method: str = "spectral",
                            seed: int = 0, connected: Optional[bool] = None,
-                           min_segment_fraction: Optional[float] = None) -> np.ndarray:
+                           min_segment_fraction: Optional[float] = None,
+                           on_device: Union[bool, str] = "auto") -> np.ndarray:
   """The second half of `segment`: (h, w, R) `segment_features` -> int32 label map.
 
   Call it several times on one image's features to try several options
@@ -461,7 +466,8 @@ def segments_from_features(params: SegmentationParams, features: np.ndarray, *,
     params: the model (its `settings` fill the options left at None).
     features: float (h, w, R), from `segment_features`.
     size: (H, W) to return the labels at (the image's own size); None: (h, w).
-    num_clusters, method, seed, connected, min_segment_fraction: as in `segment`.
+    num_clusters, method, seed, connected, min_segment_fraction, on_device: as
+      in `segment`.
 
   Returns:
     int32 (H, W) labels numbered 0, 1, ... in raster order.
@@ -470,7 +476,7 @@ def segments_from_features(params: SegmentationParams, features: np.ndarray, *,
   fraction = _min_segment_fraction(params, min_segment_fraction)
   labels = clustering.cluster_image(
       features, num_clusters=settings.num_clusters if num_clusters is None else num_clusters,
-      method=method, seed=seed)
+      method=method, seed=seed, on_device=on_device)
   if settings.connected if connected is None else connected:
     labels = regions.connected_segments(labels, min_size=max(1, round(fraction * labels.size)))
   if size is not None and labels.shape != tuple(size):

@@ -49,6 +49,8 @@ GRID = {
         "+ connected segments": dict(image_weight=0.0),
         "+ smoothed image, weight 0.5": dict(image_weight=0.5),
         "+ smoothed image, weight 1 (default)": dict(),
+        "default, clustering on the host": dict(on_device=False),
+        "default, clustering on the device": dict(on_device=True),
         "+ smoothed image, weight 2": dict(image_weight=2.0),
         "default, image sigma 1": dict(image_sigma=1.0),
         "default, image sigma 3": dict(image_sigma=3.0),
@@ -67,6 +69,10 @@ GRID = {
                                                              min_segment_fraction=0.005),
         "k 10, min segment 2%": dict(min_segment_fraction=0.02),
         "k 6, min segment 2%": dict(num_clusters=6, min_segment_fraction=0.02),
+        "k 6, min segment 2%, clustering on the host": dict(
+            num_clusters=6, min_segment_fraction=0.02, on_device=False),
+        "k 6, min segment 2%, clustering on the device": dict(
+            num_clusters=6, min_segment_fraction=0.02, on_device=True),
         "k 6, min segment 2%, own size": dict(num_clusters=6, min_segment_fraction=0.02,
                                               at_training_size=False),
         "k 6, min segment 4%": dict(num_clusters=6, min_segment_fraction=0.04),
@@ -119,6 +125,8 @@ def main() -> None:
   parser.add_argument("--workdirs", required=True, help="comma-separated trained workdirs")
   parser.add_argument("--seeds", default="0,1", help="clustering seeds")
   parser.add_argument("--limit", type=int, default=0, help="BSDS500: first N tuning images")
+  parser.add_argument("--settings", default="",
+                      help="texts separated by |: only the settings whose names contain one")
   parser.add_argument("--results_dir", default=str(REPO_ROOT / "experiments" / "results"))
   args = parser.parse_args()
   workdirs = args.workdirs.split(",")
@@ -126,13 +134,17 @@ def main() -> None:
   items = list(_retina_items("tune") if args.dataset == "retina"
                else _bsds_items("tune", args.limit))
   started = time.perf_counter()
-  table: dict[str, list[dict]] = {name: [] for name in GRID[args.dataset]}
+  grid = {name: options for name, options in GRID[args.dataset].items()
+          if any(text in name for text in args.settings.split("|"))}
+  if not grid:
+    parser.error(f"no setting of {args.dataset} contains {args.settings!r}")
+  table: dict[str, list[dict]] = {name: [] for name in grid}
   for workdir in workdirs:
     params = cuts_jax.load(workdir)
     for seed in seeds:
       per_setting = {name: [] for name in table}
       for _, image, truth in items:
-        for name, options in GRID[args.dataset].items():
+        for name, options in grid.items():
           labels = (_colour(options, image, seed) if isinstance(options, str)
                     else cuts_jax.segment(params, image, seed=seed, **options))
           per_setting[name].append(_scores(args.dataset, labels, truth))

@@ -161,10 +161,11 @@ def test_invalid_inputs_say_what_is_wrong():
 def test_large_image_memory_grows_linearly():
   # 512x512 pixels: a dense N x N affinity would need 275 GB. Memory (not
   # time) is asserted: the peak allocation stays within a few input sizes.
+  # tracemalloc sees numpy's memory, so this is the host path's.
   embeddings = np.random.default_rng(0).normal(size=(512, 512, 16)).astype(np.float32)
   tracemalloc.start()
   try:
-    labels = clustering.cluster_image(embeddings)
+    labels = clustering.cluster_image(embeddings, on_device=False)
     _, peak = tracemalloc.get_traced_memory()
   finally:
     tracemalloc.stop()
@@ -195,3 +196,60 @@ def test_spectral_clustering_survives_lapack_returning_no_eigenvalues(monkeypatc
 
   monkeypatch.setattr(clustering.linalg, "eigh", failing_subset_eigh)
   np.testing.assert_array_equal(clustering.cluster_embeddings(points, num_clusters=2), expected)
+
+
+# --- The device path. ---------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("method", clustering.METHODS)
+def test_device_path_recovers_planted_clusters_like_the_host_path(method):
+  points, truth = planted_blobs(num_blobs=6, per_blob=900, dims=40)  # 5400 rows: one bucket
+  device = clustering.cluster_embeddings(points, num_clusters=6, method=method, on_device=True)
+  host = clustering.cluster_embeddings(points, num_clusters=6, method=method, on_device=False)
+  assert device.dtype == np.int32 and device.shape == truth.shape
+  assert adjusted_rand_score(truth, device) > 0.95
+  assert adjusted_rand_score(host, device) > 0.95
+  again = clustering.cluster_embeddings(points, num_clusters=6, method=method, on_device=True)
+  np.testing.assert_array_equal(device, again)
+
+
+def test_device_spectral_coordinates_are_unit_rows_that_separate_the_blobs():
+  points, truth = planted_blobs(num_blobs=4, per_blob=1200, dims=40)
+  coordinates = clustering.spectral_coordinates(points, num_eigenvectors=4, on_device=True)
+  assert coordinates.shape == (len(points), 4) and coordinates.dtype == np.float32
+  np.testing.assert_allclose(np.linalg.norm(coordinates, axis=1), 1.0, atol=1e-4)
+  centres = np.stack([coordinates[truth == b].mean(axis=0) for b in range(4)])
+  spread = max(np.linalg.norm(coordinates[truth == b] - centres[b], axis=1).max()
+               for b in range(4))
+  gaps = np.linalg.norm(centres[:, None] - centres[None], axis=-1)[np.triu_indices(4, 1)]
+  assert gaps.min() > 2 * spread  # Each blob a tight group, far from the others.
+
+
+def test_device_path_compiles_once_for_point_counts_in_one_bucket():
+  assert clustering._bucket_rows(4096) == 4096
+  assert clustering._bucket_rows(4097) == 8192
+  assert clustering._bucket_rows(5 * 4096 + 1) == 6 * 4096  # At most a quarter more.
+  assert clustering._bucket_rows(1000 * 4096) == 1024 * 4096
+  rng = np.random.default_rng(0)
+  before = clustering._device_kmeans._cache_size()
+  for count in (4500, 6000, 8000):
+    clustering.cluster_embeddings(rng.normal(size=(count, 3)).astype(np.float32),
+                                  num_clusters=3, method="kmeans", on_device=True)
+  assert clustering._device_kmeans._cache_size() - before <= 1
+
+
+def test_small_sets_and_the_exact_graph_stay_on_the_host():
+  points, _ = planted_blobs()  # 1000 rows: fewer than a device block
+  np.testing.assert_array_equal(
+      clustering.cluster_embeddings(points, num_clusters=5, on_device=True),
+      clustering.cluster_embeddings(points, num_clusters=5, on_device=False))
+
+
+def test_where_auto_clusters_and_bad_choices():
+  assert clustering.device_clustering_is_faster("kmeans", backend="cpu")
+  assert not clustering.device_clustering_is_faster("coordinates", backend="cpu")
+  assert clustering.device_clustering_is_faster("coordinates", backend="gpu")
+  with pytest.raises(ValueError, match="clustering stage"):
+    clustering.device_clustering_is_faster("graph")
+  with pytest.raises(ValueError, match="on_device"):
+    clustering.cluster_embeddings(np.zeros((10, 2)), on_device="yes")
