@@ -35,7 +35,6 @@ import jax  # pylint: disable=g-import-not-at-top
 import numpy as np
 
 from configs import retina as retina_config  # pylint: disable=g-import-not-at-top
-from cuts_jax import clustering
 from cuts_jax import defaults as default_config
 from cuts_jax import sampling
 from cuts_jax import segmentation
@@ -167,11 +166,17 @@ def bench_pairs(args) -> dict:
   return result
 
 
-def _segment_params(args, channels: int = 3):
+def _segment_params(args, size: int | None = None, channels: int = 3):
+  """A model of the default config trained at size x size (None: the config's size).
+
+  `segment` works at the training size, so this is the size it segments at.
+  """
   config = default_config.get_config()
   if args.quick:
     config.model.kernel_sizes, config.model.features = (5, 3), (8, 16)
     config.model.embedding_dim = 16
+  if size is not None:
+    config.data.image_size = (size, size)
   state = train.create_train_state(jax.random.key(0), config, image_shape=(64, 64, channels))
   return segmentation.SegmentationParams.from_train_state(state, config)
 
@@ -181,35 +186,55 @@ def _segment_image(size: int) -> np.ndarray:
   return data.resize_image(data.to_unit_range(sample.retina()), (size, size))
 
 
+def _segment_sizes(args) -> tuple[int, ...]:
+  return (64, 128) if args.quick else (128, 512, 2048)
+
+
 def bench_segment(args) -> dict:
-  """Latency of cuts_jax.segment (embedding and clustering apart), and peak memory."""
-  params = _segment_params(args)
+  """Latency of cuts_jax.segment at each size (features and clustering apart), and peak memory.
+
+  Each size is segmented at that size (the model's training size), so the
+  encoder and the clustering see every pixel. The clustering is timed on
+  the host, on the device, and as `on_device="auto"` chooses (what
+  `segment` does by default).
+  """
   results = {}
-  sizes = (64, 128) if args.quick else (128, 256, 512)
+  sizes = _segment_sizes(args)
   for size in sizes:
+    params = _segment_params(args, size)
     image = _segment_image(size)
+    repeats = 1 if size > 1024 else args.repeats
     segmentation.segment(params, image)  # Compiles for this size.
-    embed_s, _ = _median_time(lambda: segmentation.embed_image(params, image), args.repeats)
-    embeddings = segmentation.embed_image(params, image)
-    cluster_s, _ = _median_time(lambda: clustering.cluster_image(embeddings), args.repeats)
-    total_s, _ = _median_time(lambda: segmentation.segment(params, image), args.repeats)
-    results[str(size)] = {"seconds": total_s, "embed_s": embed_s, "cluster_s": cluster_s}
-    print(f"segment {size}x{size}: {total_s:.3f} s (embedding {embed_s:.3f} s, clustering "
-          f"{cluster_s:.3f} s)", flush=True)
-  # Peak memory of one segment of the largest size, in a fresh process.
-  command = [sys.executable, __file__, "--child_segment_memory", str(sizes[-1])] + \
-      (["--quick"] if args.quick else [])
-  child = subprocess.run(command, capture_output=True, text=True, check=True)
-  memory = json.loads(child.stdout.strip().splitlines()[-1])
-  results[str(sizes[-1])].update(memory)
-  print(f"segment {sizes[-1]}x{sizes[-1]} peak memory: {memory['peak_mb']:.0f} MB "
-        f"(process), {memory['peak_increase_mb']:.0f} MB above the process before it",
-        flush=True)
+    features_s, _ = _median_time(lambda: segmentation.segment_features(params, image), repeats)
+    features = segmentation.segment_features(params, image)
+    cluster = {}
+    for where in (False, True, "auto"):
+      segmentation.segments_from_features(params, features, on_device=where)  # Compiles.
+      cluster[str(where)], _ = _median_time(
+          lambda: segmentation.segments_from_features(params, features, on_device=where),
+          repeats)
+    total_s, _ = _median_time(lambda: segmentation.segment(params, image), repeats)
+    results[str(size)] = {"seconds": total_s, "features_s": features_s,
+                          "clusters_host_s": cluster["False"],
+                          "clusters_device_s": cluster["True"],
+                          "clusters_auto_s": cluster["auto"]}
+    print(f"segment {size}x{size}: {total_s:.3f} s (features {features_s:.3f} s; clusters and "
+          f"segments: host {cluster['False']:.3f} s, device {cluster['True']:.3f} s, auto "
+          f"{cluster['auto']:.3f} s)", flush=True)
+    if size >= 512 or (args.quick and size == sizes[-1]):
+      # Peak memory of one segment in a fresh process.
+      command = [sys.executable, __file__, "--child_segment_memory", str(size)] + \
+          (["--quick"] if args.quick else [])
+      child = subprocess.run(command, capture_output=True, text=True, check=True)
+      memory = json.loads(child.stdout.strip().splitlines()[-1])
+      results[str(size)].update(memory)
+      print(f"segment {size}x{size} peak memory: {memory['peak_mb']:.0f} MB (process), "
+            f"{memory['peak_increase_mb']:.0f} MB above the process before it", flush=True)
   return results
 
 
 def _child_segment_memory(size: int, args) -> None:
-  params = _segment_params(args)
+  params = _segment_params(args, size)
   image = _segment_image(size)
   before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
   segmentation.segment(params, image)
@@ -353,8 +378,14 @@ def _markdown(results: dict) -> str:
                  f" ms, {r['verified_anchors_per_s']:.0f} verified anchors/s |")
   for size, r in results.get("segment", {}).items():
     memory = f", peak {r['peak_mb']:.0f} MB" if "peak_mb" in r else ""
-    lines.append(f"| segment {size}x{size} | {r['seconds']:.3f} s (embedding "
-                 f"{r['embed_s']:.3f} s, clustering {r['cluster_s']:.3f} s){memory} |")
+    if "features_s" in r:
+      lines.append(f"| segment {size}x{size} (at its own size) | {r['seconds']:.3f} s "
+                   f"(features {r['features_s']:.3f} s; clusters + segments: host "
+                   f"{r['clusters_host_s']:.3f} s, device {r['clusters_device_s']:.3f} s, "
+                   f"auto {r['clusters_auto_s']:.3f} s){memory} |")
+    else:  # Rows of older runs.
+      lines.append(f"| segment {size}x{size} | {r['seconds']:.3f} s (embedding "
+                   f"{r['embed_s']:.3f} s, clustering {r['cluster_s']:.3f} s){memory} |")
   if "volume" in results:
     r = results["volume"]
     lines.append(f"| segment_volume {'x'.join(map(str, r['shape']))} ({r['source']}; axis-0 "

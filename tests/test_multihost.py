@@ -16,7 +16,7 @@ import time
 import jax
 import numpy as np
 
-from _multihost_worker import config_for, flat_params, HEARTBEAT_TIMEOUT_S
+from _multihost_worker import config_for, flat_params
 from cuts_jax import train
 from cuts_jax.io import datasets
 
@@ -63,18 +63,13 @@ def _one_process_reference(num_steps):
   return flat_params(train.unreplicate(replicated).params)
 
 
-def test_two_processes_give_the_one_process_update(tmp_path):
-  outputs = _finish(_start(tmp_path, 2, _free_port()))
-  assert all("finished at step 2" in output for output in outputs)
-  saved = np.load(tmp_path / "final_params.npz")
-  expected = _one_process_reference(2)
-  assert set(saved.files) == set(expected)
-  for name, value in expected.items():
-    np.testing.assert_allclose(saved[name], value, atol=1e-6, err_msg=name)
+def test_two_processes_train_as_one_survive_a_killed_host_and_resume(tmp_path):
+  """Kill one host mid-run: the other stops within a minute; a rerun of both resumes.
 
-
-def test_a_killed_process_stops_the_other_and_both_resume(tmp_path):
-  num_steps = 16
+  The resumed run ends at the parameters one process reaches on the same
+  global batches without interruption, so the two hosts did train as one.
+  """
+  num_steps = 10
   processes = _start(tmp_path, num_steps, _free_port())
   checkpoints = tmp_path / "checkpoints"
   deadline = time.monotonic() + 180
@@ -87,13 +82,17 @@ def test_a_killed_process_stops_the_other_and_both_resume(tmp_path):
   output = processes[0].communicate(timeout=120)[0]
   stopped_after = time.monotonic() - killed_at
   processes[1].wait()
-  assert processes[0].returncode != 0
+  assert processes[0].returncode != 0, output[-3000:]
   assert stopped_after < 60, f"the survivor took {stopped_after:.0f} s to stop"
   assert "another task died" in output or "heartbeat" in output, output[-3000:]
 
   last_complete = max(int(p.name) for p in checkpoints.iterdir() if p.name.isdigit())
+  assert last_complete < num_steps
   outputs = _finish(_start(tmp_path, num_steps, _free_port()))
   assert f"Resumed from the checkpoint of step {last_complete}" in outputs[0]
   assert all(f"finished at step {num_steps}" in o for o in outputs)
-  # Heartbeats of 10 s: the survivor stops well within the minute.
-  assert HEARTBEAT_TIMEOUT_S < 60
+  saved = np.load(tmp_path / "final_params.npz")
+  expected = _one_process_reference(num_steps)
+  assert set(saved.files) == set(expected)
+  for name, value in expected.items():
+    np.testing.assert_allclose(saved[name], value, atol=1e-5, err_msg=name)
