@@ -9,7 +9,7 @@ of `segment_hierarchy` over `--repeats` runs after one warm-up (compilation),
 split into the features (the jitted encoder and the projection) and the
 hierarchy built from them (`hierarchy_from_features`: landmark spectral
 coordinates, fine k-means, connected segments, Ward merges). The peak memory
-of the largest size is measured in a fresh process (ru_maxrss).
+of the largest size is measured in a fresh process (its VmHWM).
 
 The comparison: the same 128 x 128 features (16,384 points) given to the
 authors' diffusion condensation, `multiscale_phate.Multiscale_PHATE().fit`
@@ -26,7 +26,6 @@ import datetime
 import json
 import pathlib
 import platform
-import resource
 import statistics
 import subprocess
 import sys
@@ -44,6 +43,8 @@ from cuts_jax import defaults
 from cuts_jax import hierarchy
 from cuts_jax import segmentation
 from cuts_jax import train
+
+import run  # pylint: disable=g-import-not-at-top  (benchmarks/run.py, beside this file)
 from cuts_jax.io import datasets
 
 _MSPHATE_SNIPPET = """
@@ -59,6 +60,7 @@ seconds = time.perf_counter() - started
 print(json.dumps({"seconds": seconds, "levels": len(operator.NxTs),
                   "version": version.__version__}))
 """
+
 
 
 def _params(workdir: str | None):
@@ -86,9 +88,9 @@ def _median(function, repeats: int) -> float:
 def _child_memory(size: int, workdir: str | None) -> None:
   params = _params(workdir)
   image = _image(size)
-  before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+  before = run.peak_rss_mb()
   cuts_jax.segment_hierarchy(params, image, at_training_size=False)
-  peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+  peak = run.peak_rss_mb()
   print(json.dumps({"peak_mb": peak, "before_mb": before}))
 
 

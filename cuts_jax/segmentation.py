@@ -35,6 +35,9 @@ _TILE_SIDE = 512
 # and float rounding overshoot a little) before they are refused.
 _RANGE_TOLERANCE = 1e-3
 
+# Rows of features per block when their variance is summed.
+_VARIANCE_BLOCK_ROWS = 65_536
+
 
 CLUSTER_SPACES = ("reconstruction", "embedding", "cosine")
 
@@ -270,11 +273,26 @@ def embed_image(params: SegmentationParams, image: np.ndarray, *,
       get those features instead, computed on the device before the copy to
       the host.
   """
+  return _embed_image(params, image, space=space)
+
+
+def _embed_image(params: SegmentationParams, image: np.ndarray, *, space: Optional[str],
+                 spare_channels: int = 0) -> np.ndarray:
+  """`embed_image` into an (H, W, D + spare_channels) array whose last channels are unset.
+
+  The spare channels let `segment_features` add the image's own values
+  without a second copy of a large image's features.
+  """
   if space is not None:
     space = _check_space(params, space)
   height, width, _ = image.shape
   if max(height, width) <= _TILE_SIDE + 2 * _halo(params):
-    return np.asarray(_embed_one(params, jnp.asarray(image), space))
+    embedded = np.asarray(_embed_one(params, jnp.asarray(image), space))
+    if not spare_channels:
+      return embedded
+    output = np.empty(embedded.shape[:2] + (embedded.shape[2] + spare_channels,), np.float32)
+    output[..., :embedded.shape[2]] = embedded
+    return output
   halo = _halo(params)
   output = None
   for top in range(0, height, _TILE_SIDE):
@@ -284,8 +302,9 @@ def embed_image(params: SegmentationParams, image: np.ndarray, *,
       r1, c1 = min(bottom + halo, height), min(right + halo, width)
       tile = np.asarray(_embed_one(params, jnp.asarray(image[r0:r1, c0:c1]), space))
       if output is None:
-        output = np.empty((height, width, tile.shape[-1]), np.float32)
-      output[top:bottom, left:right] = tile[top - r0:bottom - r0, left - c0:right - c0]
+        output = np.empty((height, width, tile.shape[-1] + spare_channels), np.float32)
+      output[top:bottom, left:right, :tile.shape[-1]] = tile[top - r0:bottom - r0,
+                                                             left - c0:right - c0]
   return output
 
 
@@ -311,11 +330,30 @@ def prepare_image(image: Any, *, channels: int) -> np.ndarray:
   return datasets.to_unit_range(array)
 
 
-def _unit_total_variance(features: np.ndarray) -> np.ndarray:
-  """Features divided by the square root of their summed per-channel variance."""
+def _total_spread(features: np.ndarray) -> float:
+  """The square root of the summed per-channel variance, accumulated in float64 by blocks.
+
+  By blocks of rows, so that a large image's features are never copied whole
+  (np.var would make a float64 copy: 4.4 GB for a 2048 x 2048 image).
+  """
   flat = features.reshape(-1, features.shape[-1])
-  spread = float(np.sqrt(np.sum(np.var(flat, axis=0, dtype=np.float64))))
-  return features / spread if spread > 0 else features
+  total = np.zeros(flat.shape[1])
+  squares = np.zeros(flat.shape[1])
+  for start in range(0, len(flat), _VARIANCE_BLOCK_ROWS):
+    block = flat[start:start + _VARIANCE_BLOCK_ROWS].astype(np.float64)
+    total += block.sum(axis=0)
+    squares += np.einsum("ij,ij->j", block, block)
+  mean = total / len(flat)
+  variance = np.maximum(squares / len(flat) - mean * mean, 0.0)
+  return float(np.sqrt(np.sum(variance)))
+
+
+def _scale_to_unit_total_variance(features: np.ndarray) -> np.ndarray:
+  """Divides features (in place) by their total spread (nothing when it is 0)."""
+  spread = _total_spread(features)
+  if spread > 0:
+    features /= np.float32(spread)
+  return features
 
 
 def segment_features(params: SegmentationParams, image: np.ndarray, *,
@@ -345,11 +383,17 @@ def segment_features(params: SegmentationParams, image: np.ndarray, *,
   if weight < 0 or sigma < 0:
     raise ValueError(f"image_weight ({weight}) and image_sigma ({sigma}) must be >= 0.")
   space = params.cluster_space if space is None else space
-  features = _unit_total_variance(embed_image(params, image, space=space))
+  channels = image.shape[-1] if weight else 0
+  features = _embed_image(params, image, space=space, spare_channels=channels)
+  if not features.flags.writeable:  # A device array's read-only view.
+    features = features.copy()
+  embedded = features[..., :features.shape[-1] - channels]
+  embedded /= np.float32(_total_spread(embedded) or 1.0)
   if weight:
-    smoothed = ndimage.gaussian_filter(image, sigma=(sigma, sigma, 0), mode="reflect")
-    features = np.concatenate([features, weight * _unit_total_variance(smoothed)], axis=-1)
-  return features.astype(np.float32)
+    smoothed = ndimage.gaussian_filter(np.asarray(image, np.float32), sigma=(sigma, sigma, 0),
+                                       mode="reflect")
+    features[..., -channels:] = np.float32(weight) * _scale_to_unit_total_variance(smoothed)
+  return features
 
 
 def image_to_segment(params: SegmentationParams, image: Any, *,

@@ -14,7 +14,7 @@ def test_quick_benchmark_prints_the_headline_json():
                           env={**os.environ, "XLA_FLAGS": ""})
   assert result.returncode == 0, result.stderr[-3000:]
   headline = json.loads(result.stdout.strip().splitlines()[-1])
-  for key in ("train_step_s", "images_per_s", "segment_128_s", "segment_128_peak_mb",
+  for key in ("train_step_s", "images_per_s", "segment_64_s", "segment_64_peak_mb",
               "segment_volume_s", "segment_volume_peak_mb", "pairs_fraction_of_step"):
     assert headline[key] > 0, key
   assert "| train step, default (batch 2" in result.stdout
