@@ -4,6 +4,7 @@
     python benchmarks/run.py --only=train_step --json
     python benchmarks/run.py --only=segment --json
     python benchmarks/run.py --only=volume        # segment_volume of the brain MRI volume
+    python benchmarks/run.py --only=conv_layers   # each part of each layer, cuts_jax vs PyTorch
     python benchmarks/run.py --quick               # smoke run (CI): tiny sizes, no figures kept
 
 Every figure is the median over `--repeats` timed runs after a warm-up run
@@ -35,6 +36,7 @@ import jax  # pylint: disable=g-import-not-at-top
 import numpy as np
 
 from configs import retina as retina_config  # pylint: disable=g-import-not-at-top
+from cuts_jax import conv
 from cuts_jax import defaults as default_config
 from cuts_jax import sampling
 from cuts_jax import segmentation
@@ -42,7 +44,8 @@ from cuts_jax import train
 from cuts_jax.io import datasets as data
 from cuts_jax.runs import console
 
-SECTIONS = ("train_step", "pairs", "segment", "volume", "torch", "time_to_result")
+SECTIONS = ("train_step", "conv_layers", "pairs", "segment", "volume", "torch",
+            "time_to_result")
 # The brain MRI volume of the shared data (160 x 192 x 224); a synthetic one of
 # its shape stands in when it is absent.
 BRAIN_VOLUME = REPO_ROOT.parent / "shared" / "data" / "brain_mri" / "test_scan.npz"
@@ -106,16 +109,23 @@ def _sample_images(count: int, size: int, channels: int = 3) -> np.ndarray:
 def bench_train_step(args) -> dict:
   """Seconds per step of the paper's encoder with the full CUTS loss."""
   results = {}
-  # "default": the config as shipped (im2col weight gradients on CPU, XLA's on
-  # GPU/TPU); "xla_weight_gradient": XLA's everywhere (the CPU speed without
-  # cuts_jax.conv); "crop64": training on random 64x64 crops of the images.
+  # "default": the config as shipped (FFT-tile weight gradients on CPU, XLA's
+  # on GPU/TPU); "xla_weight_gradient": XLA's everywhere (the CPU speed without
+  # cuts_jax.conv); "im2col_weight_gradient": the direct sum as matrix
+  # products; "crop64": training on random 64x64 crops of the images;
+  # "bfloat16": mixed precision (model.compute_dtype), never the headline.
   variants = [("default", dict(weight_gradient="auto")),
               ("xla_weight_gradient", dict(weight_gradient="xla")),
-              ("crop64", dict(weight_gradient="auto", crop_size=64))]
-  if jax.default_backend() != "cpu":
-    variants = [v for v in variants if v[0] != "xla_weight_gradient"]  # Same as default.
+              ("im2col_weight_gradient", dict(weight_gradient="im2col")),
+              ("crop64", dict(weight_gradient="auto", crop_size=64)),
+              ("bfloat16", dict(weight_gradient="auto", compute_dtype="bfloat16"))]
+  if jax.default_backend() != "cpu":  # The same as the default there.
+    variants = [v for v in variants if "weight_gradient" not in v[0]]
   if args.quick:
     variants = variants[:1]
+  if args.train_variants:
+    wanted = args.train_variants.split(",")
+    variants = [v for v in variants if v[0] in wanted]
   for name, options in variants:
     config = default_config.get_config()
     if args.quick:
@@ -123,6 +133,7 @@ def bench_train_step(args) -> dict:
       config.model.embedding_dim = 16
     config.model.weight_gradient = options["weight_gradient"]
     config.training.crop_size = options.get("crop_size", 0)
+    config.model.compute_dtype = options.get("compute_dtype", "float32")
     config.training.batch_size = args.batch_size
     size = args.image_size
     devices = jax.local_device_count()
@@ -157,6 +168,70 @@ def bench_train_step(args) -> dict:
           f"images/s, {flops / seconds / 1e9:.0f} GFLOP/s = "
           f"{flops / seconds / 1e9 / args.peak_gflops:.0%} of {args.peak_gflops:.0f}), "
           f"compile {compile_s:.1f} s", flush=True)
+  return results
+
+
+def bench_conv_layers(args) -> dict:
+  """Forward, input gradient and weight gradient of each encoder layer: cuts_jax vs PyTorch.
+
+  Each part alone, on the train step's batch (reflect padding): `cuts_jax.conv`
+  with the backend's plan, and, with torch installed, PyTorch's convolution
+  and its two gradients (torch.nn.grad) on the same reflect-padded input.
+  The first layer's input gradient is measured too, though training never
+  needs it (the images take no gradient). Not part of the --quick run.
+  """
+  config = default_config.get_config()
+  if args.quick:
+    config.model.kernel_sizes, config.model.features = (5, 3), (8, 16)
+  rng = np.random.default_rng(0)
+  try:
+    import torch  # pylint: disable=import-outside-toplevel
+  except ImportError:
+    torch = None
+  results, previous = {}, 3
+  for kernel, width in zip(config.model.kernel_sizes, config.model.features):
+    shape = (args.batch_size, args.image_size, args.image_size)
+    x = jax.numpy.asarray(rng.standard_normal(shape + (previous,), np.float32))
+    w = jax.numpy.asarray(0.05 * rng.standard_normal((kernel, kernel, previous, width),
+                                                     np.float32))
+    g = jax.numpy.asarray(rng.standard_normal(shape + (width,), np.float32))
+    convolve = lambda x, w: conv.conv2d(x, w, padding="reflect")
+    parts = {
+        "forward": jax.jit(convolve),
+        "input_gradient": jax.jit(lambda x, w, g: jax.vjp(lambda x: convolve(x, w), x)[1](g)[0]),
+        "weight_gradient": jax.jit(
+            lambda x, w, g: jax.vjp(lambda w: convolve(x, w), w)[1](g)[0]),
+    }
+    name = f"{kernel}x{kernel} {previous}->{width}"
+    row = {"gflop_per_part": 2.0 * np.prod(shape) * kernel * kernel * previous * width / 1e9,
+           "plan": str(conv.plan(jax.default_backend(), in_channels=previous))}
+    for part, function in parts.items():
+      arguments = (x, w) if part == "forward" else (x, w, g)
+      jax.block_until_ready(function(*arguments))
+      row[part + "_s"], _ = _median_time(lambda: jax.block_until_ready(function(*arguments)),
+                                         args.repeats)
+    if torch is not None and not args.quick:
+      half = kernel // 2
+      xt = torch.from_numpy(np.array(x)).permute(0, 3, 1, 2).contiguous()
+      wt = torch.from_numpy(np.array(w)).permute(3, 2, 0, 1).contiguous()
+      gt = torch.from_numpy(np.array(g)).permute(0, 3, 1, 2).contiguous()
+      padded = torch.nn.functional.pad(xt, (half,) * 4, mode="reflect")
+      with torch.no_grad():
+        torch_parts = {
+            "forward": lambda: torch.nn.functional.conv2d(
+                torch.nn.functional.pad(xt, (half,) * 4, mode="reflect"), wt),
+            "input_gradient": lambda: torch.nn.grad.conv2d_input(padded.shape, wt, gt),
+            "weight_gradient": lambda: torch.nn.grad.conv2d_weight(padded, wt.shape, gt),
+        }
+        for part, function in torch_parts.items():
+          function()
+          row["torch_" + part + "_s"], _ = _median_time(function, args.repeats)
+    results[name] = row
+    print(f"conv {name}: " + ", ".join(
+        f"{part} {row[part + '_s']:.3f} s" + (f" (PyTorch {row['torch_' + part + '_s']:.3f} s)"
+                                              if "torch_" + part + "_s" in row else "")
+        for part in parts), flush=True)
+    previous = width
   return results
 
 
@@ -201,7 +276,9 @@ def _segment_image(size: int) -> np.ndarray:
 
 
 def _segment_sizes(args) -> tuple[int, ...]:
-  return (64,) if args.quick else (128, 512, 2048)
+  if args.quick:
+    return (64,)
+  return tuple(int(size) for size in args.segment_sizes.split(","))
 
 
 def bench_segment(args) -> dict:
@@ -385,6 +462,14 @@ def _markdown(results: dict) -> str:
     ratio = f"; cuts_jax {r['speedup_of_jax']:.2f}x as fast" if "speedup_of_jax" in r else ""
     lines.append(f"| train step, PyTorch {r['torch_version']} on {r['device']} (batch "
                  f"{name.split('@batch')[1]}, 128x128) | {r['seconds']:.4f} s{ratio} |")
+  for name, r in results.get("conv_layers", {}).items():
+    cells = []
+    for part in ("forward", "input_gradient", "weight_gradient"):
+      torch_s = r.get(f"torch_{part}_s")
+      cells.append(f"{part.replace('_', ' ')} {r[part + '_s']:.3f} s" +
+                   (f" (PyTorch {torch_s:.3f} s)" if torch_s else ""))
+    lines.append(f"| conv layer {name} ({r['gflop_per_part']:.1f} GFLOP a part) | "
+                 + "; ".join(cells) + " |")
   if "pairs" in results:
     r = results["pairs"]
     lines.append(f"| pair selection + SSIM (batch {r.get('batch_size', settings['batch_size'])}) | "
@@ -445,6 +530,10 @@ def main() -> None:
   parser.add_argument("--quick", action="store_true", help="smoke run: tiny sizes, 1 repeat")
   parser.add_argument("--json", action="store_true", help="print the headline JSON last")
   parser.add_argument("--repeats", type=int, default=5)
+  parser.add_argument("--segment_sizes", default="128,512,2048",
+                      help="comma-separated sides of the segment benchmark")
+  parser.add_argument("--train_variants", default="",
+                      help="comma-separated train_step variants (default: all)")
   parser.add_argument("--batch_size", type=int, default=8)
   parser.add_argument("--image_size", type=int, default=128)
   parser.add_argument("--peak_gflops", type=float, default=200.0,
@@ -472,6 +561,8 @@ def main() -> None:
   results = {"machine": _machine(), "settings": settings}
   if "train_step" in sections:
     results["train_step"] = bench_train_step(args)
+  if "conv_layers" in sections and not args.quick:
+    results["conv_layers"] = bench_conv_layers(args)
   if "pairs" in sections:
     results["pairs"] = bench_pairs(args)
   if "segment" in sections:
@@ -492,7 +583,7 @@ def main() -> None:
     key = f"{results['machine']['platform']}:{results['machine']['device']}"
     machine_results = merged.setdefault(key, {})
     for section, value in results.items():
-      if section == "train_step":
+      if section in ("train_step", "segment", "conv_layers"):  # Rows merge by name.
         machine_results.setdefault(section, {}).update(value)
       else:
         machine_results[section] = value

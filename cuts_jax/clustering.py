@@ -50,8 +50,8 @@ scikit-learn: the same steps and settings with its own random draws
 path's in quality, not bit for bit. Point counts are rounded up to a few
 sizes (the padding rows are masked out), so a folder of images of many sizes
 compiles a handful of times, not once per image. `on_device="auto"` (the
-default) takes the device path where it was measured to be faster
-(`device_clustering_is_faster`).
+default) takes each stage's device path where it was measured to be faster
+(`device_clustering_is_faster`: on CPU the k-means up to 512 x 512 points).
 
 Labels are renumbered in order of first appearance (raster order for an
 image), so equal partitions give equal label arrays. When the data have no
@@ -107,12 +107,17 @@ _MAX_KNN_POINTS = 65_536
 _DEVICE_BLOCK_ROWS = 4096
 # Lloyd steps of the device k-means stop here if the centres still move.
 _DEVICE_KMEANS_ITERATIONS = 100
-# Where `on_device="auto"` runs each stage on the device (see
-# device_clustering_is_faster). On this project's CPU the jitted k-means took a
-# fifth of scikit-learn's time, while the jitted graph was slower than numpy's
-# (XLA's CPU top-k and scatters are slow).
-_DEVICE_FASTER_ON = {"coordinates": frozenset({"gpu", "cuda", "rocm", "tpu"}),
-                     "kmeans": frozenset({"cpu", "gpu", "cuda", "rocm", "tpu"})}
+# Where `on_device="auto"` runs each stage on the device: backend -> the most
+# points for which it does (see device_clustering_is_faster). On this
+# project's CPU the jitted k-means took a fifth to four fifths of
+# scikit-learn's time up to 512x512 points and three times as long at
+# 2048x2048 (scikit-learn's prediction is faster there), while the jitted
+# graph was slower than numpy's at every size (XLA's CPU top-k is slow).
+_ACCELERATORS = ("gpu", "cuda", "rocm", "tpu")
+_DEVICE_FASTER_UP_TO = {
+    "coordinates": {backend: math.inf for backend in _ACCELERATORS},
+    "kmeans": {"cpu": 512 * 512, **{backend: math.inf for backend in _ACCELERATORS}},
+}
 
 
 def cluster_embeddings(embeddings: np.ndarray, *, num_clusters: int = 10,
@@ -509,22 +514,26 @@ def _knn_spectral_coordinates(points: np.ndarray, num_clusters: int, num_neighbo
 # --- The device path: the same steps as jitted JAX. ---------------------------------------
 
 
-def device_clustering_is_faster(stage: str, *, backend: Optional[str] = None) -> bool:
+def device_clustering_is_faster(stage: str, *, backend: Optional[str] = None,
+                                num_points: int = 1) -> bool:
   """Whether `on_device="auto"` runs `stage` on the device of `backend` (default: JAX's).
 
   Args:
     stage: "coordinates" (PCA, landmarks, graph and its eigenvectors) or
       "kmeans" (the final k-means, or plain k-means).
     backend: a `jax.default_backend()` name.
+    num_points: the points to cluster.
 
   Returns:
     True where the device path of that stage was measured at least as fast
-    as the host path at equal quality (benchmarks/results.md, "clustering"):
-    on CPU the k-means; on GPUs and TPUs both stages (see the README's
+    as the host path at equal quality (benchmarks/results.md, segment rows;
+    experiments/results/clustering_on_device.md): on CPU the k-means of up to
+    512 x 512 points; on GPUs and TPUs both stages (see the README's
     performance section for what was and was not measured there).
   """
-  _validation.check_one_of(stage, tuple(_DEVICE_FASTER_ON), what="clustering stage")
-  return (backend or jax.default_backend()) in _DEVICE_FASTER_ON[stage]
+  _validation.check_one_of(stage, tuple(_DEVICE_FASTER_UP_TO), what="clustering stage")
+  limit = _DEVICE_FASTER_UP_TO[stage].get(backend or jax.default_backend(), 0)
+  return num_points <= limit
 
 
 def _check_on_device(on_device) -> None:
@@ -534,7 +543,8 @@ def _check_on_device(on_device) -> None:
 
 def _use_device(on_device: Union[bool, str], stage: str, num_points: int, *,
                 graph: str) -> bool:
-  wanted = device_clustering_is_faster(stage) if on_device == "auto" else on_device
+  wanted = (device_clustering_is_faster(stage, num_points=num_points) if on_device == "auto"
+            else on_device)
   # The exact kNN graph has no device version; its final k-means does.
   return (bool(wanted) and num_points >= _DEVICE_BLOCK_ROWS
           and (stage == "kmeans" or graph == "landmark"))

@@ -16,7 +16,9 @@ pure function of the backend's name, the layer's input channels and the
   slower generic path. So the forward pass is the VALID convolution with
   one zero column added on the right (1/W more work, the extra output
   column dropped); the input gradient is a SAME convolution of the output
-  gradient padded by half a kernel; and the weight gradient, which XLA's
+  gradient padded by half a kernel; both go through FFTs of overlapping
+  tiles instead for kernels of 9 and more or work of at least 128 tiles,
+  where that measured faster; and the weight gradient, which XLA's
   CPU path computes at a small fraction of the CPU's speed, comes from FFTs
   of overlapping tiles (a matrix product per frequency: a twentieth of the
   arithmetic of the direct sum for 7x7 and 11x11 kernels), or for inputs of
@@ -53,9 +55,16 @@ WEIGHT_GRADIENTS = ("auto", "xla", "im2col", "fft")
 _MAX_FEW_CHANNELS = 4
 # Output rows per im2col chunk of the weight gradient (see _im2col_weight_gradient).
 _IM2COL_CHUNK_ROWS = 8
-# Side lengths of the FFT tiles the weight gradient may use; the cheapest for
-# the layer's sizes is taken (see _fft_tile_side).
-_FFT_TILE_SIDES = (16, 32, 64)
+# Side of the FFT tiles for kernels of up to half of it (measured fastest for
+# the paper's 7x7 and 11x11 layers on CPU: 16 and 64 were slower at 64-512 px);
+# larger kernels use tiles of the next power of two above twice their size.
+_FFT_TILE_SIDE = 32
+# On CPU the forward pass and the input gradient go through FFT tiles when the
+# kernel is at least this large, or when there are at least this many tiles;
+# smaller work ran faster as one direct convolution (7x7 64->128: direct at
+# 1 x 128 x 128 and 2 x 64 x 64, FFT at 8 x 128 x 128 and 1 x 512 x 512).
+_FFT_MIN_KERNEL = 9
+_FFT_MIN_TILES = 128
 
 
 @dataclasses.dataclass(frozen=True)
@@ -68,8 +77,11 @@ class ConvPlan:
       output column is dropped: XLA's fast CPU path) or "stacked_rows" (for
       few input channels: the k row shifts of the input stacked as channels,
       then a 1 x k convolution).
-    input_gradient: "xla" (XLA's derivative) or "same_on_padded" (a SAME
-      convolution of the output gradient padded by half a kernel).
+      "fft": overlap-save FFT tiles (see `_fft_valid_correlation`).
+    input_gradient: "xla" (XLA's derivative), "same_on_padded" (a SAME
+      convolution of the output gradient padded by half a kernel) or "fft"
+      (the output gradient's full correlation with the flipped kernel by FFT
+      tiles).
     weight_gradient: "xla", "im2col" (matrix products over shifted copies of
       the input), "fft" (per-frequency products of FFT tiles of the input and
       the output gradient) or "channel_convolution" (a convolution with the
@@ -86,7 +98,9 @@ class ConvPlan:
     return self != ConvPlan("valid", "xla", "xla")
 
 
-def plan(backend: str, *, in_channels: int, weight_gradient: str = "auto") -> ConvPlan:
+def plan(backend: str, *, in_channels: int, weight_gradient: str = "auto",
+         kernel_size: int | None = None,
+         output_shape: tuple[int, int, int] | None = None) -> ConvPlan:
   """The fastest measured way to compute a layer's three parts on `backend`.
 
   Args:
@@ -95,6 +109,9 @@ def plan(backend: str, *, in_channels: int, weight_gradient: str = "auto") -> Co
     in_channels: the layer's input channels.
     weight_gradient: "auto" (the backend's choice), "xla" (XLA's own weight
       gradient everywhere), "im2col" or "fft" (those products everywhere).
+    kernel_size, output_shape: k and the output's (B, H, W); with both, the
+      CPU plan may take FFT tiles for the forward pass and the input gradient
+      (large kernels, or enough tiles); without, it does not.
 
   Returns:
     The `ConvPlan`.
@@ -105,6 +122,12 @@ def plan(backend: str, *, in_channels: int, weight_gradient: str = "auto") -> Co
     forward = "stacked_rows" if few_channels else "extra_column"
     input_gradient = "same_on_padded"
     auto = "channel_convolution" if few_channels else "fft"
+    if not few_channels and kernel_size is not None and output_shape is not None:
+      batch, height, width = output_shape
+      step = _fft_tile_side(kernel_size) - kernel_size + 1
+      tiles = batch * -(-height // step) * -(-width // step)
+      if kernel_size >= _FFT_MIN_KERNEL or tiles >= _FFT_MIN_TILES:
+        forward = input_gradient = "fft"
   else:
     forward, input_gradient, auto = "valid", "xla", "xla"
   chosen = auto if weight_gradient == "auto" else weight_gradient
@@ -118,6 +141,8 @@ def _xla_conv(x: jax.Array, kernel: jax.Array, padding) -> jax.Array:
 def _valid_forward(padded: jax.Array, kernel: jax.Array, method: str) -> jax.Array:
   if method == "valid":
     return _xla_conv(padded, kernel, "VALID")
+  if method == "fft":
+    return _fft_valid_correlation(padded, kernel).astype(padded.dtype)
   if method == "stacked_rows":
     k, _, in_channels, out_channels = kernel.shape
     height = padded.shape[1] - k + 1
@@ -194,13 +219,71 @@ def _im2col_weight_gradient(padded: jax.Array, output_gradient: jax.Array,
   return total
 
 
-def _fft_tile_side(height: int, width: int, kernel_size: int) -> int:
-  """The tile side of `_FFT_TILE_SIDES` with the fewest frequencies x tiles for the layer."""
-  def cost(side):
-    step = side - kernel_size + 1
-    return -(-height // step) * -(-width // step) * side * (side // 2 + 1)
-  usable = [side for side in _FFT_TILE_SIDES if side - kernel_size + 1 >= 2]
-  return min(usable or [2 * kernel_size], key=cost)
+def _fft_tile_side(kernel_size: int) -> int:
+  """The FFT tile side for a k x k kernel (see `_FFT_TILE_SIDE`)."""
+  if 2 * kernel_size <= _FFT_TILE_SIDE:
+    return _FFT_TILE_SIDE
+  return 1 << (2 * kernel_size - 1).bit_length()
+
+
+def _fft_valid_correlation(padded: jax.Array, kernel: jax.Array) -> jax.Array:
+  """A VALID convolution (cross-correlation, as XLA's) by FFTs of overlapping tiles.
+
+  Overlap-save: each S x S block of the output, S = N - k + 1, is the valid
+  part of the N-point circular correlation of the N x N input tile under it
+  with the kernel; per frequency, the tiles' spectra times the kernel's
+  conjugate spectrum is one (tiles x Ci) @ (Ci x Co) product.
+
+  Args:
+    padded: (B, H + k - 1, W + k - 1, Ci).
+    kernel: (k, k, Ci, Co).
+
+  Returns:
+    float32 (B, H, W, Co).
+  """
+  batch, padded_height, padded_width, in_channels = padded.shape
+  k, _, _, out_channels = kernel.shape
+  height, width = padded_height - k + 1, padded_width - k + 1
+  side = _fft_tile_side(k)
+  step = side - k + 1
+  tiles_down, tiles_across = -(-height // step), -(-width // step)
+  padded = jnp.pad(padded.astype(jnp.float32),
+                   ((0, 0), (0, (tiles_down - 1) * step + side - padded_height),
+                    (0, (tiles_across - 1) * step + side - padded_width), (0, 0)))
+  input_spectra = jnp.fft.rfft2(_overlapping_tiles(padded, side, step))  # (T, Ci, N, N/2+1)
+  tiles = input_spectra.shape[0]
+  frequencies = side * (side // 2 + 1)
+  kernel_spectra = jnp.fft.rfft2(kernel.astype(jnp.float32).transpose(2, 3, 0, 1),
+                                 s=(side, side))  # (Ci, Co, N, N/2+1)
+  products = jnp.matmul(  # (frequencies, T, Co)
+      input_spectra.reshape(tiles, in_channels, frequencies).transpose(2, 0, 1),
+      jnp.conj(kernel_spectra).reshape(in_channels, out_channels, frequencies).transpose(2, 0, 1))
+  blocks = jnp.fft.irfft2(
+      products.transpose(1, 2, 0).reshape(tiles, out_channels, side, side // 2 + 1),
+      s=(side, side))[:, :, :step, :step]
+  output = blocks.reshape(batch, tiles_down, tiles_across, out_channels, step, step).transpose(
+      0, 1, 4, 2, 5, 3).reshape(batch, tiles_down * step, tiles_across * step, out_channels)
+  return output[:, :height, :width]
+
+
+def _overlapping_tiles(images: jax.Array, side: int, step: int) -> jax.Array:
+  """(B, (a - 1) * step + side, (b - 1) * step + side, C) -> (B * a * b, C, side, side)."""
+  batch, height, width, channels = images.shape
+  down, across = (height - side) // step + 1, (width - side) // step + 1
+  rows = (jnp.arange(down)[:, None] * step + jnp.arange(side)[None, :]).reshape(-1)
+  columns = (jnp.arange(across)[:, None] * step + jnp.arange(side)[None, :]).reshape(-1)
+  return images[:, rows][:, :, columns].reshape(
+      batch, down, side, across, side, channels).transpose(0, 1, 3, 5, 2, 4).reshape(
+          batch * down * across, channels, side, side)
+
+
+def _fft_input_gradient(output_gradient: jax.Array, kernel: jax.Array) -> jax.Array:
+  """dL/d(padded input) of a VALID convolution: the output gradient, padded by
+  k - 1, correlated with the flipped kernel, by FFT tiles."""
+  k = kernel.shape[0]
+  flipped = jnp.flip(kernel, (0, 1)).transpose(0, 1, 3, 2)
+  padded_gradient = jnp.pad(output_gradient, ((0, 0), (k - 1, k - 1), (k - 1, k - 1), (0, 0)))
+  return _fft_valid_correlation(padded_gradient, flipped)
 
 
 def _fft_weight_gradient(padded: jax.Array, output_gradient: jax.Array,
@@ -229,7 +312,7 @@ def _fft_weight_gradient(padded: jax.Array, output_gradient: jax.Array,
   batch, padded_height, padded_width, in_channels = padded.shape
   _, height, width, out_channels = output_gradient.shape
   k = kernel_size
-  side = _fft_tile_side(height, width, k)
+  side = _fft_tile_side(k)
   step = side - k + 1
   tiles_down, tiles_across = -(-height // step), -(-width // step)
   # Zeros beyond the edges: gradient zeros add nothing, input zeros only meet them.
@@ -239,12 +322,8 @@ def _fft_weight_gradient(padded: jax.Array, output_gradient: jax.Array,
   gradient = jnp.pad(output_gradient.astype(jnp.float32),
                      ((0, 0), (0, tiles_down * step - height),
                       (0, tiles_across * step - width), (0, 0)))
-  rows = (jnp.arange(tiles_down)[:, None] * step + jnp.arange(side)[None, :]).reshape(-1)
-  columns = (jnp.arange(tiles_across)[:, None] * step + jnp.arange(side)[None, :]).reshape(-1)
   tiles = batch * tiles_down * tiles_across
-  input_tiles = padded[:, rows][:, :, columns].reshape(
-      batch, tiles_down, side, tiles_across, side, in_channels).transpose(
-          0, 1, 3, 5, 2, 4).reshape(tiles, in_channels, side, side)
+  input_tiles = _overlapping_tiles(padded, side, step)
   gradient_tiles = gradient.reshape(
       batch, tiles_down, step, tiles_across, step, out_channels).transpose(
           0, 1, 3, 5, 2, 4).reshape(tiles, out_channels, step, step)
@@ -303,6 +382,8 @@ def _planned_valid_backward(conv_plan, residuals, output_gradient):
   padded, kernel = residuals
   if conv_plan.input_gradient == "same_on_padded":
     input_gradient = _same_on_padded_input_gradient(output_gradient, kernel)
+  elif conv_plan.input_gradient == "fft":
+    input_gradient = _fft_input_gradient(output_gradient, kernel)
   else:
     _, input_vjp = jax.vjp(lambda x: _xla_conv(x, kernel, "VALID"), padded)
     (input_gradient,) = input_vjp(output_gradient)
@@ -353,7 +434,8 @@ def conv2d(x: jax.Array, kernel: jax.Array, *, padding: str = "zero",
     (B, H, W, Co) output.
   """
   conv_plan = plan(backend or jax.default_backend(), in_channels=x.shape[-1],
-                   weight_gradient=weight_gradient)
+                   weight_gradient=weight_gradient, kernel_size=kernel.shape[0],
+                   output_shape=x.shape[:3])
   half = kernel.shape[0] // 2
   if padding == "zero":
     if conv_plan.weight_gradient == "xla":

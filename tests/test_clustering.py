@@ -246,9 +246,12 @@ def test_small_sets_and_the_exact_graph_stay_on_the_host():
 
 
 def test_where_auto_clusters_and_bad_choices():
-  assert clustering.device_clustering_is_faster("kmeans", backend="cpu")
+  assert clustering.device_clustering_is_faster("kmeans", backend="cpu", num_points=128 * 128)
+  assert not clustering.device_clustering_is_faster("kmeans", backend="cpu",
+                                                    num_points=2048 * 2048)
   assert not clustering.device_clustering_is_faster("coordinates", backend="cpu")
-  assert clustering.device_clustering_is_faster("coordinates", backend="gpu")
+  assert clustering.device_clustering_is_faster("coordinates", backend="gpu",
+                                                num_points=2048 * 2048)
   with pytest.raises(ValueError, match="clustering stage"):
     clustering.device_clustering_is_faster("graph")
   with pytest.raises(ValueError, match="on_device"):

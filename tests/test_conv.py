@@ -86,8 +86,27 @@ def test_fft_weight_gradient_equals_the_direct_sum(height, width, kernel_size):
   np.testing.assert_allclose(got, expected, atol=2e-6 * scale)
 
 
-def test_fft_tile_side_is_the_cheapest():
-  assert conv._fft_tile_side(128, 128, 7) == 32
-  assert conv._fft_tile_side(64, 64, 11) == 32
-  assert conv._fft_tile_side(128, 128, 31) == 64
-  assert conv._fft_tile_side(8, 8, 65) == 130  # No listed side fits: tiles of 2k.
+def test_fft_tile_side():
+  assert conv._fft_tile_side(7) == conv._fft_tile_side(11) == 32
+  assert conv._fft_tile_side(31) == 64
+
+
+@pytest.mark.parametrize("padding", ["edge", "reflect"])
+@pytest.mark.parametrize("kernel_size, shape", [(9, (2, 20, 17)), (3, (130, 4, 4))])
+def test_fft_forward_and_input_gradient_plans_match_xla(padding, kernel_size, shape):
+  # A large kernel, and a small kernel over many tiles: both take FFT tiles on CPU.
+  assert conv.plan("cpu", in_channels=6, kernel_size=kernel_size,
+                   output_shape=shape) == conv.ConvPlan("fft", "fft", "fft")
+  _check_plan(padding, kernel_size, 6, 5, "cpu", "auto", shape=shape)
+
+
+def test_cpu_plan_takes_fft_tiles_only_where_they_were_faster():
+  seven = dict(in_channels=64, kernel_size=7)
+  assert conv.plan("cpu", **seven, output_shape=(8, 128, 128)).forward == "fft"
+  assert conv.plan("cpu", **seven, output_shape=(1, 128, 128)).forward == "extra_column"
+  assert conv.plan("cpu", in_channels=32, kernel_size=11,
+                   output_shape=(1, 128, 128)).input_gradient == "fft"
+  assert conv.plan("cpu", in_channels=3, kernel_size=15,
+                   output_shape=(8, 128, 128)).forward == "stacked_rows"
+  assert conv.plan("gpu", **seven, output_shape=(8, 128, 128)) == conv.ConvPlan(
+      "valid", "xla", "xla")
