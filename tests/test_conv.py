@@ -108,5 +108,7 @@ def test_cpu_plan_takes_fft_tiles_only_where_they_were_faster():
                    output_shape=(1, 128, 128)).input_gradient == "fft"
   assert conv.plan("cpu", in_channels=3, kernel_size=15,
                    output_shape=(8, 128, 128)).forward == "stacked_rows"
+  assert conv.plan("cpu", **seven, output_shape=(8, 64, 64)).weight_gradient == "fft"
+  assert conv.plan("cpu", **seven, output_shape=(1, 32, 32)).weight_gradient == "im2col"
   assert conv.plan("gpu", **seven, output_shape=(8, 128, 128)) == conv.ConvPlan(
       "valid", "xla", "xla")
