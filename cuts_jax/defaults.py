@@ -69,8 +69,8 @@ def get_config(*, model_preset: str = "paper") -> ml_collections.ConfigDict:
   config.model = ml_collections.ConfigDict(dict(MODEL_PRESETS[model_preset]))
   config.model.preset = model_preset  # Recorded for the reader; the fields below rule.
   # How convolution weight gradients are computed: auto = the backend's fastest
-  # (cuts_jax.conv.plan: matrix products on CPU, XLA's own on GPU/TPU); xla; im2col.
-  # Same result either way.
+  # (cuts_jax.conv.plan: FFT tiles or im2col products on CPU, XLA's own on GPU/TPU); xla;
+  # im2col; fft. Same result either way (to float rounding).
   config.model.weight_gradient = "auto"
   # Mixed precision: "bfloat16" runs convolutions and dense layers in bf16 (parameters,
   # batch-norm statistics and the loss stay float32). Helps on GPUs and TPUs, not CPUs.

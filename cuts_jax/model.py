@@ -70,7 +70,7 @@ class Encoder(nn.Module):
     padding: how borders are filled before each convolution: "zero", "edge"
       (replicate) or "reflect".
     weight_gradient: how convolution weight gradients are computed: "auto"
-      (the backend's fastest, see `cuts_jax.conv.plan`), "im2col" or "xla".
+      (the backend's fastest, see `cuts_jax.conv.plan`), "fft", "im2col" or "xla".
     compute_dtype: "float32", or "bfloat16" for mixed precision: convolutions
       and the dense layer compute in bf16, parameters and batch-norm
       statistics stay float32, and the embeddings come back as float32.
