@@ -56,7 +56,8 @@ _MAX_FEW_CHANNELS = 4
 # Output rows per im2col chunk of the weight gradient (see _im2col_weight_gradient).
 _IM2COL_CHUNK_ROWS = 8
 # Side of the FFT tiles for kernels of up to half of it (measured fastest for
-# the paper's 7x7 and 11x11 layers on CPU: 16 and 64 were slower at 64-512 px);
+# the paper's 7x7 and 11x11 layers on CPU at 8 x 128 x 128: 16 and 64 were
+# slower for the weight gradient, 64 for the forward pass and input gradient);
 # larger kernels use tiles of the next power of two above twice their size.
 _FFT_TILE_SIDE = 32
 # On CPU the forward pass and the input gradient go through FFT tiles when the
@@ -130,8 +131,8 @@ def plan(backend: str, *, in_channels: int, weight_gradient: str = "auto",
     auto = "channel_convolution" if few_channels else "fft"
     if not few_channels and kernel_size is not None and output_shape is not None:
       batch, height, width = output_shape
-      step = _fft_tile_side(kernel_size) - kernel_size + 1
-      tiles = batch * -(-height // step) * -(-width // step)
+      _, _, down, across = _tile_grid(height, width, kernel_size)
+      tiles = batch * down * across
       if kernel_size >= _FFT_MIN_KERNEL or tiles >= _FFT_MIN_TILES:
         forward = input_gradient = "fft"
       if kernel_size < _FFT_MIN_KERNEL and tiles < _FFT_MIN_WEIGHT_TILES:
@@ -234,6 +235,28 @@ def _fft_tile_side(kernel_size: int) -> int:
   return 1 << (2 * kernel_size - 1).bit_length()
 
 
+def _tile_grid(height: int, width: int, kernel_size: int) -> tuple[int, int, int, int]:
+  """(side N, step S = N - k + 1, tiles down, tiles across) covering an H x W output."""
+  side = _fft_tile_side(kernel_size)
+  step = side - kernel_size + 1
+  return side, step, -(-height // step), -(-width // step)
+
+
+def _input_tile_spectra(padded: jax.Array, height: int, width: int,
+                        kernel_size: int) -> jax.Array:
+  """rfft2 of the N x N input tiles under each S x S output tile: (tiles, Ci, N, N/2 + 1).
+
+  The input is zero-extended to whole tiles; those zeros only meet outputs
+  (or output-gradient zeros) beyond the edges.
+  """
+  side, step, down, across = _tile_grid(height, width, kernel_size)
+  _, padded_height, padded_width, _ = padded.shape
+  padded = jnp.pad(padded.astype(jnp.float32),
+                   ((0, 0), (0, (down - 1) * step + side - padded_height),
+                    (0, (across - 1) * step + side - padded_width), (0, 0)))
+  return jnp.fft.rfft2(_overlapping_tiles(padded, side, step))
+
+
 def _fft_valid_correlation(padded: jax.Array, kernel: jax.Array) -> jax.Array:
   """A VALID convolution (cross-correlation, as XLA's) by FFTs of overlapping tiles.
 
@@ -252,13 +275,8 @@ def _fft_valid_correlation(padded: jax.Array, kernel: jax.Array) -> jax.Array:
   batch, padded_height, padded_width, in_channels = padded.shape
   k, _, _, out_channels = kernel.shape
   height, width = padded_height - k + 1, padded_width - k + 1
-  side = _fft_tile_side(k)
-  step = side - k + 1
-  tiles_down, tiles_across = -(-height // step), -(-width // step)
-  padded = jnp.pad(padded.astype(jnp.float32),
-                   ((0, 0), (0, (tiles_down - 1) * step + side - padded_height),
-                    (0, (tiles_across - 1) * step + side - padded_width), (0, 0)))
-  input_spectra = jnp.fft.rfft2(_overlapping_tiles(padded, side, step))  # (T, Ci, N, N/2+1)
+  side, step, tiles_down, tiles_across = _tile_grid(height, width, k)
+  input_spectra = _input_tile_spectra(padded, height, width, k)
   tiles = input_spectra.shape[0]
   frequencies = side * (side // 2 + 1)
   kernel_spectra = jnp.fft.rfft2(kernel.astype(jnp.float32).transpose(2, 3, 0, 1),
@@ -317,25 +335,19 @@ def _fft_weight_gradient(padded: jax.Array, output_gradient: jax.Array,
   Returns:
     float32 (k, k, Ci, Co) gradient of the kernel.
   """
-  batch, padded_height, padded_width, in_channels = padded.shape
+  batch, _, _, in_channels = padded.shape
   _, height, width, out_channels = output_gradient.shape
   k = kernel_size
-  side = _fft_tile_side(k)
-  step = side - k + 1
-  tiles_down, tiles_across = -(-height // step), -(-width // step)
-  # Zeros beyond the edges: gradient zeros add nothing, input zeros only meet them.
-  padded = jnp.pad(padded.astype(jnp.float32),
-                   ((0, 0), (0, (tiles_down - 1) * step + side - padded_height),
-                    (0, (tiles_across - 1) * step + side - padded_width), (0, 0)))
+  side, step, tiles_down, tiles_across = _tile_grid(height, width, k)
+  input_spectra = _input_tile_spectra(padded, height, width, k)
+  # Zero gradient rows and columns beyond the edges add nothing.
   gradient = jnp.pad(output_gradient.astype(jnp.float32),
                      ((0, 0), (0, tiles_down * step - height),
                       (0, tiles_across * step - width), (0, 0)))
   tiles = batch * tiles_down * tiles_across
-  input_tiles = _overlapping_tiles(padded, side, step)
   gradient_tiles = gradient.reshape(
       batch, tiles_down, step, tiles_across, step, out_channels).transpose(
           0, 1, 3, 5, 2, 4).reshape(tiles, out_channels, step, step)
-  input_spectra = jnp.fft.rfft2(input_tiles)
   gradient_spectra = jnp.fft.rfft2(gradient_tiles, s=(side, side))
   frequencies = side * (side // 2 + 1)
   products = jnp.matmul(  # (frequencies, Ci, Co)

@@ -387,8 +387,7 @@ def segment_features(params: SegmentationParams, image: np.ndarray, *,
   features = _embed_image(params, image, space=space, spare_channels=channels)
   if not features.flags.writeable:  # A device array's read-only view.
     features = features.copy()
-  embedded = features[..., :features.shape[-1] - channels]
-  embedded /= np.float32(_total_spread(embedded) or 1.0)
+  _scale_to_unit_total_variance(features[..., :features.shape[-1] - channels])
   if weight:
     smoothed = ndimage.gaussian_filter(np.asarray(image, np.float32), sigma=(sigma, sigma, 0),
                                        mode="reflect")
