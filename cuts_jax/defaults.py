@@ -62,6 +62,9 @@ def get_config(*, model_preset: str = "paper") -> ml_collections.ConfigDict:
   # kind=volume with label_ids: keep only slices with at least this many target pixels
   # (0: every slice). Only for evaluation: training must not choose slices by labels.
   config.data.min_target_pixels = 0
+  # kind=volume: only slices first <= i < stop, as (first, stop) (() keeps all); e.g. one
+  # hemisphere's slices as a tuning part (experiments/splits.json).
+  config.data.slice_range = ()
 
   if model_preset not in MODEL_PRESETS:
     raise ValueError(f"unknown model preset {model_preset!r}; expected one of "

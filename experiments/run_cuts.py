@@ -12,7 +12,7 @@ report part, `tune` on the tuning part, on which every setting is chosen. As in 
 run (and in the checks on data the project never sees), CUTS is trained without labels on
 the images it then segments: retina on the part's 14 images, BSDS500 on its split (`train`
 to tune, `val` to report), the brain volume on every slice; the brain is scored on the
-slices that cross the ventricles and has no tuning part.
+slices of the part's hemisphere that cross the ventricles.
 
 For each seed the dataset's config is trained with `cuts_jax.train` in
 `--workdir_root/<dataset>_<ablation>_<preset>[_<hash of --set>]/seed<k>` (a finished
@@ -117,11 +117,10 @@ def part_assignments(dataset: str, part: str, *, evaluation: bool) -> dict:
     return {"data.include": tuple(SPLITS["retina"][part])}
   if dataset == "berkeley":
     return {"data.splits": tuple(SPLITS["bsds500"][part])}
-  if part == "tune":
-    raise SystemExit("the brain volume has no tuning part (experiments/splits.json): its "
-                     "settings come from the retina and BSDS500 tuning parts.")
-  # Trained on every slice; scored on those that cross the ventricles.
-  return {"data.min_target_pixels": 1} if evaluation else {}
+  # Trained on every slice; scored on the part's hemisphere where it crosses the ventricles.
+  if not evaluation:
+    return {}
+  return {"data.min_target_pixels": 1, "data.slice_range": tuple(SPLITS["brain"][part])}
 
 
 def build_config(args, ablation: str, seed: int, extra_assignments: tuple[str, ...] = (), *,

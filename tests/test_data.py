@@ -68,6 +68,11 @@ def test_volume_written_by_the_test(tmp_path):
   assert dataset.masks[0, 8:12, 8:12].all() and dataset.masks.sum() == 2 * 16
   along_2 = data.load_volume_slices(tmp_path / "scan.npz", (6, 20), axis=2)
   assert len(along_2) == 30 and along_2.masks is None
+  one_half = data.load_volume_slices(tmp_path / "scan.npz", (20, 30), axis=0, label_ids=(4,),
+                                     min_target_pixels=1, slice_range=(3, 6))
+  assert one_half.names == ["scan_axis0_slice003"]
+  with pytest.raises(data.DataError, match="slice_range"):
+    data.load_volume_slices(tmp_path / "scan.npz", (20, 30), slice_range=(4, 2))
 
 
 def test_image_folder_mixes_formats_and_keeps_grayscale(tmp_path):

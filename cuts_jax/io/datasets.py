@@ -345,12 +345,15 @@ def load_bsds500(root: os.PathLike | str, image_size: Sequence[int], *,
 
 def load_volume_slices(path: os.PathLike | str, image_size: Sequence[int], *, axis: int = 0,
                        label_ids: Sequence[int] = (), min_target_pixels: int = 0,
-                       limit: int = 0, shard_index: int = 0, shard_count: int = 1) -> Dataset:
+                       slice_range: Sequence[int] = (), limit: int = 0, shard_index: int = 0,
+                       shard_count: int = 1) -> Dataset:
   """2-D slices of a volume .npz holding `vol` (and optionally `seg`).
 
   Intensities are scaled to [0, 1] once over the whole volume, so slices stay
   comparable. With `label_ids`, the target mask is `seg` in those ids and only
   slices with at least `min_target_pixels` target pixels are kept.
+  `slice_range` (first, stop) keeps only slices first <= i < stop (e.g. one
+  hemisphere's, for a tuning part); () keeps all.
   """
   path = pathlib.Path(path).expanduser()
   if not path.is_file():
@@ -377,15 +380,20 @@ def load_volume_slices(path: os.PathLike | str, image_size: Sequence[int], *, ax
   except DataError as error:
     raise DataError(f"{path}: 'vol': {error}") from None
   target = None
+  if slice_range and (len(slice_range) != 2 or not 0 <= slice_range[0] < slice_range[1]):
+    raise DataError(f"config.data.slice_range is {tuple(slice_range)}; expected (first, stop) "
+                    "with 0 <= first < stop, or () for every slice.")
+  kept = range(*slice_range) if slice_range else range(volume.shape[0])
+  kept = [i for i in kept if i < volume.shape[0]]
   if label_ids:
     if segmentation is None:
       raise DataError(f"{path} has no 'seg' array, but config.data.label_ids asks for a target.")
     if segmentation.shape != np.moveaxis(volume, 0, axis).shape:
       raise DataError(f"{path}: 'seg' shape {segmentation.shape} differs from 'vol'.")
     target = np.moveaxis(np.isin(segmentation, list(label_ids)), axis, 0).astype(np.uint8)
-    slice_ids = [i for i in range(volume.shape[0]) if target[i].sum() >= min_target_pixels]
+    slice_ids = [i for i in kept if target[i].sum() >= min_target_pixels]
   else:
-    slice_ids = list(range(volume.shape[0]))
+    slice_ids = kept
   if limit:
     slice_ids = slice_ids[:limit]
   slice_ids = _shard(slice_ids, shard_index, shard_count)
@@ -509,7 +517,8 @@ def load_dataset(data_config: ml_collections.ConfigDict, *, shard_index: int = 0
   if kind == "volume":
     return load_volume_slices(data_config.root, size, axis=data_config.axis,
                               label_ids=tuple(data_config.label_ids),
-                              min_target_pixels=data_config.min_target_pixels, **shard)
+                              min_target_pixels=data_config.min_target_pixels,
+                              slice_range=tuple(data_config.slice_range), **shard)
   if kind == "folder":
     return load_image_folder(data_config.root, size, include=tuple(data_config.include),
                              **shard)
