@@ -128,6 +128,7 @@ class CUTSModel(nn.Module):
   channels: int
 
   def setup(self):
+    """Builds the reconstruction head (Flax calls this before the module is used)."""
     self.reconstruction_head = nn.Dense(self.patch_size * self.patch_size * self.channels)
 
   def __call__(self, images: jax.Array, *, train: bool,

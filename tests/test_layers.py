@@ -1,10 +1,10 @@
 """The package's layers: no module imports from a layer above its own, and no import cycles.
 
-Read from the source with `ast` (nothing is imported), so the test costs nothing.
+Read from the source with `ast` (nothing is imported), so the test costs nothing. LAYERS and
+LAYER_NAMES are also the docs' module map (docs/scripts/gen_pages.py reads them as literals).
 """
 
 import ast
-import re
 
 from conftest import REPO_ROOT
 
@@ -38,6 +38,9 @@ LAYERS = {
     "cuts_jax.main": 4,
     "cuts_jax": 4,
 }
+# What each layer is, as the module map in the docs heads it.
+LAYER_NAMES = {0: "core", 1: "input/output and run plumbing", 2: "the method", 3: "evaluation",
+               4: "the programs and the public API"}
 
 
 def _module_name(path):
@@ -73,6 +76,10 @@ def test_every_module_has_a_layer():
   assert not [m for m in MODULES if _layer(m) is None], "add new modules to LAYERS"
 
 
+def test_every_layer_has_a_name():
+  assert set(LAYERS.values()) == set(LAYER_NAMES)
+
+
 def test_no_module_imports_from_a_higher_layer():
   problems = [f"{module} (layer {_layer(module)}) imports {name} (layer {_layer(name)})"
               for module in MODULES for name in sorted(_imports(module))
@@ -104,21 +111,3 @@ def test_there_are_no_import_cycles():
   for module in graph:
     if module not in state:
       visit(module)
-
-
-README_LAYERS = {"core": 0, "input/output": 1, "run plumbing": 1, "method": 2, "evaluation": 3,
-                 "apps": 4, "public API": 4}
-
-
-def test_the_readme_module_map_lists_every_module_in_its_layer():
-  readme = (REPO_ROOT / "README.md").read_text()
-  section = readme.split("## Module map", 1)[1].split("\n## ", 1)[0]
-  listed = {}
-  for row in section.splitlines():
-    cells = [cell.strip() for cell in row.strip().strip("|").split("|")]
-    if len(cells) == 3 and cells[0] in README_LAYERS:
-      for path in re.findall(r"`([\w/]+\.py)`", cells[1]):
-        listed[path] = README_LAYERS[cells[0]]
-  modules = {str(path.relative_to(PACKAGE)): _layer(name) for name, path in MODULES.items()
-             if path.name != "__init__.py" or path.parent == PACKAGE}
-  assert listed == modules

@@ -28,6 +28,7 @@ def _define_flags() -> None:
 
 
 def main(argv):
+  """Scores the workdir's model and every baseline (absl entry point; `argv` holds no more)."""
   if len(argv) > 1:
     raise app.UsageError(f"Unexpected arguments: {' '.join(argv[1:])}")
   console.setup_logging()

@@ -97,6 +97,7 @@ class Summary:
 
   @property
   def ok(self) -> bool:
+    """Whether no input failed."""
     return not self.failed
 
   def line(self) -> str:
@@ -109,6 +110,7 @@ class Summary:
     return text
 
   def to_json(self) -> dict:
+    """The lists of `summary.json`: succeeded, failed and skipped inputs."""
     return {"succeeded": self.succeeded, "failed": self.failed, "skipped": self.skipped}
 
 
@@ -487,6 +489,7 @@ def _define_flags() -> None:
 
 
 def main(argv: Sequence[str]) -> None:
+  """Segments --input into --output (absl entry point; `argv` holds no more)."""
   if len(argv) > 1:
     raise app.UsageError(f"Unexpected arguments: {' '.join(argv[1:])}")
   console.setup_logging()

@@ -30,6 +30,7 @@ flags.mark_flags_as_required(["config", "workdir"])
 
 
 def main(argv):
+  """Trains with --config into --workdir (absl entry point; `argv` holds no more)."""
   if len(argv) > 1:
     raise app.UsageError(f"Unexpected arguments: {' '.join(argv[1:])}")
   console.setup_logging()

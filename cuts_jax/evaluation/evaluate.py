@@ -264,7 +264,7 @@ def evaluate(config: ml_collections.ConfigDict, workdir: str | pathlib.Path, *,
 
   Returns:
     {"table": method -> metric -> (mean, std, count), "markdown": str,
-     "directory": path}.
+      "directory": path}.
 
   Raises:
     ValueError: unknown methods, or a checkpoint that does not fit its config.

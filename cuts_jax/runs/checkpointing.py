@@ -134,6 +134,7 @@ def check_writable(directory: str | pathlib.Path, *, flag: str,
 
 
 def write_config(workdir: str | pathlib.Path, config: ml_collections.ConfigDict) -> None:
+  """Writes `config` to `workdir/config.json` (what `read_config` reads back)."""
   path = pathlib.Path(workdir) / CONFIG_FILE
   temporary = path.with_suffix(".json.tmp")
   temporary.write_text(config.to_json_best_effort(indent=2, sort_keys=True) + "\n")

@@ -154,6 +154,7 @@ class MetricWriter:
       raise RuntimeError(f"this MetricWriter of {self.workdir} is closed; make a new one.")
 
   def flush(self) -> None:
+    """Writes what is buffered to `metrics.jsonl` and TensorBoard."""
     if self._stream is not None:
       self._stream.flush()
     if self._summary_writer is not None:
