@@ -30,9 +30,9 @@ from scipy import sparse
 
 from cuts_jax import _validation
 from cuts_jax import clustering
+from cuts_jax import pixels
 from cuts_jax import regions
 from cuts_jax import segmentation
-from cuts_jax.io import datasets
 
 __all__ = ["hierarchy_from_features", "segment_hierarchy", "ward_merges"]
 
@@ -177,6 +177,6 @@ def segment_hierarchy(params: segmentation.SegmentationParams, image: Any, *,
                                    min_segment_size=max(1, round(fraction * features[..., 0].size)))
   if result.labels.shape[1:] == (height, width):
     return result
-  levels = np.stack([regions.renumber(datasets.resize_labels(level, (height, width)))
+  levels = np.stack([regions.renumber(pixels.resize_labels(level, (height, width)))
                      for level in result.labels])
   return dataclasses.replace(result, labels=levels.astype(np.int32))

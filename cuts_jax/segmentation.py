@@ -20,8 +20,8 @@ from scipy import ndimage
 from cuts_jax import _validation
 from cuts_jax import clustering
 from cuts_jax import model as model_lib
+from cuts_jax import pixels
 from cuts_jax import regions
-from cuts_jax.io import datasets
 
 __all__ = ["CLUSTER_SPACES", "SegmentSettings", "SegmentationParams", "clustering_features",
            "embed", "embed_image", "image_to_segment", "prepare_image", "segment",
@@ -311,7 +311,7 @@ def _embed_image(params: SegmentationParams, image: np.ndarray, *, space: Option
 def prepare_image(image: Any, *, channels: int) -> np.ndarray:
   """Validates an (H, W) or (H, W, C) image and maps it to float32 (H, W, C) in [0, 1].
 
-  Scaling is `datasets.to_unit_range`, the same as training: uint8 / 255, other
+  Scaling is `pixels.to_unit_range`, the same as training: uint8 / 255, other
   dtypes min-max unless already in [0, 1]. RGBA loses its alpha channel.
 
   Raises:
@@ -319,7 +319,7 @@ def prepare_image(image: Any, *, channels: int) -> np.ndarray:
       an image with fewer than 2 pixels a side.
   """
   array = _validation.check_image(image, hint=" For a batch, call segment once per image.")
-  array = datasets.as_channels_last(array)
+  array = pixels.as_channels_last(array)
   if array.shape[-1] != channels:
     raise ValueError(f"the model was trained on {channels}-channel images; got "
                      f"{array.shape[-1]} channel(s) (shape {np.shape(image)}). Convert the "
@@ -327,7 +327,7 @@ def prepare_image(image: Any, *, channels: int) -> np.ndarray:
   if min(array.shape[:2]) < 2:
     raise ValueError(f"image of shape {np.shape(image)} is too small to segment; it needs "
                      "at least 2 pixels a side.")
-  return datasets.to_unit_range(array)
+  return pixels.to_unit_range(array)
 
 
 def _total_spread(features: np.ndarray) -> float:
@@ -419,7 +419,7 @@ def image_to_segment(params: SegmentationParams, image: Any, *,
     size = tuple(params.image_size)
   else:
     size = array.shape[:2]
-  return array if tuple(size) == own_size else datasets.resize_image(array, size)
+  return array if tuple(size) == own_size else pixels.resize_image(array, size)
 
 
 def segment(params: SegmentationParams, image: Any, *, num_clusters: Optional[int] = None,
@@ -523,7 +523,7 @@ def segments_from_features(params: SegmentationParams, features: np.ndarray, *,
   if settings.connected if connected is None else connected:
     labels = regions.connected_segments(labels, min_size=max(1, round(fraction * labels.size)))
   if size is not None and labels.shape != tuple(size):
-    labels = regions.renumber(datasets.resize_labels(labels, size))
+    labels = regions.renumber(pixels.resize_labels(labels, size))
   return labels.astype(np.int32)
 
 

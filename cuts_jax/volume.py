@@ -31,8 +31,8 @@ import numpy as np
 
 from cuts_jax import _validation
 from cuts_jax import clustering
+from cuts_jax import pixels
 from cuts_jax import segmentation
-from cuts_jax.io import datasets
 
 __all__ = ["MODES", "segment_volume"]
 
@@ -99,7 +99,7 @@ def segment_volume(params: segmentation.SegmentationParams, volume: Any, *, axis
   spacing = _validation.check_spacing(spacing, ndim=3)
   if not (np.isfinite(position_weight) and position_weight >= 0):
     raise ValueError(f"position_weight must be a non-negative number; got {position_weight!r}.")
-  slices = np.moveaxis(datasets.to_unit_range(array), axis, 0)
+  slices = np.moveaxis(pixels.to_unit_range(array), axis, 0)
   if mode == "slices":
     labels = _segment_slices(params, slices, num_clusters=num_clusters, method=method,
                              seed=seed, resize_to=resize_to, space=space)
@@ -118,7 +118,7 @@ def segment_volume(params: segmentation.SegmentationParams, volume: Any, *, axis
   del features
   labels = flat.reshape(len(slices), *size)
   if tuple(size) != slices.shape[1:]:
-    labels = np.stack([datasets.resize_labels(s, slices.shape[1:]) for s in labels])
+    labels = np.stack([pixels.resize_labels(s, slices.shape[1:]) for s in labels])
   return np.moveaxis(labels.astype(np.int32), 0, axis)
 
 
@@ -140,7 +140,7 @@ def _volume_features(params, slices: np.ndarray, size: Sequence[int], *,
   for index, image in enumerate(slices):
     image = np.repeat(image[..., None], params.channels, axis=-1)
     if tuple(image.shape[:2]) != tuple(size):
-      image = datasets.resize_image(image, size)
+      image = pixels.resize_image(image, size)
     vectors = segmentation.embed_image(
         params, image, space=params.cluster_space if space is None else space)
     if features is None:

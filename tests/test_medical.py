@@ -8,6 +8,7 @@ import pytest
 
 import cuts_jax
 from configs import tiny
+from cuts_jax import pixels
 from cuts_jax import segmentation
 from cuts_jax import train
 from cuts_jax import volume as volume_lib
@@ -73,7 +74,7 @@ def test_nifti_round_trip_keeps_shape_affine_and_header(gray_params, tmp_path):
                                      mode="slices")
   assert labels.shape == stored.shape and labels.dtype == np.int32
   # Slicing along axis 1: each slice [:, j, :] is a segment of the volume scaled once.
-  scaled = data.to_unit_range(volume.data)
+  scaled = pixels.to_unit_range(volume.data)
   np.testing.assert_array_equal(labels[:, 7, :],
                                 cuts_jax.segment(gray_params, scaled[:, 7, :], num_clusters=3))
   for j in range(labels.shape[1]):

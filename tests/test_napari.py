@@ -26,6 +26,7 @@ from napari.utils.notifications import notification_manager
 
 import cuts_jax
 from configs import tiny
+from cuts_jax import pixels
 from cuts_jax.io import datasets
 from cuts_jax.io import medical
 from cuts_jax.runs import checkpointing
@@ -70,7 +71,7 @@ def _new_errors(before):
 @pytest.fixture
 def coffee():
   _, images = datasets.demo_images()
-  return datasets.resize_image(images[2], (40, 48))
+  return pixels.resize_image(images[2], (40, 48))
 
 
 def test_segment_then_click_selects_what_cuts_jax_selects(make_napari_viewer, qtbot,

@@ -46,12 +46,13 @@ from skimage import segmentation as skimage_segmentation
 from cuts_jax import _optional
 from cuts_jax import _validation
 from cuts_jax import hierarchy
+from cuts_jax import pixels
 from cuts_jax import segmentation
 from cuts_jax import trained
 from cuts_jax import volume as volume_lib
 from cuts_jax.apps import _cli
 from cuts_jax.evaluation import viz
-from cuts_jax.io import datasets
+from cuts_jax.io import image_files
 from cuts_jax.io import medical
 from cuts_jax.runs import checkpointing
 from cuts_jax.runs import console
@@ -139,7 +140,7 @@ def find_inputs(input_path: str | pathlib.Path, *,
 
   Raises:
     FileNotFoundError: the path does not exist.
-    data.DataError: the folder holds nothing to segment, or the file's type
+    pixels.DataError: the folder holds nothing to segment, or the file's type
       is not one this tool reads.
   """
   path = pathlib.Path(input_path).expanduser()
@@ -149,13 +150,13 @@ def find_inputs(input_path: str | pathlib.Path, *,
   if path.is_file():
     item = _file_item(path)
     if item is None:
-      raise datasets.DataError(
+      raise pixels.DataError(
           f"{path}: cannot tell its type from the name; use {', '.join(_known_suffixes())}.")
     return _named([item]), []
   items, others = [], []
   if medical.dicom_files(path):
     items.append(Item(path, "dicom_series"))
-  for entry in sorted(path.iterdir(), key=datasets.natural_key):
+  for entry in sorted(path.iterdir(), key=image_files.natural_key):
     if exclude is not None and entry.resolve() == exclude.resolve():
       continue
     if entry.is_dir():
@@ -173,19 +174,19 @@ def find_inputs(input_path: str | pathlib.Path, *,
     else:
       items.append(item)
   if not items:
-    raise datasets.DataError(f"{path} holds nothing to segment; expected files ending in "
+    raise pixels.DataError(f"{path} holds nothing to segment; expected files ending in "
                              f"{', '.join(_known_suffixes())} or folders of .dcm slices.")
   return _named(items), others
 
 
 def _known_suffixes() -> list[str]:
-  return [*datasets.IMAGE_EXTENSIONS, *medical.NIFTI_SUFFIXES, *medical.DICOM_SUFFIXES]
+  return [*image_files.IMAGE_EXTENSIONS, *medical.NIFTI_SUFFIXES, *medical.DICOM_SUFFIXES]
 
 
 def _file_item(path: pathlib.Path) -> Optional[Item]:
   if medical.is_nifti(path):
     return Item(path, "nifti")
-  if path.suffix.lower() in datasets.IMAGE_EXTENSIONS:
+  if path.suffix.lower() in image_files.IMAGE_EXTENSIONS:
     return Item(path, "image")
   if path.suffix.lower() in medical.DICOM_SUFFIXES:
     return Item(path, "dicom_image")
@@ -260,8 +261,8 @@ def _predict_image(params, item: Item, writer: _Writer, *, pixel, segment_kwargs
     volume = medical.read_dicom_series([item.path]).data
     image = volume[..., 0]
   else:
-    image = datasets.read_image(item.path)
-  image = datasets.match_channels(np.asarray(image), params.channels, source=item.path)
+    image = image_files.read_image(item.path)
+  image = pixels.match_channels(np.asarray(image), params.channels, source=item.path)
   if pixel is not None:
     if len(pixel) != 2:
       raise ValueError(f"--pixel {tuple(pixel)} is a voxel (I,J,K), but this is a 2-D image; "
@@ -329,7 +330,7 @@ def _predict_volume(params, item: Item, writer: _Writer, *, pixel, axis,
         dtype=np.uint8))
     masks = np.moveaxis(mask, axis, 0)
     drawn.add(pixel[axis % 3])
-  images = np.moveaxis(datasets.to_unit_range(volume.data), axis, 0)
+  images = np.moveaxis(pixels.to_unit_range(volume.data), axis, 0)
   for index in sorted(drawn):
     outputs.append(writer.overlay(images[index], slices[index],
                                   None if masks is None else masks[index],
@@ -400,7 +401,7 @@ def predict_path(params: segmentation.SegmentationParams, input_path: str | path
 
   Raises:
     FileNotFoundError: `input_path` does not exist.
-    data.DataError: it holds nothing to segment.
+    pixels.DataError: it holds nothing to segment.
     ValueError: `output_dir` is the input folder, or `pixel` is malformed.
     OSError: `output_dir` cannot be written (checked before any input is
       segmented), or the disk filled up during the run (it stops there).

@@ -19,6 +19,7 @@ import numpy as np
 
 import cuts_jax
 from cuts_jax import defaults
+from cuts_jax import pixels
 from cuts_jax.io import datasets
 from cuts_jax.io import medical
 from cuts_jax.runs import checkpointing
@@ -119,9 +120,9 @@ def segment(params: cuts_jax.SegmentationParams, image: LayerImage, *,
     labels = cuts_jax.segment_volume(params, image.data, axis=image.axis,
                                      num_clusters=num_clusters)
     return Segments(labels=np.asarray(labels, np.int32), axis=image.axis)
-  pixels = datasets.match_channels(image.data, params.channels, source=image.name)
-  return Segments(labels=cuts_jax.segment(params, pixels, num_clusters=num_clusters),
-                  hierarchy=cuts_jax.segment_hierarchy(params, pixels))
+  array = pixels.match_channels(image.data, params.channels, source=image.name)
+  return Segments(labels=cuts_jax.segment(params, array, num_clusters=num_clusters),
+                  hierarchy=cuts_jax.segment_hierarchy(params, array))
 
 
 def contains(shape: Sequence[int], index: Sequence[int]) -> bool:
@@ -259,6 +260,6 @@ def training_images(image: LayerImage) -> datasets.Dataset:
   """
   if not image.is_volume:
     return datasets.from_arrays([image.data], names=[image.name])
-  slices = np.moveaxis(datasets.to_unit_range(image.data), image.axis, 0)
+  slices = np.moveaxis(pixels.to_unit_range(image.data), image.axis, 0)
   return datasets.from_arrays(list(slices),
                               names=[f"{image.name}_slice{i:03d}" for i in range(len(slices))])
