@@ -108,8 +108,9 @@ def test_volume_scaling_is_the_same_for_every_slice(monkeypatch):
   # stretch every slice to [0, 1]; the volume's own scaling keeps them apart.
   pattern = np.arange(12, dtype=np.uint16).reshape(3, 4)
   volume = np.stack([1000 + 500 * k + pattern for k in range(4)], axis=-1).astype(np.uint16)
-  labels = volume_lib.segment_volume(types.SimpleNamespace(channels=3), volume, axis=-1,
-                                     mode="slices")
+  params = types.SimpleNamespace(channels=3, cluster_metric=None,
+                                 settings=segmentation.SegmentSettings(space="embedding"))
+  labels = volume_lib.segment_volume(params, volume, axis=-1, mode="slices")
   assert labels.shape == volume.shape and labels.dtype == np.int32
   low, high = volume.min(), volume.max()
   assert len(seen) == 4
