@@ -41,11 +41,11 @@ import numpy as np
 import cuts_jax  # pylint: disable=g-import-not-at-top
 from cuts_jax import defaults
 from cuts_jax import hierarchy
+from cuts_jax import pixels
 from cuts_jax import segmentation
 from cuts_jax import train
 
 import run  # pylint: disable=g-import-not-at-top  (benchmarks/run.py, beside this file)
-from cuts_jax.io import datasets
 
 _MSPHATE_SNIPPET = """
 import json, sys, time
@@ -73,7 +73,7 @@ def _params(workdir: str | None):
 
 def _image(size: int) -> np.ndarray:
   from skimage import data as sample  # pylint: disable=import-outside-toplevel
-  return datasets.resize_image(datasets.to_unit_range(sample.retina()), (size, size))
+  return pixels.resize_image(pixels.to_unit_range(sample.retina()), (size, size))
 
 
 def _median(function, repeats: int) -> float:

@@ -38,6 +38,7 @@ import numpy as np
 from configs import retina as retina_config  # pylint: disable=g-import-not-at-top
 from cuts_jax import conv
 from cuts_jax import defaults as default_config
+from cuts_jax import pixels
 from cuts_jax import sampling
 from cuts_jax import segmentation
 from cuts_jax import train
@@ -272,7 +273,7 @@ def _segment_params(args, size: int | None = None, channels: int = 3):
 
 def _segment_image(size: int) -> np.ndarray:
   from skimage import data as sample
-  return data.resize_image(data.to_unit_range(sample.retina()), (size, size))
+  return pixels.resize_image(pixels.to_unit_range(sample.retina()), (size, size))
 
 
 def _segment_sizes(args) -> tuple[int, ...]:

@@ -6,8 +6,14 @@
     levels = cuts_jax.segment_hierarchy(params, image)   # nested, fine to coarse
     mask = cuts_jax.select(levels, (row, col))           # at the persistent level
 
+Every segmentation takes the model's own settings (`SegmentSettings`, from
+its config) with keyword overrides, e.g. `segment(params, image,
+num_clusters=6)`; `resolve_settings(params, ...)` gives the settings it runs
+with, to pass on as `settings=`.
+
 Segmenting needs only `segment`, `segment_hierarchy`, `select`, `embed`,
-`Hierarchy` and `SegmentationParams`, imported with the package. `load`, `train_and_evaluate` and `segment_volume`
+`Hierarchy`, `SegmentationParams`, `SegmentSettings` and `resolve_settings`,
+imported with the package. `load`, `train_and_evaluate` and `segment_volume`
 bring in the training stack (optax, orbax) and are imported when first used.
 """
 
@@ -16,12 +22,15 @@ import importlib
 from cuts_jax.hierarchy import segment_hierarchy
 from cuts_jax.regions import Hierarchy
 from cuts_jax.segmentation import SegmentationParams
+from cuts_jax.segmentation import SegmentSettings
 from cuts_jax.segmentation import embed
+from cuts_jax.segmentation import resolve_settings
 from cuts_jax.segmentation import segment
 from cuts_jax.segmentation import select
 
-__all__ = ["Hierarchy", "SegmentationParams", "embed", "load", "segment", "segment_hierarchy",
-           "segment_volume", "select", "train_and_evaluate"]
+__all__ = ["Hierarchy", "SegmentSettings", "SegmentationParams", "embed", "load",
+           "resolve_settings", "segment", "segment_hierarchy", "segment_volume", "select",
+           "train_and_evaluate"]
 __version__ = "0.1.0"
 
 # Public name -> the module that defines it, imported on first access (PEP 562).

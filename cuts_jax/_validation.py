@@ -17,7 +17,7 @@ from typing import Any, Optional
 import jax
 import numpy as np
 
-_SCALE_HINT = " Scale it first with cuts_jax.io.datasets.to_unit_range."
+_SCALE_HINT = " Scale it first with cuts_jax.pixels.to_unit_range."
 
 
 def _prefix(source: Any) -> str:

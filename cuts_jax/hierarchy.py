@@ -2,7 +2,7 @@
 
 `segment_hierarchy` builds nested segmentations of one image:
 
-1. the pixel features `segment` clusters (`segmentation.segment_features`);
+1. the pixel features `segment` clusters (`features.image_features`);
 2. their spectral coordinates on the landmark graph (`clustering.spectral_coordinates`,
    linear in the number of pixels) and k-means into `max_clusters` fine clusters;
 3. the fine clusters cut into connected segments (tiny pieces fold into a neighbour);
@@ -23,16 +23,16 @@ segment under the click survives the widest range of granularity.
 from __future__ import annotations
 
 import dataclasses
-from typing import Any, Optional, Sequence
+from typing import Any, Optional
 
 import numpy as np
 from scipy import sparse
 
 from cuts_jax import _validation
 from cuts_jax import clustering
+from cuts_jax import pixels
 from cuts_jax import regions
 from cuts_jax import segmentation
-from cuts_jax.io import datasets
 
 __all__ = ["hierarchy_from_features", "segment_hierarchy", "ward_merges"]
 
@@ -139,22 +139,19 @@ def hierarchy_from_features(features: np.ndarray, *, max_clusters: int = 24, see
 
 
 def segment_hierarchy(params: segmentation.SegmentationParams, image: Any, *,
-                      max_clusters: int = 24, seed: int = 0,
-                      resize_to: Optional[Sequence[int]] = None,
-                      at_training_size: Optional[bool] = None,
-                      space: Optional[str] = None, image_weight: Optional[float] = None,
-                      min_segment_fraction: Optional[float] = None) -> regions.Hierarchy:
+                      settings: Optional[segmentation.SegmentSettings] = None,
+                      **overrides: Any) -> regions.Hierarchy:
   """Nested segmentations of one image, from `max_clusters` clusters down to 2.
 
   Args:
     params: a `SegmentationParams` (from `load`).
     image: (H, W) or (H, W, C) image, as `segment` takes it.
-    max_clusters: clusters of the finest level; level l merges them into
+    settings, **overrides: as in `segment`. `max_clusters` (default 24) is
+      the finest level's clusters; level l merges them into
       max_clusters - l clusters (each level's segments are connected pieces
-      of its clusters).
-    seed: seeds the clustering; the same seed gives the same hierarchy.
-    resize_to, at_training_size, space, image_weight, min_segment_fraction:
-      as in `segment` (None takes the model's defaults).
+      of its clusters); `seed` seeds the clustering (the same seed gives the
+      same hierarchy); the size, `space`, `image_weight`, `image_sigma` and
+      `min_segment_fraction` work as in `segment`.
 
   Returns:
     A `Hierarchy` of max_clusters - 1 levels at the image's own size
@@ -165,18 +162,15 @@ def segment_hierarchy(params: segmentation.SegmentationParams, image: Any, *,
     mask = cuts_jax.select(hierarchy, (row, col))              # the persistent level
     finer = cuts_jax.select(hierarchy, (row, col), level=2)
   """
-  array = segmentation.prepare_image(image, channels=params.channels)
-  height, width = array.shape[:2]
-  array = segmentation.image_to_segment(params, array, resize_to=resize_to,
-                                        at_training_size=at_training_size)
-  fraction = params.settings.min_segment_fraction if min_segment_fraction is None \
-      else float(min_segment_fraction)
-  features = segmentation.segment_features(params, array, space=space,
-                                           image_weight=image_weight)
-  result = hierarchy_from_features(features, max_clusters=max_clusters, seed=seed,
-                                   min_segment_size=max(1, round(fraction * features[..., 0].size)))
+  settings = segmentation.resolve_settings(params, settings=settings, **overrides)
+  features = segmentation.image_features(params, image, settings=settings)
+  pixel_count = features.shape[0] * features.shape[1]
+  result = hierarchy_from_features(
+      features, max_clusters=settings.max_clusters, seed=settings.seed,
+      min_segment_size=max(1, round(settings.min_segment_fraction * pixel_count)))
+  height, width = np.shape(image)[:2]
   if result.labels.shape[1:] == (height, width):
     return result
-  levels = np.stack([regions.renumber(datasets.resize_labels(level, (height, width)))
+  levels = np.stack([regions.renumber(pixels.resize_labels(level, (height, width)))
                      for level in result.labels])
   return dataclasses.replace(result, labels=levels.astype(np.int32))

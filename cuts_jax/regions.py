@@ -37,9 +37,11 @@ _MERGE_ROUNDS = 8
 def renumber(labels: np.ndarray) -> np.ndarray:
   """The same partition numbered 0, 1, ... in raster order of first appearance (int32).
 
-  Resizing a label map can drop segments; renumbering closes the gaps.
+  Resizing a label map (2-D) or a label volume's slices (3-D) can drop
+  segments; renumbering closes the gaps.
   """
-  return _renumber_by_first_appearance(_validation.check_label_map(labels))
+  ndim = 3 if np.ndim(labels) == 3 else 2
+  return _renumber_by_first_appearance(_validation.check_label_map(labels, ndim=ndim))
 
 
 def _renumber_by_first_appearance(labels: np.ndarray) -> np.ndarray:

@@ -6,21 +6,25 @@ follows a structure through the volume:
 
 1. The volume is scaled to [0, 1] once (as the `volume` data loader does in
    training), so an intensity looks the same on every slice.
-2. Each slice along `axis` is embedded by the 2-D encoder, one slice at a
-   time, and turned into the vectors `segment` clusters
-   (`segmentation.clustering_features`); only those float32 vectors are kept,
-   never a slice's activations beyond its own embedding.
-3. Optionally each voxel's position in millimetres (index x spacing) joins
+2. Each slice along `axis` gets the features `segment` clusters
+   (`features.image_features`: at the size the settings choose, the
+   embeddings in the settings' space beside the smoothed intensities), one
+   slice at a time; only those float32 vectors are kept, never a slice's
+   activations beyond its own features.
+3. Both parts are scaled to unit total variance over the whole volume
+   (`features.scale_features`), not slice by slice, so that a feature means
+   the same on every slice.
+4. Optionally each voxel's position in millimetres (index x spacing) joins
    its vector as a weak extra feature, so that far-apart voxels of a similar
    look lean towards different clusters.
-4. All voxels are clustered together by `clustering.cluster_embeddings`: its
+5. All voxels are clustered together by `clustering.cluster_embeddings`: its
    PCA, landmarks and final k-means are fitted on subsamples and every voxel
    is then assigned, so time and memory grow linearly with the voxels (no
    voxel-by-voxel matrix).
 
-`mode="slices"` clusters every slice on its own instead (label 3 of one
-slice and label 3 of the next need not be the same tissue). Reading and
-writing NIfTI and DICOM is `cuts_jax.io.medical`'s.
+`mode="slices"` segments every slice on its own with `segment` instead
+(label 3 of one slice and label 3 of the next need not be the same tissue).
+Reading and writing NIfTI and DICOM is `cuts_jax.io.medical`'s.
 """
 
 from __future__ import annotations
@@ -31,8 +35,10 @@ import numpy as np
 
 from cuts_jax import _validation
 from cuts_jax import clustering
+from cuts_jax import features as features_lib
+from cuts_jax import pixels
+from cuts_jax import regions
 from cuts_jax import segmentation
-from cuts_jax.io import datasets
 
 __all__ = ["MODES", "segment_volume"]
 
@@ -45,9 +51,9 @@ _SPREAD_SAMPLE = 16_384
 
 def segment_volume(params: segmentation.SegmentationParams, volume: Any, *, axis: int = 2,
                    spacing: Optional[Any] = None, mode: str = "volume",
-                   num_clusters: int = 10, method: str = "spectral", seed: int = 0,
-                   resize_to: Optional[Sequence[int]] = None, space: Optional[str] = None,
-                   position_weight: float = 0.0) -> np.ndarray:
+                   position_weight: float = 0.0,
+                   settings: Optional[segmentation.SegmentSettings] = None,
+                   **overrides: Any) -> np.ndarray:
   """Segments a 3-D volume; by default its labels mean the same thing on every slice.
 
   Args:
@@ -59,25 +65,23 @@ def segment_volume(params: segmentation.SegmentationParams, volume: Any, *, axis
     spacing: voxel sizes (one number, or one per axis, e.g. in mm); only the
       position feature uses them. None: 1 per axis.
     mode: "volume" (every voxel clustered together: labels consistent across
-      slices) or "slices" (each slice clustered on its own).
-    num_clusters: k of the clustering (of the volume, or of each slice).
-    method: "spectral" or "kmeans", as in `cuts_jax.segment`.
-    seed: seeds the clustering.
-    resize_to: embed and cluster each slice at this (H, W) (e.g.
-      `params.image_size`, the scale the model was trained at) and scale its
-      labels back; None: at the slice's own size.
-    space: where voxels are clustered, as in `cuts_jax.segment`; default
-      `params.cluster_space`.
+      slices) or "slices" (each slice segmented on its own by `segment`).
     position_weight: for mode "volume": how much the voxels' positions (in
       units of `spacing`) count, as the ratio of their spread (the total
       standard deviation over the volume) to the spread of the clustering
       features; 0 leaves positions out. Small values (e.g. 0.1) keep the look
       dominant and only break ties between similar, far-apart voxels.
+    settings, **overrides: as in `cuts_jax.segment`, the model's by default:
+      `num_clusters` (k of the volume's clustering, or of each slice's),
+      `method`, `seed`, the size each slice is segmented at (`resize_to`,
+      `at_training_size`; labels are scaled back), `space`, `image_weight`,
+      `image_sigma`, `on_device`. Mode "volume" returns the clusters
+      (`connected` and `min_segment_fraction` act in mode "slices" only).
 
   Returns:
     int32 label volume of the input's shape. Mode "volume": labels
     0 .. num_clusters - 1 over the whole volume, numbered by first appearance
-    in slice order; mode "slices": 0 .. num_clusters - 1 within each slice.
+    in slice order; mode "slices": each slice's labels from `segment`.
 
   Raises:
     ValueError: the volume is not 3-D, holds NaN/Inf or is not numeric; the
@@ -85,8 +89,7 @@ def segment_volume(params: segmentation.SegmentationParams, volume: Any, *, axis
 
   Example:
     volume = cuts_jax.io.medical.read_nifti("scan.nii.gz")
-    labels = cuts_jax.segment_volume(params, volume.data, axis=2,
-                                     resize_to=params.image_size)
+    labels = cuts_jax.segment_volume(params, volume.data, axis=2)
     ventricles = cuts_jax.select(labels, (80, 96, 112))   # bool, 3-D component
   """
   array = np.asarray(volume)
@@ -99,56 +102,54 @@ def segment_volume(params: segmentation.SegmentationParams, volume: Any, *, axis
   spacing = _validation.check_spacing(spacing, ndim=3)
   if not (np.isfinite(position_weight) and position_weight >= 0):
     raise ValueError(f"position_weight must be a non-negative number; got {position_weight!r}.")
-  slices = np.moveaxis(datasets.to_unit_range(array), axis, 0)
+  settings = segmentation.resolve_settings(params, settings=settings, **overrides)
+  slices = np.moveaxis(pixels.to_unit_range(array), axis, 0)
   if mode == "slices":
-    labels = _segment_slices(params, slices, num_clusters=num_clusters, method=method,
-                             seed=seed, resize_to=resize_to, space=space)
+    labels = np.empty(slices.shape, np.int32)
+    for index, image in enumerate(slices):
+      labels[index] = segmentation.segment(params, _channels(params, image), settings=settings)
     return np.moveaxis(labels, 0, axis)
-  _validation.check_positive_integers(num_clusters=num_clusters)
-  _validation.check_one_of(method, clustering.METHODS, what="clustering method")
-  size = slices.shape[1:] if resize_to is None else _validation.check_size(
-      resize_to, what="resize_to", minimum=2, hint=" E.g. params.image_size.")
+  size = features_lib.segment_size(params, settings, slices.shape[1:])
   slice_spacing = (spacing[axis % 3], *np.delete(spacing, axis % 3))
-  features = _volume_features(params, slices, size, space=space,
-                              extra_columns=3 if position_weight > 0 else 0)
+  extra = 3 if position_weight > 0 else 0
+  features = _volume_features(params, slices, settings, extra_columns=extra)
   if position_weight > 0:
-    _add_positions(features, slices.shape, size, slice_spacing, position_weight, seed=seed)
-  flat = clustering.cluster_embeddings(features.reshape(-1, features.shape[-1]),
-                                       num_clusters=num_clusters, method=method, seed=seed)
+    _add_positions(features, slices.shape, size, slice_spacing, position_weight,
+                   seed=settings.seed)
+  flat = clustering.cluster_embeddings(
+      features.reshape(-1, features.shape[-1]), num_clusters=settings.num_clusters,
+      method=settings.method, seed=settings.seed, on_device=settings.on_device)
   del features
   labels = flat.reshape(len(slices), *size)
   if tuple(size) != slices.shape[1:]:
-    labels = np.stack([datasets.resize_labels(s, slices.shape[1:]) for s in labels])
+    labels = regions.renumber(np.stack([pixels.resize_labels(s, slices.shape[1:])
+                                        for s in labels]))
   return np.moveaxis(labels.astype(np.int32), 0, axis)
 
 
-def _segment_slices(params, slices: np.ndarray, **segment_kwargs) -> np.ndarray:
-  labels = np.empty(slices.shape, np.int32)
-  for index, image in enumerate(slices):
-    image = np.repeat(image[..., None], params.channels, axis=-1)
-    labels[index] = segmentation.segment(params, image, **segment_kwargs)
-  return labels
+def _channels(params, image: np.ndarray) -> np.ndarray:
+  """A gray (H, W) slice as the (H, W, C) image the model takes (gray repeated in C)."""
+  return np.repeat(image[..., None], params.channels, axis=-1)
 
 
-def _volume_features(params, slices: np.ndarray, size: Sequence[int], *,
-                     space: Optional[str], extra_columns: int) -> np.ndarray:
-  """float32 (S, h, w, R + extra_columns): each slice's clustering features, slice by slice.
+def _volume_features(params, slices: np.ndarray, settings: segmentation.SegmentSettings, *,
+                     extra_columns: int) -> np.ndarray:
+  """float32 (S, h, w, R + extra_columns): each slice's `image_features`, scaled together.
 
-  The extra columns are left for the caller to fill.
+  Computed slice by slice into one array; the extra columns are left for
+  the caller to fill.
   """
   features = None
   for index, image in enumerate(slices):
-    image = np.repeat(image[..., None], params.channels, axis=-1)
-    if tuple(image.shape[:2]) != tuple(size):
-      image = datasets.resize_image(image, size)
-    vectors = segmentation.embed_image(
-        params, image, space=params.cluster_space if space is None else space)
+    vectors = features_lib.image_features(params, _channels(params, image), settings=settings,
+                                          scaled=False)
     if features is None:
       # Allocated once the feature width is known; float32 whatever the space.
       width = vectors.shape[-1]
-      features = np.empty((len(slices), *size, width + extra_columns), np.float32)
+      features = np.empty((len(slices), *vectors.shape[:2], width + extra_columns), np.float32)
     features[index, ..., :width] = vectors
-  return features
+  return features_lib.scale_features(features, settings, image_channels=params.channels,
+                                     extra_columns=extra_columns)
 
 
 def _add_positions(features: np.ndarray, volume_shape: Sequence[int], size: Sequence[int],

@@ -48,13 +48,13 @@ import numpy as np
 from scipy import ndimage
 
 from configs import brain_ventricles  # pylint: disable=g-import-not-at-top
+from cuts_jax import pixels
 from cuts_jax import segmentation
 from cuts_jax import train
 from cuts_jax import trained
 from cuts_jax import volume as volume_lib
 from cuts_jax.evaluation import metrics
 from cuts_jax.evaluation import volume_baselines
-from cuts_jax.io import datasets
 from cuts_jax.runs import checkpointing
 from cuts_jax.runs import console
 
@@ -248,7 +248,7 @@ def main() -> None:
   axis = int(training_config.data.axis)
 
   with np.load(args.data_root, allow_pickle=False) as archive:
-    volume = datasets.to_unit_range(archive["vol"])
+    volume = pixels.to_unit_range(archive["vol"])
     target = np.isin(archive["seg"], brain_ventricles.VENTRICLE_LABELS)
   click = metrics.centre_pixel(target)
   interior = _interior_voxel(target, spacing)

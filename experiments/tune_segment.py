@@ -31,6 +31,7 @@ REPO_ROOT = pathlib.Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO_ROOT))
 
 import cuts_jax  # pylint: disable=g-import-not-at-top
+from cuts_jax import pixels
 from cuts_jax.evaluation import baselines
 from cuts_jax.evaluation import metrics
 from cuts_jax.io import datasets
@@ -86,7 +87,7 @@ GRID = {
 
 
 def _colour(name: str, image: np.ndarray, seed: int) -> np.ndarray:
-  unit = datasets.to_unit_range(image)
+  unit = pixels.to_unit_range(image)
   options = dict(num_clusters=10, smoothing_sigma=2.0, seed=seed)
   if name == "colour_spectral":
     options.update(method="spectral", connected=True, min_segment_fraction=0.005)

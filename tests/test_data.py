@@ -9,18 +9,6 @@ from conftest import shared_data
 from cuts_jax.io import datasets as data
 
 
-def test_to_unit_range_by_dtype():
-  np.testing.assert_allclose(data.to_unit_range(np.array([0, 255], np.uint8)), [0.0, 1.0])
-  np.testing.assert_allclose(data.to_unit_range(np.array([100, 300, 500], np.uint16)),
-                             [0.0, 0.5, 1.0])
-  np.testing.assert_allclose(data.to_unit_range(np.array([0.2, 0.7])), [0.2, 0.7])
-  np.testing.assert_allclose(data.to_unit_range(np.array([-1.0, 3.0])), [0.0, 1.0])
-  np.testing.assert_array_equal(data.to_unit_range(np.full((2, 2), 7, np.int16)), 0.0)
-  assert data.to_unit_range(np.array([1, 2], np.int64)).dtype == np.float32
-  with pytest.raises(data.DataError, match="NaN"):
-    data.to_unit_range(np.array([0.0, np.nan]))
-
-
 def test_retina_loader_on_the_shared_set():
   root = shared_data("retina_ga")
   dataset = data.load_retina(root, (128, 128))
@@ -138,13 +126,16 @@ def test_from_arrays_says_what_is_wrong():
     data.load_dataset(config)
 
 
-def test_match_channels_converts_only_without_loss():
-  gray = np.arange(12, dtype=np.uint8).reshape(3, 4)
-  assert data.match_channels(gray, 3).shape == (3, 4, 3)
-  assert data.match_channels(np.stack([gray] * 3, -1), 1).shape == (3, 4, 1)
-  colour = np.stack([gray, gray, gray + 1], -1)
-  with pytest.raises(data.DataError, match="^scan.png: .*3 channels of different content"):
-    data.match_channels(colour, 1, source="scan.png")
+def test_a_new_data_kind_is_one_loader_in_the_table(monkeypatch):
+  def load_stripes(data_config, size, *, limit, shard_index, shard_count):
+    del data_config, limit, shard_index, shard_count
+    return data.from_arrays([np.tile([0.0, 1.0], (6, 3))], image_size=size)
+
+  monkeypatch.setitem(data.LOADERS, "stripes", load_stripes)
+  config = default.get_config().data
+  config.kind, config.image_size = "stripes", (4, 4)
+  assert data.load_dataset(config).images.shape == (1, 4, 4, 1)
+  assert set(data.DATA_KINDS) <= set(data.LOADERS)
 
 
 def test_shards_partition_the_data():

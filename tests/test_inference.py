@@ -8,6 +8,7 @@ import pytest
 import cuts_jax
 from configs import tiny
 from conftest import shared_data
+from cuts_jax import embedding
 from cuts_jax import segmentation
 from cuts_jax import train
 from cuts_jax.io import datasets as data
@@ -63,7 +64,7 @@ def test_tiled_embedding_equals_whole_image(trained, monkeypatch):
   params = cuts_jax.load(trained[0])
   image = np.asarray(jax.random.uniform(jax.random.key(1), (70, 90, 3)))
   whole = segmentation.embed_image(params, image)
-  monkeypatch.setattr(segmentation, "_TILE_SIDE", 32)
+  monkeypatch.setattr(embedding, "_TILE_SIDE", 32)
   tiled = segmentation.embed_image(params, image)
   np.testing.assert_allclose(tiled, whole, rtol=1e-4, atol=1e-5)
 

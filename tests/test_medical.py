@@ -8,6 +8,7 @@ import pytest
 
 import cuts_jax
 from configs import tiny
+from cuts_jax import pixels
 from cuts_jax import segmentation
 from cuts_jax import train
 from cuts_jax import volume as volume_lib
@@ -73,7 +74,7 @@ def test_nifti_round_trip_keeps_shape_affine_and_header(gray_params, tmp_path):
                                      mode="slices")
   assert labels.shape == stored.shape and labels.dtype == np.int32
   # Slicing along axis 1: each slice [:, j, :] is a segment of the volume scaled once.
-  scaled = data.to_unit_range(volume.data)
+  scaled = pixels.to_unit_range(volume.data)
   np.testing.assert_array_equal(labels[:, 7, :],
                                 cuts_jax.segment(gray_params, scaled[:, 7, :], num_clusters=3))
   for j in range(labels.shape[1]):
@@ -107,8 +108,9 @@ def test_volume_scaling_is_the_same_for_every_slice(monkeypatch):
   # stretch every slice to [0, 1]; the volume's own scaling keeps them apart.
   pattern = np.arange(12, dtype=np.uint16).reshape(3, 4)
   volume = np.stack([1000 + 500 * k + pattern for k in range(4)], axis=-1).astype(np.uint16)
-  labels = volume_lib.segment_volume(types.SimpleNamespace(channels=3), volume, axis=-1,
-                                     mode="slices")
+  params = types.SimpleNamespace(channels=3, cluster_metric=None,
+                                 settings=segmentation.SegmentSettings(space="embedding"))
+  labels = volume_lib.segment_volume(params, volume, axis=-1, mode="slices")
   assert labels.shape == volume.shape and labels.dtype == np.int32
   low, high = volume.min(), volume.max()
   assert len(seen) == 4

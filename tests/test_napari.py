@@ -4,7 +4,9 @@ Needs `pip install ".[napari,napari-test]"` and, for OpenGL, an X display: pytes
 starts Xvfb when it is installed (`apt-get install xvfb`); `.ci/run` installs both.
 """
 
+import json
 import os
+import shutil
 import types
 
 import nibabel
@@ -26,6 +28,7 @@ from napari.utils.notifications import notification_manager
 
 import cuts_jax
 from configs import tiny
+from cuts_jax import pixels
 from cuts_jax.io import datasets
 from cuts_jax.io import medical
 from cuts_jax.runs import checkpointing
@@ -70,7 +73,7 @@ def _new_errors(before):
 @pytest.fixture
 def coffee():
   _, images = datasets.demo_images()
-  return datasets.resize_image(images[2], (40, 48))
+  return pixels.resize_image(images[2], (40, 48))
 
 
 def test_segment_then_click_selects_what_cuts_jax_selects(make_napari_viewer, qtbot,
@@ -103,6 +106,32 @@ def test_segment_then_click_selects_what_cuts_jax_selects(make_napari_viewer, qt
   assert layer in viewer.layers
 
 
+def test_the_k_box_starts_from_the_models_k(make_napari_viewer, qtbot, tmp_path, tiny_workdir,
+                                           coffee):
+  # The box once started at 10 whatever the model's k was (configs/berkeley.py's is 6).
+  workdir = tmp_path / "k6"
+  shutil.copytree(tiny_workdir, workdir)
+  config = json.loads((workdir / checkpointing.CONFIG_FILE).read_text())
+  config["evaluation"]["num_clusters"] = 6
+  (workdir / checkpointing.CONFIG_FILE).write_text(json.dumps(config))
+  params = cuts_jax.load(workdir)
+  viewer = make_napari_viewer()
+  viewer.add_image(coffee, name="coffee", rgb=True)
+  widget = _widget(viewer)
+  assert widget._clusters.text() == "model's"
+  _segment(qtbot, widget, workdir)
+  assert widget._clusters.value() == 6
+  expected = cuts_jax.segment(params, coffee)
+  assert not np.array_equal(expected, cuts_jax.segment(params, coffee, num_clusters=10))
+  assert np.array_equal(viewer.layers["coffee segments"].data, expected)
+  widget._clusters.setValue(4)  # The user's k, until the model changes.
+  _segment(qtbot, widget, workdir)
+  assert np.array_equal(viewer.layers["coffee segments"].data,
+                        cuts_jax.segment(params, coffee, num_clusters=4))
+  widget._workdir.setText(str(tiny_workdir))
+  assert widget._clusters.text() == "model's"
+
+
 def test_the_granularity_control_follows_a_hierarchy(make_napari_viewer, qtbot, monkeypatch,
                                                      tiny_workdir):
   fine = np.indices((6, 8)).sum(0).astype(np.int32) % 4
@@ -114,7 +143,7 @@ def test_the_granularity_control_follows_a_hierarchy(make_napari_viewer, qtbot, 
       return plain_select(labels, pixel)
     return plain_select(hierarchy.labels[0 if level == "persistent" else level], pixel)
 
-  monkeypatch.setattr(cuts_jax, "segment_hierarchy", lambda params, image: hierarchy,
+  monkeypatch.setattr(cuts_jax, "segment_hierarchy", lambda params, image, **_: hierarchy,
                       raising=False)
   monkeypatch.setattr(cuts_jax, "select", select)
   viewer = make_napari_viewer()

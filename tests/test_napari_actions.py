@@ -51,6 +51,19 @@ def test_a_gray_image_segments_with_a_colour_model_and_selects_as_cuts_jax_does(
   assert np.array_equal(mask, hierarchy.labels[1] == hierarchy.labels[1][3, 4])
 
 
+def test_segmenting_takes_the_models_k_unless_told(params):
+  # The widget's action once clustered with k = 10 whatever the model's k was.
+  model = params.with_settings(num_clusters=3)
+  image = np.random.default_rng(2).integers(0, 256, (24, 20, 3), dtype=np.uint8)
+  segments = _actions.segment(model, _actions.layer_image(image, rgb=True))
+  assert segments.settings.num_clusters == 3
+  np.testing.assert_array_equal(segments.labels, cuts_jax.segment(model, image))
+  assert not np.array_equal(segments.labels, cuts_jax.segment(model, image, num_clusters=10))
+  chosen = _actions.segment(model, _actions.layer_image(image, rgb=True), num_clusters=5)
+  assert chosen.settings.num_clusters == 5
+  np.testing.assert_array_equal(chosen.labels, cuts_jax.segment(model, image, num_clusters=5))
+
+
 def test_a_volume_selection_holds_the_click_and_only_its_label(params):
   rng = np.random.default_rng(1)
   volume = rng.normal(size=(3, 20, 22)).astype(np.float32)
@@ -71,7 +84,7 @@ def test_the_hierarchy_is_used_when_cuts_jax_has_one(monkeypatch, params):
     calls.append(level)
     return labels.labels[0 if level == "persistent" else level] == 1
 
-  monkeypatch.setattr(cuts_jax, "segment_hierarchy", lambda p, image: hierarchy)
+  monkeypatch.setattr(cuts_jax, "segment_hierarchy", lambda p, image, **_: hierarchy)
   monkeypatch.setattr(cuts_jax, "select", fake_select)
   segments = _actions.segment(params, _actions.layer_image(np.zeros((4, 4)), rgb=False))
   assert segments.num_levels == 2 and np.array_equal(segments.at_level(1), coarse)

@@ -15,6 +15,7 @@ import cuts_jax
 from configs import tiny
 from conftest import REPO_ROOT
 from cuts_jax import train
+from cuts_jax.apps import _predict_inputs
 from cuts_jax.apps import predict
 from cuts_jax.io import datasets as data
 
@@ -119,12 +120,44 @@ def test_hierarchy_flag_writes_the_levels_and_the_clicked_segment_at_its_level(t
   assert bad.returncode != 0 and "'persistent' or a level index" in bad.stderr
 
 
-def test_resize_to_training_size_returns_labels_at_the_image_size(trained, tmp_path):
+def test_the_segment_size_is_the_models_unless_chosen(trained, tmp_path):
+  workdir, params = trained
+  image = np.random.default_rng(2).random((50, 44, 3))
+  np.save(tmp_path / "big.npy", image)
+  at_training = cuts_jax.segment(params, image, num_clusters=3)
+  at_own = cuts_jax.segment(params, image, num_clusters=3, at_training_size=False)
+  assert not np.array_equal(at_training, at_own)  # Otherwise nothing here could fail.
+  own_model = params.with_settings(at_training_size=False)
+  for model, flag, expected in [(params, "", at_training), (params, "own", at_own),
+                                (own_model, "", at_own), (own_model, "training", at_training),
+                                (params, "30,30", cuts_jax.segment(
+                                    params, image, num_clusters=3, resize_to=(30, 30)))]:
+    output = tmp_path / f"out_{flag}_{model is params}"
+    predict.predict_path(model, tmp_path / "big.npy", output, num_clusters=3,
+                         **predict.parse_segment_size(flag))
+    np.testing.assert_array_equal(io.imread(output / "big_labels.png"), expected)
+  # The command line's flag chooses it too (it once did nothing under the shipped configs).
+  result = _run_cli(f"--workdir={workdir}", f"--input={tmp_path / 'big.npy'}",
+                    f"--output={tmp_path / 'cli'}", "--num_clusters=3", "--segment_size=own")
+  assert result.returncode == 0, result.stderr
+  np.testing.assert_array_equal(io.imread(tmp_path / "cli" / "big_labels.png"), at_own)
+  for bad in ("big", "1,40", "40"):
+    with pytest.raises(ValueError, match="segment_size"):
+      predict.parse_segment_size(bad)
+
+
+def test_a_new_input_kind_is_one_reader_and_one_table_entry(trained, tmp_path, monkeypatch):
   _, params = trained
-  np.save(tmp_path / "big.npy", np.random.default_rng(2).random((50, 44, 3)))
-  predict.predict_path(params, tmp_path / "big.npy", tmp_path / "out", num_clusters=3,
-                       resize_to=params.image_size)
-  assert io.imread(tmp_path / "out" / "big_labels.png").shape == (50, 44)
+  monkeypatch.setitem(_predict_inputs.INPUT_KINDS, "text", _predict_inputs.InputKind(
+      read=np.loadtxt, is_volume=False, suffixes=(".txt",)))
+  image = np.random.default_rng(5).random((12, 14))
+  np.savetxt(tmp_path / "plain.txt", image)
+  summary = predict.predict_path(params, tmp_path / "plain.txt", tmp_path / "out",
+                                 num_clusters=2)
+  assert summary.ok
+  np.testing.assert_array_equal(io.imread(tmp_path / "out" / "plain_labels.png"),
+                                cuts_jax.segment(params, np.repeat(image[..., None], 3, -1),
+                                                 num_clusters=2))
 
 
 def test_a_pixel_outside_one_image_fails_only_that_image(trained, tmp_path):

@@ -163,7 +163,7 @@ def test_the_package_never_unpickles_or_executes_what_it_reads():
         if not safe:
           problems.append(f"{path.name}:{node.lineno} calls {name} without allow_pickle=False")
   assert not problems, problems
-  assert np_loads >= 2  # The check found the loaders it guards (data.load_npy, volumes).
+  assert np_loads >= 2  # The check found the loaders it guards (image_files.load_npy, volumes).
 
 
 class _Payload:

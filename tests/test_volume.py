@@ -6,6 +6,7 @@ import pytest
 
 import cuts_jax
 from cuts_jax import model as model_lib
+from cuts_jax import pixels
 from cuts_jax import segmentation
 from cuts_jax import volume as volume_lib
 
@@ -15,7 +16,8 @@ def intensity_params():
   """A one-layer encoder whose embedding is (intensity, 1 - intensity): no training needed.
 
   It tests what the volume code does with embeddings, not what a trained
-  encoder learns.
+  encoder learns: its settings cluster the embeddings alone, at each slice's
+  own size (the features `segment` adds are tested with a trained model).
   """
   kernel = np.array([1.0, -1.0], np.float32).reshape(1, 1, 1, 2)
   return segmentation.SegmentationParams(
@@ -25,7 +27,13 @@ def intensity_params():
       batch_stats={"batch_norm0": {"mean": jnp.zeros(2), "var": jnp.full(2, 1.0 - 1e-5)}},
       encoder=model_lib.Encoder(kernel_sizes=(1,), features=(2,), embedding_dim=0),
       channels=1, image_size=(16, 16), cluster_metric=None,
-      settings=segmentation.SegmentSettings(space="embedding"))
+      settings=segmentation.SegmentSettings(space="embedding", image_weight=0.0,
+                                            at_training_size=False))
+
+
+@pytest.fixture(scope="module")
+def tiny_params(tiny_workdir):
+  return cuts_jax.load(tiny_workdir)
 
 
 def _tube_and_blob(shape=(10, 24, 28), seed=0):
@@ -93,6 +101,24 @@ def test_position_feature_measures_positions_in_spacing_units(intensity_params, 
   assert halves[0].flat[0] != halves[1].flat[0]
 
 
+def test_a_one_slice_volume_is_clustered_on_the_features_segment_clusters(tiny_params):
+  # The volume's features are each slice's `image_features`: at the model's size, the
+  # embeddings beside the smoothed intensities, scaled over the volume (here: one slice).
+  volume = np.random.default_rng(2).normal(100, 20, (1, 20, 22))
+  labels = volume_lib.segment_volume(tiny_params, volume, axis=0)
+  image = np.repeat(pixels.to_unit_range(volume)[0][..., None], 3, axis=-1)
+  np.testing.assert_array_equal(labels[0], cuts_jax.segment(tiny_params, image, connected=False))
+
+
+def test_a_volume_takes_the_models_k_unless_told(tiny_params):
+  volume = np.random.default_rng(3).normal(size=(3, 20, 22))
+  labels = volume_lib.segment_volume(tiny_params.with_settings(num_clusters=3), volume, axis=0)
+  assert len(np.unique(labels)) == 3
+  labels = volume_lib.segment_volume(tiny_params, volume, axis=0, num_clusters=2,
+                                     method="kmeans")
+  assert len(np.unique(labels)) == 2
+
+
 def test_volume_options_are_checked(intensity_params):
   volume = np.zeros((4, 5, 6))
   with pytest.raises(ValueError, match="3-D volume"):
@@ -107,6 +133,10 @@ def test_volume_options_are_checked(intensity_params):
     volume_lib.segment_volume(intensity_params, volume, position_weight=-1.0)
   with pytest.raises(ValueError, match="axes 0, 1 and 2"):
     volume_lib.segment_volume(intensity_params, volume, axis=3)
+  with pytest.raises(ValueError, match="num_clusters"):
+    volume_lib.segment_volume(intensity_params, volume, num_clusters=0)
+  with pytest.raises(TypeError, match="unknown segmentation option"):
+    volume_lib.segment_volume(intensity_params, volume, clusters=3)
 
 
 def test_select_in_a_volume_needs_a_voxel_inside_it():

@@ -25,42 +25,51 @@ plus `summary.json` listing every input, its outputs or why it failed. A file
 that cannot be read is reported and skipped; the exit status is 1 when any
 input failed. Overlays need matplotlib (the `viz` extra), volumes the
 `medical` extra.
+
+Every option not given is the model's own (its `SegmentSettings`, from its
+config): k, the clustering, and the size images are segmented at (the
+training image size under the shipped configs; `--segment_size=own` segments
+each image at its own size). The input kinds are `_predict_inputs.INPUT_KINDS`;
+the outputs are written by `_predict_outputs.Writer`.
 """
 
 from __future__ import annotations
 
-import dataclasses
 import errno
-import json
 import pathlib
 import sys
-from typing import Callable, Iterable, Optional, Sequence, Union
+from typing import Any, Callable, Iterable, Optional, Sequence, Union
 
 from absl import app
 from absl import flags
 from absl import logging
 import numpy as np
-from skimage import io as skimage_io
-from skimage import segmentation as skimage_segmentation
 
 from cuts_jax import _optional
 from cuts_jax import _validation
 from cuts_jax import hierarchy
+from cuts_jax import pixels
 from cuts_jax import segmentation
 from cuts_jax import trained
 from cuts_jax import volume as volume_lib
 from cuts_jax.apps import _cli
+from cuts_jax.apps import _predict_inputs
+from cuts_jax.apps import _predict_outputs
 from cuts_jax.evaluation import viz
-from cuts_jax.io import datasets
 from cuts_jax.io import medical
 from cuts_jax.runs import checkpointing
 from cuts_jax.runs import console
 
-__all__ = ["SUMMARY_FILE", "Item", "Summary", "find_inputs", "main", "parse_pixel", "predict_path"]
+__all__ = ["SUMMARY_FILE", "Item", "Summary", "find_inputs", "main", "parse_pixel",
+           "parse_segment_size", "predict_path"]
 
 _tqdm = _optional.module("tqdm.auto", extra=None, purpose="a progress bar")
 
-SUMMARY_FILE = "summary.json"
+# Where the inputs and outputs are defined; named here, as before the split.
+SUMMARY_FILE = _predict_outputs.SUMMARY_FILE
+Item = _predict_inputs.Item
+Summary = _predict_outputs.Summary
+find_inputs = _predict_inputs.find_inputs
 
 # Write errors after which no later input could be written either: the run
 # stops instead of failing every remaining input one by one.
@@ -68,50 +77,6 @@ _FATAL_WRITE_ERRORS = (errno.ENOSPC, errno.EDQUOT, errno.EROFS)
 
 # Slices drawn for a volume, as fractions of its extent along the slicing axis.
 _OVERLAY_SLICE_FRACTIONS = (0.25, 0.5, 0.75)
-
-
-@dataclasses.dataclass
-class Item:
-  """One input: a 2-D image file, a NIfTI file or a DICOM series folder."""
-
-  path: pathlib.Path
-  kind: str  # "image", "dicom_image", "nifti" or "dicom_series".
-  name: str = ""
-
-
-@dataclasses.dataclass
-class Summary:
-  """What `predict_path` did.
-
-  Attributes:
-    output_dir: where the outputs were written.
-    succeeded: per input that worked, {"input": path, "outputs": [paths]}.
-    failed: per input that did not, {"input": path, "reason": text}.
-    skipped: files in the folder that are not images, volumes or DICOM.
-  """
-
-  output_dir: pathlib.Path
-  succeeded: list[dict] = dataclasses.field(default_factory=list)
-  failed: list[dict] = dataclasses.field(default_factory=list)
-  skipped: list[str] = dataclasses.field(default_factory=list)
-
-  @property
-  def ok(self) -> bool:
-    """Whether no input failed."""
-    return not self.failed
-
-  def line(self) -> str:
-    """One line for the console: how many inputs succeeded and failed."""
-    total = len(self.succeeded) + len(self.failed)
-    text = (f"{len(self.succeeded)} of {total} input(s) segmented, {len(self.failed)} "
-            f"failed; outputs in {self.output_dir}")
-    if self.skipped:
-      text += f" ({len(self.skipped)} other file(s) ignored)"
-    return text
-
-  def to_json(self) -> dict:
-    """The lists of `summary.json`: succeeded, failed and skipped inputs."""
-    return {"succeeded": self.succeeded, "failed": self.failed, "skipped": self.skipped}
 
 
 def parse_pixel(text: str) -> tuple[int, ...]:
@@ -131,162 +96,49 @@ def parse_pixel(text: str) -> tuple[int, ...]:
   return _validation.check_pixel(index, what="--pixel", ndim=len(index))
 
 
-def find_inputs(input_path: str | pathlib.Path, *,
-                exclude: Optional[pathlib.Path] = None) -> tuple[list[Item], list[str]]:
-  """The inputs under `input_path`, and the names of the files that are none.
-
-  A file is one input. In a folder, every image and NIfTI file is one input,
-  the folder's own .dcm files together are one DICOM series, and so are the
-  .dcm files of each subfolder (other subfolders are not searched).
+def parse_segment_size(text: str) -> dict[str, Any]:
+  """--segment_size as `SegmentSettings` overrides: "" (the model's), "training", "own" or "H,W".
 
   Raises:
-    FileNotFoundError: the path does not exist.
-    data.DataError: the folder holds nothing to segment, or the file's type
-      is not one this tool reads.
+    ValueError: for any other text.
   """
-  path = pathlib.Path(input_path).expanduser()
-  if not path.exists():
-    raise FileNotFoundError(f"--input {path} does not exist; pass an image, a NIfTI file or "
-                            "a folder of them.")
-  if path.is_file():
-    item = _file_item(path)
-    if item is None:
-      raise datasets.DataError(
-          f"{path}: cannot tell its type from the name; use {', '.join(_known_suffixes())}.")
-    return _named([item]), []
-  items, others = [], []
-  if medical.dicom_files(path):
-    items.append(Item(path, "dicom_series"))
-  for entry in sorted(path.iterdir(), key=datasets.natural_key):
-    if exclude is not None and entry.resolve() == exclude.resolve():
-      continue
-    if entry.is_dir():
-      if medical.dicom_files(entry):
-        items.append(Item(entry, "dicom_series"))
-      continue
-    if entry.suffix.lower() in medical.DICOM_SUFFIXES:
-      continue  # Part of this folder's series.
-    if not entry.is_file():
-      others.append(entry.name)  # A FIFO or socket would block a reader forever.
-      continue
-    item = _file_item(entry)
-    if item is None:
-      others.append(entry.name)
-    else:
-      items.append(item)
-  if not items:
-    raise datasets.DataError(f"{path} holds nothing to segment; expected files ending in "
-                             f"{', '.join(_known_suffixes())} or folders of .dcm slices.")
-  return _named(items), others
+  text = text.replace(" ", "")
+  if not text:
+    return {}
+  if text == "training":
+    return {"at_training_size": True}
+  if text == "own":
+    return {"at_training_size": False}
+  try:
+    size = tuple(int(p) for p in text.split(","))
+  except ValueError:
+    size = ()
+  if len(size) != 2:
+    raise ValueError(f"--segment_size is {text!r}; expected 'training' (the model's training "
+                     "image size), 'own' (each image's own size) or H,W (e.g. 128,128).")
+  return {"resize_to": _validation.check_size(size, what="--segment_size", minimum=2)}
 
 
-def _known_suffixes() -> list[str]:
-  return [*datasets.IMAGE_EXTENSIONS, *medical.NIFTI_SUFFIXES, *medical.DICOM_SUFFIXES]
-
-
-def _file_item(path: pathlib.Path) -> Optional[Item]:
-  if medical.is_nifti(path):
-    return Item(path, "nifti")
-  if path.suffix.lower() in datasets.IMAGE_EXTENSIONS:
-    return Item(path, "image")
-  if path.suffix.lower() in medical.DICOM_SUFFIXES:
-    return Item(path, "dicom_image")
-  return None
-
-
-def _named(items: list[Item]) -> list[Item]:
-  """Gives each item an output name; names that would collide keep their suffix."""
-  def stem(item):
-    return medical.nifti_stem(item.path) if item.kind == "nifti" else item.path.stem
-  counts = {}
-  for item in items:
-    counts[stem(item)] = counts.get(stem(item), 0) + 1
-  for item in items:
-    name = stem(item)
-    if counts[name] > 1 and item.kind != "dicom_series":
-      name = item.path.name.replace(".", "_")
-    item.name = name
-  return items
-
-
-class _Writer:
-  """Writes outputs, refusing any path that is one of the inputs."""
-
-  def __init__(self, output_dir: pathlib.Path, inputs: Iterable[pathlib.Path]):
-    self.output_dir = output_dir
-    self.inputs = {p.resolve() for p in inputs}
-    self.overlays = True
-
-  def path(self, file_name: str) -> pathlib.Path:
-    path = self.output_dir / file_name
-    if path.resolve() in self.inputs:
-      raise FileExistsError(f"{path} is an input; choose another --output folder.")
-    return path
-
-  def figure(self, draw: Callable[[], object], file_name: str) -> Optional[pathlib.Path]:
-    """Saves the figure `draw()` makes; None without matplotlib (warned once)."""
-    if not self.overlays:
-      return None
-    try:
-      figure = draw()
-    except ImportError:
-      logging.warning("matplotlib is not installed: no figures (pip install 'cuts_jax[viz]').")
-      self.overlays = False
-      return None
-    path = self.path(file_name)
-    viz.save(figure, path)
-    return path
-
-  def overlay(self, image: np.ndarray, labels: np.ndarray, mask: Optional[np.ndarray],
-              file_name: str) -> Optional[pathlib.Path]:
-    """Segments drawn on the image (selected segment outlined in red); None without matplotlib."""
-    if not self.overlays:
-      return None
-    try:
-      rgb = viz.overlay_segments(image, labels)
-    except ImportError:
-      logging.warning("matplotlib is not installed: no overlay PNGs (pip install "
-                      "'cuts_jax[viz]').")
-      self.overlays = False
-      return None
-    if mask is not None:
-      rgb[skimage_segmentation.find_boundaries(mask, mode="inner")] = (1.0, 0.0, 0.0)
-    path = self.path(file_name)
-    skimage_io.imsave(path, np.round(rgb * 255).astype(np.uint8), check_contrast=False)
-    return path
-
-
-def _predict_image(params, item: Item, writer: _Writer, *, pixel, segment_kwargs,
-                   hierarchy_level) -> list:
-  if item.kind == "dicom_image":
-    volume = medical.read_dicom_series([item.path]).data
-    image = volume[..., 0]
-  else:
-    image = datasets.read_image(item.path)
-  image = datasets.match_channels(np.asarray(image), params.channels, source=item.path)
+def _predict_image(params, item: Item, image: Any, writer: _predict_outputs.Writer, *, pixel,
+                   settings: segmentation.SegmentSettings, hierarchy_level) -> list:
+  image = pixels.match_channels(np.asarray(image), params.channels, source=item.path)
   if pixel is not None:
     if len(pixel) != 2:
       raise ValueError(f"--pixel {tuple(pixel)} is a voxel (I,J,K), but this is a 2-D image; "
                        "give its pixel as ROW,COL.")
     _validation.check_pixel(pixel, shape=image.shape, what="--pixel", where="image")
   image = segmentation.prepare_image(image, channels=params.channels)
-  labels = segmentation.segment(params, image, **segment_kwargs)
+  labels = segmentation.segment(params, image, settings=settings)
   outputs = [medical.write_label_png(labels, writer.path(f"{item.name}_labels.png"))]
   levels = None
   if hierarchy_level is not None:
-    levels = hierarchy.segment_hierarchy(params, image, seed=segment_kwargs["seed"],
-                                         resize_to=segment_kwargs["resize_to"])
-    path = writer.path(f"{item.name}_hierarchy.npz")
-    np.savez_compressed(path, labels=levels.labels, num_clusters=levels.num_clusters,
-                        scales=levels.scales)
-    outputs.append(path)
+    levels = hierarchy.segment_hierarchy(params, image, settings=settings)
+    outputs.append(writer.hierarchy(levels, f"{item.name}_hierarchy.npz"))
   mask = None
   if pixel is not None:
     mask = (segmentation.select(labels, pixel) if levels is None
             else segmentation.select(levels, pixel, level=hierarchy_level))
-    path = writer.path(f"{item.name}_mask.png")
-    skimage_io.imsave(path, mask.astype(np.uint8) * 255, check_contrast=False)
-    outputs.append(path)
+    outputs.append(writer.mask_png(mask, f"{item.name}_mask.png"))
   outputs.append(writer.overlay(image, labels, mask, f"{item.name}_overlay.png"))
   if levels is not None and pixel is not None:
     outputs.append(writer.figure(
@@ -295,15 +147,12 @@ def _predict_image(params, item: Item, writer: _Writer, *, pixel, segment_kwargs
   return outputs
 
 
-def _predict_volume(params, item: Item, writer: _Writer, *, pixel, axis,
-                    segment_kwargs, hierarchy_level) -> list:
+def _predict_volume(params, item: Item, volume: medical.Volume,
+                    writer: _predict_outputs.Writer, *, pixel, axis,
+                    settings: segmentation.SegmentSettings, hierarchy_level) -> list:
   if hierarchy_level is not None:
     raise ValueError("--hierarchy is for 2-D images; a volume is segmented at one level "
                      "(run it without --hierarchy).")
-  if item.kind == "nifti":
-    volume = medical.read_nifti(item.path)
-  else:
-    volume = medical.read_dicom_series(item.path)
   if not -3 <= axis < 3:
     raise ValueError(f"--axis is {axis}; a volume has axes 0, 1 and 2.")
   if pixel is not None:
@@ -314,10 +163,7 @@ def _predict_volume(params, item: Item, writer: _Writer, *, pixel, axis,
                        "voxel selects the structure in 3-D.")
     _validation.check_pixel(pixel, shape=volume.data.shape, what="--pixel",
                             where="volume", ndim=3)
-  options = dict(segment_kwargs)
-  if options["num_clusters"] is None:
-    options["num_clusters"] = params.settings.num_clusters
-  labels = volume_lib.segment_volume(params, volume.data, axis=axis, **options)
+  labels = volume_lib.segment_volume(params, volume.data, axis=axis, settings=settings)
   outputs = [medical.write_nifti_labels(labels, writer.path(f"{item.name}_labels.nii.gz"),
                                         like=volume)]
   slices = np.moveaxis(labels, axis, 0)
@@ -331,12 +177,22 @@ def _predict_volume(params, item: Item, writer: _Writer, *, pixel, axis,
         dtype=np.uint8))
     masks = np.moveaxis(mask, axis, 0)
     drawn.add(pixel[axis % 3])
-  images = np.moveaxis(datasets.to_unit_range(volume.data), axis, 0)
+  images = np.moveaxis(pixels.to_unit_range(volume.data), axis, 0)
   for index in sorted(drawn):
     outputs.append(writer.overlay(images[index], slices[index],
                                   None if masks is None else masks[index],
                                   f"{item.name}_overlay_slice{index:03d}.png"))
   return outputs
+
+
+def _predict_item(params, item: Item, writer: _predict_outputs.Writer, **options) -> list:
+  """Reads `item` by its kind (`INPUT_KINDS`) and segments it as an image or a volume."""
+  kind = _predict_inputs.INPUT_KINDS[item.kind]
+  data = kind.read(item.path)
+  if kind.is_volume:
+    return _predict_volume(params, item, data, writer, **options)
+  options.pop("axis")
+  return _predict_image(params, item, data, writer, **options)
 
 
 def _progress(items: list, enabled: bool) -> Iterable:
@@ -360,11 +216,11 @@ def _progress(items: list, enabled: bool) -> Iterable:
 
 def predict_path(params: segmentation.SegmentationParams, input_path: str | pathlib.Path,
                  output_dir: str | pathlib.Path, *, pixel: Optional[Sequence[int]] = None,
-                 num_clusters: Optional[int] = None, method: str = "spectral", seed: int = 0,
-                 resize_to: Optional[Sequence[int]] = None, axis: int = 2,
-                 hierarchy_level: Optional[Union[str, int]] = None,
+                 axis: int = 2, hierarchy_level: Optional[Union[str, int]] = None,
                  show_progress: bool = True,
-                 on_failure: Optional[Callable[[pathlib.Path, str], None]] = None) -> Summary:
+                 on_failure: Optional[Callable[[pathlib.Path, str], None]] = None,
+                 settings: Optional[segmentation.SegmentSettings] = None,
+                 **overrides: Any) -> Summary:
   """Segments one file or every input in a folder, writing labels, masks and overlays.
 
   Images are scaled as `cuts_jax.segment` does (volumes once over the whole
@@ -382,11 +238,6 @@ def predict_path(params: segmentation.SegmentationParams, input_path: str | path
       voxel of a volume, whose segment's 3-D connected part is the mask. An
       input of the other kind fails with the reason (a folder's other
       inputs are still segmented).
-    num_clusters: k of the clustering; None: the model's (`params.settings`).
-    method: "spectral" or "kmeans".
-    seed: seeds the clustering.
-    resize_to: segment at this (H, W) (e.g. `params.image_size`) and scale
-      the labels back to each image's size; None: at each image's own size.
     axis: the axis volumes are sliced along.
     hierarchy_level: for 2-D images, also write `NAME_hierarchy.npz` (the
       `cuts_jax.segment_hierarchy` levels: labels (L, H, W), num_clusters,
@@ -396,17 +247,26 @@ def predict_path(params: segmentation.SegmentationParams, input_path: str | path
     show_progress: draw a progress line for more than one input.
     on_failure: called with (path, reason) when an input fails (default:
       a warning in the log).
+    settings, **overrides: as in `cuts_jax.segment`, resolved once for every
+      input; the model's by default. E.g. `num_clusters`, `method`, `seed`;
+      the size images (and volume slices) are segmented at: `resize_to=(H, W)`,
+      or `at_training_size` (True: the model's training image size, False:
+      each image's own size; by default the model's choice, the training
+      size under the shipped configs). Labels are always written at each
+      input's own size.
 
   Returns:
     A `Summary`; it is also written to `output_dir/summary.json`.
 
   Raises:
     FileNotFoundError: `input_path` does not exist.
-    data.DataError: it holds nothing to segment.
-    ValueError: `output_dir` is the input folder, or `pixel` is malformed.
+    pixels.DataError: it holds nothing to segment.
+    ValueError: `output_dir` is the input folder, `pixel` is malformed, or
+      an option is invalid.
     OSError: `output_dir` cannot be written (checked before any input is
       segmented), or the disk filled up during the run (it stops there).
   """
+  settings = segmentation.resolve_settings(params, settings=settings, **overrides)
   input_path = pathlib.Path(input_path).expanduser()
   output_dir = pathlib.Path(output_dir).expanduser()
   if input_path.is_dir() and output_dir.exists() and output_dir.resolve() == input_path.resolve():
@@ -417,26 +277,16 @@ def predict_path(params: segmentation.SegmentationParams, input_path: str | path
     pixel = _validation.check_pixel(pixel, ndim=3 if voxel else 2)
   items, others = find_inputs(input_path, exclude=output_dir)
   checkpointing.check_writable(output_dir, flag="--output")
-  inputs = [input_path] if input_path.is_file() else [
-      p for item in items
-      for p in ([item.path] if item.path.is_file() else medical.dicom_files(item.path))]
-  writer = _Writer(output_dir, inputs)
+  writer = _predict_outputs.Writer(output_dir, _predict_inputs.input_files(input_path, items))
   if hierarchy_level is not None and hierarchy_level != "persistent" and not (
       isinstance(hierarchy_level, (int, np.integer)) and hierarchy_level >= 0):
     raise ValueError(f"hierarchy level is {hierarchy_level!r}; expected 'persistent' or a "
                      "level index >= 0.")
-  segment_kwargs = dict(num_clusters=num_clusters, method=method, seed=seed,
-                        resize_to=resize_to)
   summary = Summary(output_dir=output_dir, skipped=others)
   for item in _progress(items, show_progress):
     try:
-      if item.kind in ("image", "dicom_image"):
-        outputs = _predict_image(params, item, writer, pixel=pixel,
-                                 segment_kwargs=segment_kwargs, hierarchy_level=hierarchy_level)
-      else:
-        outputs = _predict_volume(params, item, writer, pixel=pixel, axis=axis,
-                                  segment_kwargs=segment_kwargs,
-                                  hierarchy_level=hierarchy_level)
+      outputs = _predict_item(params, item, writer, pixel=pixel, axis=axis, settings=settings,
+                              hierarchy_level=hierarchy_level)
     except Exception as error:  # One bad input must not stop the others.
       if isinstance(error, OSError) and error.errno in _FATAL_WRITE_ERRORS:
         raise OSError(f"cannot write to {output_dir} ({error.strerror}); stopped at "
@@ -452,7 +302,7 @@ def predict_path(params: segmentation.SegmentationParams, input_path: str | path
       continue
     summary.succeeded.append({"input": str(item.path),
                               "outputs": [str(p) for p in outputs if p is not None]})
-  (output_dir / SUMMARY_FILE).write_text(json.dumps(summary.to_json(), indent=2) + "\n")
+  writer.summary(summary)
   return summary
 
 
@@ -480,11 +330,16 @@ def _define_flags() -> None:
   flags.DEFINE_string("hierarchy", None, "For 2-D images, also write the segment hierarchy "
                       "(NAME_hierarchy.npz) and, with --pixel, take the mask at this level: "
                       "'persistent' (chosen without labels) or a level index (0 finest).")
-  flags.DEFINE_integer("seed", 0, "Seed of the clustering.")
+  flags.DEFINE_integer("seed", None, "Seed of the clustering (default: the model's, "
+                       "config.evaluation.seed).")
   flags.DEFINE_integer("axis", 2, "Axis along which volumes are sliced.")
   flags.DEFINE_integer("step", None, "Checkpoint step to load (default: the latest).")
-  flags.DEFINE_bool("resize_to_training_size", False, "Segment at the training image size "
-                    "and scale the labels back to each image's size.")
+  flags.DEFINE_string("segment_size", "", "The size images (and volume slices) are segmented "
+                      "at; labels are written at each input's own size. 'training': the "
+                      "model's training image size; 'own': each image's own size; H,W: that "
+                      "size (e.g. 128,128). Default: the model's choice "
+                      "(config.evaluation.segment_at_training_size; the training size under "
+                      "the shipped configs).")
   flags.mark_flags_as_required(["workdir", "input", "output"])
 
 
@@ -501,13 +356,13 @@ def main(argv: Sequence[str]) -> None:
 
   with _cli.exit_on_user_error():
     pixel = parse_pixel(values.pixel) if values.pixel else None
+    size = parse_segment_size(values.segment_size)
     find_inputs(values.input)  # A wrong path fails before the model loads.
     params = trained.load(values.workdir, step=values.step)
     summary = predict_path(
         params, values.input, values.output, pixel=pixel, num_clusters=values.num_clusters,
         seed=values.seed, axis=values.axis, on_failure=report,
-        hierarchy_level=_parse_level(values.hierarchy),
-        resize_to=params.image_size if values.resize_to_training_size else None)
+        hierarchy_level=_parse_level(values.hierarchy), **size)
   print(f"{_cli.program_name()}: {summary.line()}", flush=True)
   if not summary.ok:
     sys.exit(1)

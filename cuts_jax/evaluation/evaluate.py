@@ -148,11 +148,9 @@ def _click_rows(method: str, params, image: np.ndarray, target: np.ndarray,
     return labels, labels == labels[pixel]
   if method == CUTS_ORACLE_K:
     # One embedding of the image, clustered with every k.
-    prepared = segmentation.prepare_image(image, channels=params.channels)
-    features = segmentation.segment_features(
-        params, segmentation.image_to_segment(params, prepared))
+    features = segmentation.image_features(params, image)
     return _best_by_dice((segmentation.segments_from_features(
-        params, features, size=prepared.shape[:2], num_clusters=k,
+        params, features, size=np.shape(image)[:2], num_clusters=k,
         method=evaluation.clustering, seed=evaluation.seed)
                           for k in evaluation.oracle_num_clusters), target, percentile), None
   return _best_by_dice((baselines.kmeans_pixels(image, num_clusters=k,
@@ -270,7 +268,7 @@ def evaluate(config: ml_collections.ConfigDict, workdir: str | pathlib.Path, *,
     ValueError: unknown methods, or a checkpoint that does not fit its config.
     FileNotFoundError: the workdir holds no trained model.
     OSError: `workdir/evaluation` cannot be written (checked first).
-    data.DataError: the data set is missing or malformed.
+    datasets.DataError: the data set is missing or malformed.
   """
   evaluation = config.evaluation
   workdir = pathlib.Path(workdir).expanduser()

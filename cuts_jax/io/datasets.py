@@ -2,9 +2,9 @@
 
 Every loader returns a `Dataset` whose images are float32 (N, H, W, C) in
 [0, 1] at the configured size; grayscale images keep one channel. Intensities
-are mapped to [0, 1] by `to_unit_range`: uint8 by /255, bool as 0/1, and
-everything else (16-bit, float, ...) by min-max scaling of the whole image or
-volume, unless it already lies in [0, 1]. `.npy`/`.npz` files are read with
+are mapped to [0, 1] by `cuts_jax.pixels.to_unit_range`: uint8 by /255, bool
+as 0/1, and everything else (16-bit, float, ...) by min-max scaling of the
+whole image or volume, unless it already lies in [0, 1]. `.npy`/`.npz` files are read with
 `allow_pickle=False`: a pickled (object) array is refused, never executed.
 """
 
@@ -20,22 +20,26 @@ import ml_collections
 import numpy as np
 import scipy.io
 from skimage import data as skimage_data
-from skimage import io as skimage_io
-from skimage import transform
 
 from cuts_jax import _validation
+from cuts_jax import pixels
+from cuts_jax.io import image_files
 
-__all__ = ["DATA_KINDS", "IMAGE_EXTENSIONS", "DataError", "Dataset", "as_channels_last",
-           "batch_indices", "demo_images", "from_arrays", "iterate_batches", "load_bsds500",
-           "load_dataset", "load_demo", "load_image_folder", "load_npy", "load_retina",
-           "load_volume_slices", "match_channels", "natural_key", "read_image", "resize_image",
-           "resize_labels", "to_unit_range"]
+__all__ = ["DATA_KINDS", "LOADERS", "DataError", "Dataset", "batch_indices", "demo_images",
+           "from_arrays", "iterate_batches", "load_bsds500", "load_dataset", "load_demo",
+           "load_image_folder", "load_retina", "load_volume_slices"]
 
-IMAGE_EXTENSIONS = (".png", ".jpg", ".jpeg", ".tif", ".tiff", ".bmp", ".npy")
+# What every loader raises for missing or malformed data.
+DataError = pixels.DataError
 
-# "arrays": images already in memory, handed to training as a `Dataset` (`from_arrays`);
-# there is nothing to load from the config.
-DATA_KINDS = ("demo", "retina", "bsds500", "volume", "folder", "arrays")
+# The pixel helpers live in `cuts_jax.pixels` now; these names stay importable from
+# here for callers not yet moved there (evaluation/metrics.py, docs/napari_widget.py,
+# the notebook). New code imports `cuts_jax.pixels`.
+to_unit_range = pixels.to_unit_range
+resize_image = pixels.resize_image
+resize_labels = pixels.resize_labels
+as_channels_last = pixels.as_channels_last
+match_channels = pixels.match_channels
 
 
 @dataclasses.dataclass
@@ -62,160 +66,17 @@ class Dataset:
     return len(self.images)
 
 
-class DataError(ValueError):
-  """Input data (a data set, a file, an image array) is missing, empty or malformed."""
-
-
-def to_unit_range(image: np.ndarray) -> np.ndarray:
-  """Maps an image or volume of any numeric dtype to float32 in [0, 1].
-
-  uint8 is divided by 255; bool becomes 0/1; other dtypes already within
-  [0, 1] are kept; anything else is min-max scaled over the whole array (a
-  constant array becomes zeros).
-
-  Raises:
-    DataError: when the array is empty, holds NaN or infinite values, or is
-      not numeric.
-  """
-  array = np.asarray(image)
-  if array.size == 0:
-    raise DataError(f"image of shape {array.shape} holds no pixels.")
-  if array.dtype == np.uint8:
-    return array.astype(np.float32) / 255.0
-  if array.dtype == bool:
-    return array.astype(np.float32)
-  _validation.check_numeric(array, error=DataError)
-  array = array.astype(np.float64)
-  _validation.check_finite(array, error=DataError)
-  low, high = float(array.min()), float(array.max())
-  if low >= 0.0 and high <= 1.0:
-    return array.astype(np.float32)
-  if high == low:
-    return np.zeros_like(array, dtype=np.float32)
-  # Halving first keeps high - low finite for values near float64's limits;
-  # halving is exact, so ordinary ranges give the same result as without it.
-  return ((0.5 * array - 0.5 * low) / (0.5 * high - 0.5 * low)).astype(np.float32)
-
-
-def resize_image(image: np.ndarray, size: Sequence[int]) -> np.ndarray:
-  """The one image resizer: (h, w, C) float -> (H, W, C) float32, antialiased bilinear."""
-  if tuple(image.shape[:2]) == tuple(size):
-    return image.astype(np.float32)
-  resized = transform.resize(image, tuple(size) + image.shape[2:], order=1,
-                             anti_aliasing=True, preserve_range=True)
-  return np.clip(resized, 0.0, 1.0).astype(np.float32)
-
-
-def resize_labels(labels: np.ndarray, size: Sequence[int]) -> np.ndarray:
-  """The one label-map resizer: nearest neighbour, centre-aligned, never mixing segment ids.
-
-  Output pixel i takes input pixel floor((i + 0.5) * H_in / H_out), and
-  likewise for columns, in exact integer arithmetic; up or down. It brings
-  masks to the training size, a segmentation back to its image's size, and a
-  128 x 128 prediction to the BSDS500 humans' 481 x 321.
-
-  Args:
-    labels: (H_in, W_in) label map or mask, any dtype.
-    size: (H_out, W_out).
-
-  Returns:
-    (H_out, W_out) map of the same dtype.
-  """
-  labels = _validation.check_label_map(labels, integers=False)
-  out_height, out_width = _validation.check_size(size, what="size")
-  in_height, in_width = labels.shape
-  rows = (2 * np.arange(out_height) + 1) * in_height // (2 * out_height)
-  cols = (2 * np.arange(out_width) + 1) * in_width // (2 * out_width)
-  return labels[rows[:, None], cols[None, :]]
-
-
-def as_channels_last(image: np.ndarray, *, path: os.PathLike | str | None = None) -> np.ndarray:
-  """(H, W) -> (H, W, 1); (H, W, 4) RGBA -> RGB; refuses other ranks and channel counts.
-
-  Raises:
-    DataError: naming `path` (when given), for what is not one image of 1 to 4 channels.
-  """
-  # A rank-3 array can only fail on its channels: then it may be channels-first.
-  hint = " A channels-first array needs np.moveaxis(image, 0, -1)." if np.ndim(image) == 3 else ""
-  image = _validation.check_image(image, what="a 2-D image", channels=(1, 2, 3, 4), hint=hint,
-                                  source=path, error=DataError)
-  return image[..., :3] if image.shape[-1] == 4 else image
-
-
-def match_channels(image: np.ndarray, channels: int, *,
-                   source: os.PathLike | str | None = None) -> np.ndarray:
-  """An image with `channels` channels, converted only where nothing is lost.
-
-  Gray becomes RGB by repeating it; RGB whose channels are all equal becomes
-  gray; RGBA loses its alpha first.
-
-  Raises:
-    DataError: naming `source` (when given), for an image that is not 2-D
-      with 1 to 4 channels, or whose channels differ where one is wanted.
-  """
-  image = as_channels_last(image, path=source)
-  if image.shape[-1] == channels:
-    return image
-  if image.shape[-1] == 1:
-    return np.repeat(image, channels, axis=-1)
-  if channels == 1 and all(np.array_equal(image[..., 0], image[..., c])
-                           for c in range(1, image.shape[-1])):
-    return image[..., :1]
-  where = f"{source}: " if source is not None else ""
-  raise DataError(f"{where}the model was trained on {channels}-channel images; this one has "
-                  f"{image.shape[-1]} channels of different content. Convert it first (e.g. "
-                  "skimage.color.rgb2gray).")
-
-
-def load_npy(path: os.PathLike | str) -> np.ndarray:
-  """Reads a .npy array, never unpickling (a pickled file could run code).
-
-  Raises:
-    DataError: when the file is missing, truncated, pickled (an object
-      array) or otherwise not a plain numpy array.
-  """
-  try:
-    return np.load(path, allow_pickle=False)
-  except Exception as error:  # numpy fails differently on each kind of bad file.
-    raise DataError(f"{path}: cannot read it as a plain numpy array ({type(error).__name__}: "
-                    f"{error}). Object (pickled) arrays are refused; save a numeric array with "
-                    "np.save(path, array).") from error
-
-
-def read_image(path: os.PathLike | str) -> np.ndarray:
-  """Reads PNG/JPG/TIFF/BMP or .npy (never pickled) as an (H, W, C) array.
-
-  Raises:
-    DataError: when the file cannot be read or has an unusable shape.
-  """
-  path = pathlib.Path(path)
-  if path.suffix.lower() == ".npy":
-    array = load_npy(path)
-  else:
-    try:
-      array = skimage_io.imread(path)
-    except Exception as error:  # Any decoder failure means the same to the user.
-      raise DataError(f"{path}: cannot read the image ({type(error).__name__}: {error}).") \
-          from error
-  return as_channels_last(np.asarray(array), path=path)
-
-
 def _read_unit_image(path: os.PathLike | str) -> np.ndarray:
-  """`read_image` then `to_unit_range`: float32 (H, W, C) in [0, 1].
+  """`image_files.read_image` then `to_unit_range`: float32 (H, W, C) in [0, 1].
 
   Raises:
     DataError: naming the file, when it cannot be read or its values are unusable.
   """
-  image = read_image(path)
+  image = image_files.read_image(path)
   try:
-    return to_unit_range(image)
+    return pixels.to_unit_range(image)
   except DataError as error:
     raise DataError(f"{path}: {error}") from None
-
-
-def natural_key(path: pathlib.Path) -> list:
-  """A sort key that puts "image2" before "image10"."""
-  return [int(part) if part.isdigit() else part for part in re.split(r"(\d+)", path.name)]
 
 
 def _require_dir(root: os.PathLike | str, what: str, flag_hint: str) -> pathlib.Path:
@@ -271,7 +132,7 @@ def load_retina(root: os.PathLike | str, image_size: Sequence[int], *, limit: in
   """
   root = _require_dir(root, "the retina GA data set", "--config.data.root")
   image_dir, label_dir = root / "image_with_GA", root / "label_with_GA"
-  paths = sorted(image_dir.glob("image*.png"), key=natural_key)
+  paths = sorted(image_dir.glob("image*.png"), key=image_files.natural_key)
   if not paths:
     raise DataError(f"no image_with_GA/imageN.png files under {root}; expected the retina "
                     "layout image_with_GA/imageN.png + label_with_GA/labelN.npy.")
@@ -285,7 +146,7 @@ def load_retina(root: os.PathLike | str, image_size: Sequence[int], *, limit: in
     if not label_path.exists():
       raise DataError(f"{path} has no matching label {label_path}.")
     image = _read_unit_image(path)
-    label = load_npy(label_path)
+    label = image_files.load_npy(label_path)
     if not (label.dtype == bool or np.issubdtype(label.dtype, np.integer)
             or np.issubdtype(label.dtype, np.floating)):
       raise DataError(f"{label_path} holds {label.dtype} values; expected a numeric mask "
@@ -295,8 +156,8 @@ def load_retina(root: os.PathLike | str, image_size: Sequence[int], *, limit: in
     if label.shape != image.shape[:2]:
       raise DataError(f"{label_path} has shape {label.shape}; expected the image's "
                       f"{image.shape[:2]}.")
-    images.append(resize_image(image, image_size))
-    masks.append(resize_labels((label > 0).astype(np.uint8), image_size))
+    images.append(pixels.resize_image(image, image_size))
+    masks.append(pixels.resize_labels((label > 0).astype(np.uint8), image_size))
     names.append(path.stem)
   return _finish(images, names, str(root), masks=np.stack(masks))
 
@@ -313,7 +174,8 @@ def load_bsds500(root: os.PathLike | str, image_size: Sequence[int], *,
   root = _require_dir(root, "BSDS500", "--config.data.root")
   paths = []
   for split in splits:
-    split_paths = sorted((root / "images" / split).glob("*.jpg"), key=natural_key)
+    split_paths = sorted((root / "images" / split).glob("*.jpg"),
+                         key=image_files.natural_key)
     if not split_paths:
       raise DataError(f"no images/{split}/*.jpg under {root}; expected BSDS500's layout "
                       "images/<split>/*.jpg and groundTruth/<split>/*.mat.")
@@ -323,7 +185,7 @@ def load_bsds500(root: os.PathLike | str, image_size: Sequence[int], *,
   images, names, originals, humans = [], [], [], []
   for split, path in _shard(paths, shard_index, shard_count):
     original = _read_unit_image(path)
-    images.append(resize_image(original, image_size))
+    images.append(pixels.resize_image(original, image_size))
     names.append(f"{split}/{path.stem}")
     if with_ground_truth:
       mat_path = root / "groundTruth" / split / f"{path.stem}.mat"
@@ -376,7 +238,7 @@ def load_volume_slices(path: os.PathLike | str, image_size: Sequence[int], *, ax
   if not -3 <= axis < 3:
     raise DataError(f"config.data.axis is {axis}; a volume has axes 0, 1 and 2.")
   try:
-    volume = np.moveaxis(to_unit_range(volume), axis, 0)
+    volume = np.moveaxis(pixels.to_unit_range(volume), axis, 0)
   except DataError as error:
     raise DataError(f"{path}: 'vol': {error}") from None
   target = None
@@ -397,11 +259,11 @@ def load_volume_slices(path: os.PathLike | str, image_size: Sequence[int], *, ax
   if limit:
     slice_ids = slice_ids[:limit]
   slice_ids = _shard(slice_ids, shard_index, shard_count)
-  images = [resize_image(volume[i][..., None], image_size) for i in slice_ids]
+  images = [pixels.resize_image(volume[i][..., None], image_size) for i in slice_ids]
   names = [f"{path.stem}_axis{axis}_slice{i:03d}" for i in slice_ids]
   masks = None
   if target is not None and slice_ids:
-    masks = np.stack([resize_labels(target[i], image_size) for i in slice_ids])
+    masks = np.stack([pixels.resize_labels(target[i], image_size) for i in slice_ids])
   return _finish(images, names, str(path), masks=masks)
 
 
@@ -412,15 +274,15 @@ def load_image_folder(root: os.PathLike | str, image_size: Sequence[int], *, lim
   root = _require_dir(root, "the image folder", "--config.data.root")
   # Regular files only: a FIFO named like an image would block the reader forever.
   paths = sorted((p for p in root.iterdir()
-                  if p.suffix.lower() in IMAGE_EXTENSIONS and p.is_file()),
-                 key=natural_key)
+                  if p.suffix.lower() in image_files.IMAGE_EXTENSIONS and p.is_file()),
+                 key=image_files.natural_key)
   if not paths:
-    raise DataError(f"{root} holds no images ({', '.join(IMAGE_EXTENSIONS)}).")
+    raise DataError(f"{root} holds no images ({', '.join(image_files.IMAGE_EXTENSIONS)}).")
   paths = _included(paths, include, root)
   if limit:
     paths = paths[:limit]
   paths = _shard(paths, shard_index, shard_count)
-  images = [resize_image(_read_unit_image(p), image_size) for p in paths]
+  images = [pixels.resize_image(_read_unit_image(p), image_size) for p in paths]
   return _finish(images, [p.stem for p in paths], str(root))
 
 
@@ -431,10 +293,10 @@ def demo_images() -> tuple[list[str], list[np.ndarray]]:
   (immunohistochemistry, coffee, cat, astronaut), and 3 x 3 tiles of the
   fundus photograph. All ship with scikit-image: nothing is downloaded.
   """
-  fundus = to_unit_range(skimage_data.retina())
+  fundus = pixels.to_unit_range(skimage_data.retina())
   images, names = [fundus], ["retina"]
   for name in ("immunohistochemistry", "coffee", "chelsea", "astronaut"):
-    images.append(to_unit_range(getattr(skimage_data, name)()))
+    images.append(pixels.to_unit_range(getattr(skimage_data, name)()))
     names.append(name)
   # The fundus disc fills the centre of the 1411 px photograph: tiles of it
   # add views of the optic disc and vessels at a finer scale.
@@ -453,7 +315,8 @@ def load_demo(image_size: Sequence[int], *, limit: int = 0, shard_index: int = 0
   if limit:
     images, names = images[:limit], names[:limit]
   images, names = _shard(images, shard_index, shard_count), _shard(names, shard_index, shard_count)
-  return _finish([resize_image(i, image_size) for i in images], names, "scikit-image's data")
+  return _finish([pixels.resize_image(i, image_size) for i in images], names,
+                 "scikit-image's data")
 
 
 def from_arrays(images: Sequence[Any], *, image_size: Optional[Sequence[int]] = None,
@@ -484,12 +347,12 @@ def from_arrays(images: Sequence[Any], *, image_size: Optional[Sequence[int]] = 
       image_size, what="image_size", error=DataError)
   scaled = []
   for name, image in zip(names, images):
-    image = as_channels_last(np.asarray(image), path=name)
+    image = pixels.as_channels_last(np.asarray(image), path=name)
     try:
-      image = to_unit_range(image)
+      image = pixels.to_unit_range(image)
     except DataError as error:
       raise DataError(f"{name}: {error}") from None
-    scaled.append(image if size is None else resize_image(image, size))
+    scaled.append(image if size is None else pixels.resize_image(image, size))
   sizes = {image.shape[:2] for image in scaled}
   if len(sizes) > 1:
     raise DataError(f"the images have different sizes {sorted(sizes)}; pass image_size=(H, W) "
@@ -497,37 +360,70 @@ def from_arrays(images: Sequence[Any], *, image_size: Optional[Sequence[int]] = 
   return _finish(scaled, names, "the arrays given")
 
 
+def _demo_from_config(data_config: ml_collections.ConfigDict, size: tuple[int, int],
+                      **shard) -> Dataset:
+  del data_config  # The demo images ship with scikit-image.
+  return load_demo(size, **shard)
+
+
+def _retina_from_config(data_config: ml_collections.ConfigDict, size: tuple[int, int],
+                        **shard) -> Dataset:
+  return load_retina(data_config.root, size, include=tuple(data_config.include), **shard)
+
+
+def _bsds500_from_config(data_config: ml_collections.ConfigDict, size: tuple[int, int],
+                         **shard) -> Dataset:
+  return load_bsds500(data_config.root, size, splits=tuple(data_config.splits), **shard)
+
+
+def _volume_from_config(data_config: ml_collections.ConfigDict, size: tuple[int, int],
+                        **shard) -> Dataset:
+  return load_volume_slices(data_config.root, size, axis=data_config.axis,
+                            label_ids=tuple(data_config.label_ids),
+                            min_target_pixels=data_config.min_target_pixels,
+                            slice_range=tuple(data_config.slice_range), **shard)
+
+
+def _folder_from_config(data_config: ml_collections.ConfigDict, size: tuple[int, int],
+                        **shard) -> Dataset:
+  return load_image_folder(data_config.root, size, include=tuple(data_config.include), **shard)
+
+
+def _arrays_from_config(data_config: ml_collections.ConfigDict, size: tuple[int, int],
+                        **shard) -> Dataset:
+  raise DataError("config.data.kind is 'arrays': the images are in memory, not in files. "
+                  "Hand them to train_and_evaluate(config, workdir, dataset="
+                  "datasets.from_arrays(images)).")
+
+
+# config.data.kind -> its loader, called as loader(config.data, image_size, limit=...,
+# shard_index=..., shard_count=...). A new data set is one function and one entry here.
+LOADERS = {
+    "demo": _demo_from_config,
+    "retina": _retina_from_config,
+    "bsds500": _bsds500_from_config,
+    "volume": _volume_from_config,
+    "folder": _folder_from_config,
+    # Images already in memory, handed to training as a `Dataset` (`from_arrays`);
+    # there is nothing to load from the config.
+    "arrays": _arrays_from_config,
+}
+DATA_KINDS = tuple(LOADERS)
+
+
 def load_dataset(data_config: ml_collections.ConfigDict, *, shard_index: int = 0,
                  shard_count: int = 1) -> Dataset:
-  """The data set `config.data` describes (`kind` picks the loader).
+  """The data set `config.data` describes (`kind` picks the loader in `LOADERS`).
 
   `shard_index`/`shard_count` select every shard_count-th item, so that each
   host of a multi-host run loads only its own part.
   """
-  kind = data_config.kind
+  _validation.check_one_of(data_config.kind, tuple(LOADERS), what="config.data.kind",
+                           error=DataError)
   size = _validation.check_size(data_config.image_size, what="config.data.image_size",
                                 error=DataError)
-  shard = dict(limit=data_config.limit, shard_index=shard_index, shard_count=shard_count)
-  if kind == "demo":
-    return load_demo(size, **shard)
-  if kind == "retina":
-    return load_retina(data_config.root, size, include=tuple(data_config.include), **shard)
-  if kind == "bsds500":
-    return load_bsds500(data_config.root, size, splits=tuple(data_config.splits), **shard)
-  if kind == "volume":
-    return load_volume_slices(data_config.root, size, axis=data_config.axis,
-                              label_ids=tuple(data_config.label_ids),
-                              min_target_pixels=data_config.min_target_pixels,
-                              slice_range=tuple(data_config.slice_range), **shard)
-  if kind == "folder":
-    return load_image_folder(data_config.root, size, include=tuple(data_config.include),
-                             **shard)
-  if kind == "arrays":
-    raise DataError("config.data.kind is 'arrays': the images are in memory, not in files. "
-                    "Hand them to train_and_evaluate(config, workdir, dataset="
-                    "datasets.from_arrays(images)).")
-  _validation.check_one_of(kind, DATA_KINDS, what="config.data.kind", error=DataError)
-  raise AssertionError(f"no loader for config.data.kind {kind!r}")
+  return LOADERS[data_config.kind](data_config, size, limit=data_config.limit,
+                                   shard_index=shard_index, shard_count=shard_count)
 
 
 def batch_indices(step: int, batch_size: int, num_examples: int, seed: int) -> np.ndarray:

@@ -19,7 +19,7 @@ from skimage import io as skimage_io
 
 from cuts_jax import _optional
 from cuts_jax import _validation
-from cuts_jax.io import datasets
+from cuts_jax import pixels
 
 __all__ = ["DICOM_SUFFIXES", "NIFTI_SUFFIXES", "Volume", "dicom_files", "is_nifti", "nifti_stem",
            "read_dicom_series", "read_nifti", "write_label_png", "write_nifti_labels"]
@@ -95,7 +95,7 @@ def read_nifti(path: str | pathlib.Path) -> Volume:
 
   Raises:
     ImportError: nibabel is not installed.
-    data.DataError: the file is missing, unreadable, truncated, or not 3-D.
+    pixels.DataError: the file is missing, unreadable, truncated, or not 3-D.
   """
   _optional.require(_nibabel)
   path = pathlib.Path(path)
@@ -103,14 +103,14 @@ def read_nifti(path: str | pathlib.Path) -> Volume:
     image = _nibabel.load(path)
     array = np.asanyarray(image.dataobj)
   except FileNotFoundError as error:
-    raise datasets.DataError(f"{path}: no such NIfTI file.") from error
+    raise pixels.DataError(f"{path}: no such NIfTI file.") from error
   except Exception as error:  # nibabel, gzip and zlib all fail differently on a bad file.
-    raise datasets.DataError(f"{path}: cannot read it as NIfTI ({type(error).__name__}: "
+    raise pixels.DataError(f"{path}: cannot read it as NIfTI ({type(error).__name__}: "
                              f"{error}).") from error
   while array.ndim > 3 and array.shape[-1] == 1:
     array = array[..., 0]
   if array.ndim != 3:
-    raise datasets.DataError(f"{path}: expected a 3-D volume, got shape {array.shape}. "
+    raise pixels.DataError(f"{path}: expected a 3-D volume, got shape {array.shape}. "
                              "Extract one 3-D volume (e.g. one time point) first.")
   return Volume(data=np.asarray(array), affine=np.asarray(image.affine, np.float64),
                 header=image.header.copy(), source=path)
@@ -169,16 +169,16 @@ def _dicom_affine(slices: Sequence[Any]) -> np.ndarray:
 
 
 def _rescaled(dataset: Any) -> np.ndarray:
-  pixels = dataset.pixel_array
+  stored = dataset.pixel_array
   slope = getattr(dataset, "RescaleSlope", None)
   intercept = getattr(dataset, "RescaleIntercept", None)
   if slope is None and intercept is None:
-    return pixels
+    return stored
   slope = 1.0 if slope is None else float(slope)
   intercept = 0.0 if intercept is None else float(intercept)
   # float32 holds every 16-bit value times an ordinary slope exactly enough
   # (CT's Hounsfield units are integers well below 2**24).
-  return pixels.astype(np.float32) * np.float32(slope) + np.float32(intercept)
+  return stored.astype(np.float32) * np.float32(slope) + np.float32(intercept)
 
 
 def read_dicom_series(source: str | pathlib.Path | Sequence[str | pathlib.Path]) -> Volume:
@@ -199,37 +199,37 @@ def read_dicom_series(source: str | pathlib.Path | Sequence[str | pathlib.Path])
 
   Raises:
     ImportError: pydicom is not installed.
-    data.DataError: no files, an unreadable file, several series, slices of
+    pixels.DataError: no files, an unreadable file, several series, slices of
       different sizes, or slices without pixel data.
   """
   _optional.require(_pydicom)
   if isinstance(source, (str, pathlib.Path)):
     folder = pathlib.Path(source)
     if not folder.is_dir():
-      raise datasets.DataError(f"{folder}: not a folder; a DICOM series is read from the "
+      raise pixels.DataError(f"{folder}: not a folder; a DICOM series is read from the "
                                "folder that holds its .dcm files.")
     paths, where = dicom_files(folder), folder
   else:
     paths = [pathlib.Path(p) for p in source]
     where = paths[0].parent if paths else pathlib.Path(".")
   if not paths:
-    raise datasets.DataError(f"{where}: no DICOM files ({', '.join(DICOM_SUFFIXES)}) found.")
+    raise pixels.DataError(f"{where}: no DICOM files ({', '.join(DICOM_SUFFIXES)}) found.")
   slices, images = [], []
   for path in paths:
     try:
       dataset = _pydicom.dcmread(path)
       images.append(_rescaled(dataset))
     except Exception as error:  # Truncated files and missing pixel data fail differently.
-      raise datasets.DataError(f"{path}: cannot read it as a DICOM image "
+      raise pixels.DataError(f"{path}: cannot read it as a DICOM image "
                                f"({type(error).__name__}: {error}).") from error
     slices.append(dataset)
   series = {getattr(s, "SeriesInstanceUID", None) for s in slices}
   if len(series) > 1:
-    raise datasets.DataError(f"{where} holds {len(series)} DICOM series; put each series in "
+    raise pixels.DataError(f"{where} holds {len(series)} DICOM series; put each series in "
                              "its own folder.")
   shapes = {image.shape for image in images}
   if len(shapes) != 1 or len(next(iter(shapes))) != 2:
-    raise datasets.DataError(f"{where}: the slices have shapes {sorted(shapes)}; a series "
+    raise pixels.DataError(f"{where}: the slices have shapes {sorted(shapes)}; a series "
                              "needs single-frame grayscale slices of one size.")
   order = _sort_slices(slices, [p.name for p in paths])
   volume = np.stack([images[i] for i in order], axis=-1)

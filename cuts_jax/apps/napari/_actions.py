@@ -19,6 +19,7 @@ import numpy as np
 
 import cuts_jax
 from cuts_jax import defaults
+from cuts_jax import pixels
 from cuts_jax.io import datasets
 from cuts_jax.io import medical
 from cuts_jax.runs import checkpointing
@@ -86,11 +87,14 @@ class Segments:
     axis: for a volume, the axis it was segmented along.
     hierarchy: a 2-D image's multi-granular segments
       (`cuts_jax.segment_hierarchy`); None for a volume.
+    settings: the `cuts_jax.SegmentSettings` they were made with (the
+      model's, with the widget's choices), e.g. the k the widget shows.
   """
 
   labels: np.ndarray
   axis: int = 0
   hierarchy: Any = None
+  settings: Optional[cuts_jax.SegmentSettings] = None
 
   @property
   def num_levels(self) -> int:
@@ -109,19 +113,24 @@ class Segments:
 
 
 def segment(params: cuts_jax.SegmentationParams, image: LayerImage, *,
-            num_clusters: int = 10) -> Segments:
+            settings: Optional[cuts_jax.SegmentSettings] = None,
+            **overrides: Any) -> Segments:
   """Segments a layer image: a volume with `segment_volume`, all its slices.
 
-  A grayscale image given to a colour model is repeated into its channels
-  (and a colour image whose channels are all equal is read as gray).
+  The model's own settings (its k and the rest), with `overrides` (fields of
+  `cuts_jax.SegmentSettings`, e.g. `num_clusters`; None keeps the model's),
+  resolved once for the segments and the hierarchy. A grayscale image given
+  to a colour model is repeated into its channels (and a colour image whose
+  channels are all equal is read as gray).
   """
+  settings = cuts_jax.resolve_settings(params, settings=settings, **overrides)
   if image.is_volume:
-    labels = cuts_jax.segment_volume(params, image.data, axis=image.axis,
-                                     num_clusters=num_clusters)
-    return Segments(labels=np.asarray(labels, np.int32), axis=image.axis)
-  pixels = datasets.match_channels(image.data, params.channels, source=image.name)
-  return Segments(labels=cuts_jax.segment(params, pixels, num_clusters=num_clusters),
-                  hierarchy=cuts_jax.segment_hierarchy(params, pixels))
+    labels = cuts_jax.segment_volume(params, image.data, axis=image.axis, settings=settings)
+    return Segments(labels=np.asarray(labels, np.int32), axis=image.axis, settings=settings)
+  array = pixels.match_channels(image.data, params.channels, source=image.name)
+  return Segments(labels=cuts_jax.segment(params, array, settings=settings),
+                  hierarchy=cuts_jax.segment_hierarchy(params, array, settings=settings),
+                  settings=settings)
 
 
 def contains(shape: Sequence[int], index: Sequence[int]) -> bool:
@@ -259,6 +268,6 @@ def training_images(image: LayerImage) -> datasets.Dataset:
   """
   if not image.is_volume:
     return datasets.from_arrays([image.data], names=[image.name])
-  slices = np.moveaxis(datasets.to_unit_range(image.data), image.axis, 0)
+  slices = np.moveaxis(pixels.to_unit_range(image.data), image.axis, 0)
   return datasets.from_arrays(list(slices),
                               names=[f"{image.name}_slice{i:03d}" for i in range(len(slices))])

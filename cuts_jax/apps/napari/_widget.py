@@ -20,25 +20,12 @@ from napari.qt.threading import thread_worker
 from napari.utils.notifications import show_error
 from napari.utils.notifications import show_info
 import numpy as np
-from qtpy.QtCore import Qt
 from qtpy.QtCore import Signal
-from qtpy.QtWidgets import QCheckBox
-from qtpy.QtWidgets import QComboBox
 from qtpy.QtWidgets import QFileDialog
-from qtpy.QtWidgets import QFormLayout
-from qtpy.QtWidgets import QGroupBox
-from qtpy.QtWidgets import QHBoxLayout
-from qtpy.QtWidgets import QLabel
-from qtpy.QtWidgets import QLineEdit
-from qtpy.QtWidgets import QProgressBar
-from qtpy.QtWidgets import QPushButton
-from qtpy.QtWidgets import QSlider
-from qtpy.QtWidgets import QSpinBox
-from qtpy.QtWidgets import QVBoxLayout
-from qtpy.QtWidgets import QWidget
 
 import cuts_jax
 from cuts_jax.apps.napari import _actions
+from cuts_jax.apps.napari import _controls
 from cuts_jax.apps.napari import _reader
 from cuts_jax.runs import checkpointing
 
@@ -66,14 +53,7 @@ def _duration(seconds: float) -> str:
   return f"{minutes}:{seconds:02d}"
 
 
-def _spin_box(low: int, high: int, value: int) -> QSpinBox:
-  box = QSpinBox()
-  box.setRange(low, high)
-  box.setValue(value)
-  return box
-
-
-class SegmentWidget(QWidget):
+class SegmentWidget(_controls.Controls):
   """CUTS in napari: train without labels, segment, and click the region you want."""
 
   # Emitted from the training thread; Qt delivers it on the GUI thread.
@@ -91,32 +71,9 @@ class SegmentWidget(QWidget):
     self._clicks: list[tuple[int, ...]] = []
     self._mask: Optional[np.ndarray] = None  # The selected segments.
     self.last_segment_seconds: Optional[float] = None
-
-    self._image = QComboBox()
-    self._workdir = QLineEdit()
-    self._workdir.setPlaceholderText("a training workdir (holds config.json)")
-    self._config_file = QLineEdit()
-    self._config_file.setPlaceholderText("empty: the paper's model")
-    self._steps = _spin_box(1, 1_000_000, 100)
-    self._crop = _spin_box(0, 8192, 64)
-    self._crop.setToolTip("Train on random square crops of this side (0: whole images).")
-    self._train_button = QPushButton("Train")
-    self._cancel_button = QPushButton("Cancel")
-    self._cancel_button.setEnabled(False)
-    self._progress_bar = QProgressBar()
-    self._progress_text = QLabel("")
-    self._clusters = _spin_box(2, 256, 10)
-    self._segment_button = QPushButton("Segment")
-    self._level = QSlider(Qt.Orientation.Horizontal)
-    self._level.setMinimum(0)
-    self._persistent = QCheckBox("persistent")
-    self._persistent.setChecked(True)
-    self._save_button = QPushButton("Save mask…")
-    self._status = QLabel("Pick an image and a workdir, then Segment.")
-    self._status.setWordWrap(True)
-    self._layout_controls()
     self._enable_granularity()
 
+    self._workdir.textChanged.connect(self._workdir_changed)
     self._train_button.clicked.connect(self.train)
     self._cancel_button.clicked.connect(self.cancel_training)
     self._segment_button.clicked.connect(self.segment)
@@ -129,64 +86,9 @@ class SegmentWidget(QWidget):
     self.viewer.mouse_drag_callbacks.append(self._on_mouse_drag)
     self._refresh_images()
 
-  # Layout.
-
-  def _layout_controls(self):
-    workdir_row = QHBoxLayout()
-    workdir_row.addWidget(self._workdir)
-    browse = QPushButton("Browse…")
-    browse.clicked.connect(self._pick_workdir)
-    workdir_row.addWidget(browse)
-    config_row = QHBoxLayout()
-    config_row.addWidget(self._config_file)
-    browse_config = QPushButton("Browse…")
-    browse_config.clicked.connect(self._pick_config_file)
-    config_row.addWidget(browse_config)
-
-    source = QFormLayout()
-    source.addRow("Image", self._image)
-    source.addRow("Workdir", workdir_row)
-
-    training = QGroupBox("Train on this image (no labels)")
-    training_form = QFormLayout(training)
-    training_form.addRow("Config", config_row)
-    training_form.addRow("Steps", self._steps)
-    training_form.addRow("Crop size", self._crop)
-    buttons = QHBoxLayout()
-    buttons.addWidget(self._train_button)
-    buttons.addWidget(self._cancel_button)
-    training_form.addRow(buttons)
-    training_form.addRow(self._progress_bar)
-    training_form.addRow(self._progress_text)
-
-    segmenting = QGroupBox("Segment, then click the image")
-    segmenting_form = QFormLayout(segmenting)
-    segmenting_form.addRow("Segments", self._clusters)
-    segmenting_form.addRow(self._segment_button)
-    granularity = QHBoxLayout()
-    granularity.addWidget(self._level)
-    granularity.addWidget(self._persistent)
-    segmenting_form.addRow("Granularity", granularity)
-    segmenting_form.addRow(QLabel("Click: the segment under it. Shift-click: add one."))
-    segmenting_form.addRow(self._save_button)
-
-    layout = QVBoxLayout(self)
-    layout.addLayout(source)
-    layout.addWidget(training)
-    layout.addWidget(segmenting)
-    layout.addWidget(self._status)
-    layout.addStretch(1)
-
-  def _pick_workdir(self):
-    folder = QFileDialog.getExistingDirectory(self, "Training workdir", self._workdir.text())
-    if folder:
-      self._workdir.setText(folder)
-
-  def _pick_config_file(self):
-    path, _ = QFileDialog.getOpenFileName(self, "Config file", self._config_file.text(),
-                                          "Python config (*.py)")
-    if path:
-      self._config_file.setText(path)
+  def _workdir_changed(self, _text: str) -> None:
+    """Another model: its own k, until the user picks one."""
+    self._clusters.setValue(_controls.MODEL_K)
 
   # Layers.
 
@@ -351,6 +253,7 @@ class SegmentWidget(QWidget):
     key = self._checkpoint_key(workdir)
     cached = self._params if key == self._params_key else None
     num_clusters = self._clusters.value()
+    num_clusters = None if num_clusters == _controls.MODEL_K else num_clusters
 
     def work():
       params = cached if cached is not None else cuts_jax.load(workdir)
@@ -359,6 +262,7 @@ class SegmentWidget(QWidget):
     def done(result):
       self._params, segments = result
       self._params_key = key
+      self._clusters.setValue(segments.settings.num_clusters)
       self._show_segments(layer, segments)
       self.last_segment_seconds = time.perf_counter() - started
       self._status.setText(f"Segmented {layer.name} in {self.last_segment_seconds:.1f} s. "

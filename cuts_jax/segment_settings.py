@@ -1,0 +1,163 @@
+"""How a model segments: `SegmentSettings`, and `resolve_settings`, which fills them in.
+
+Every way into segmentation (`segment`, `segments_from_features`,
+`segment_hierarchy`, `segment_volume`, `cuts_jax.apps.predict` and the napari
+widget) takes a model, optionally a `SegmentSettings`, and keyword overrides
+of its fields, and turns them into the settings it runs with by one call:
+
+    settings = resolve_settings(params, num_clusters=6)   # the model's, k = 6
+    labels = cuts_jax.segment(params, image, settings=settings)
+    levels = cuts_jax.segment_hierarchy(params, image, settings=settings)
+
+A `SegmentSettings` checks its values when it is made, so no invalid one
+exists; `resolve_settings` adds the checks that need the model.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from typing import Any, Optional, Union
+
+import numpy as np
+
+from cuts_jax import _validation
+from cuts_jax import clustering
+
+__all__ = ["CLUSTER_SPACES", "SegmentSettings", "resolve_settings"]
+
+CLUSTER_SPACES = ("reconstruction", "embedding", "cosine")
+
+
+@dataclasses.dataclass(frozen=True)
+class SegmentSettings:
+  """How a model segments by default; read from its config's `evaluation` section.
+
+  Attributes:
+    num_clusters: k of the clustering (`config.evaluation.num_clusters`).
+    method: "spectral" (the paper's spectral k-means) or "kmeans"
+      (`config.evaluation.clustering`).
+    seed: seeds the clustering; the same seed gives the same labels
+      (`config.evaluation.seed`).
+    space: how embeddings are compared: "reconstruction" (distances between
+      the patches the reconstruction head rebuilds from them), "embedding"
+      (raw embeddings, the paper's literal choice) or "cosine" (embeddings
+      scaled to unit length).
+    image_weight: weight of the Gaussian-smoothed image values (colour or grey
+      level) clustered beside the embeddings; each part is first scaled to
+      unit total variance. 0 clusters the embeddings alone.
+    image_sigma: the smoothing's standard deviation in pixels, at the size
+      the image is segmented at.
+    connected: cut every cluster into its connected pieces, so that the
+      segment under a click is one region; False keeps the clusters (the
+      paper's labels).
+    min_segment_fraction: with `connected`, pieces smaller than this share of
+      the image's pixels join the neighbour they share the longest border with.
+    at_training_size: segment images at the training image size and scale
+      the labels back (the scale the encoder learned features at); False: at
+      each image's own size.
+    resize_to: segment at this (height, width) instead; None: as
+      `at_training_size` says.
+    on_device: where the clustering runs: True on JAX's default device, False
+      on the host (numpy/scikit-learn), "auto" where it was measured faster.
+    max_clusters: clusters of the finest level of `segment_hierarchy`.
+
+  Raises:
+    ValueError: when a value is invalid (checked when the settings are made).
+  """
+
+  num_clusters: int = 10
+  method: str = "spectral"
+  seed: int = 0
+  space: str = "reconstruction"
+  image_weight: float = 1.0
+  image_sigma: float = 2.0
+  connected: bool = True
+  min_segment_fraction: float = 0.005
+  at_training_size: bool = True
+  resize_to: Optional[tuple[int, int]] = None
+  on_device: Union[bool, str] = "auto"
+  max_clusters: int = 24
+
+  def __post_init__(self):
+    _validation.check_positive_integers(num_clusters=self.num_clusters)
+    _validation.check_one_of(self.method, clustering.METHODS, what="clustering method")
+    if isinstance(self.seed, (bool, np.bool_)) or not isinstance(self.seed, (int, np.integer)) \
+        or self.seed < 0:
+      raise ValueError(f"seed must be a non-negative integer; got {self.seed!r}.")
+    _validation.check_one_of(self.space, CLUSTER_SPACES, what="space")
+    for name in ("image_weight", "image_sigma"):
+      value = getattr(self, name)
+      if isinstance(value, bool) or not (isinstance(value, (int, float, np.integer,
+                                                            np.floating))
+                                         and np.isfinite(value) and value >= 0):
+        raise ValueError(f"{name} must be a finite number >= 0; got {value!r}.")
+    for name in ("connected", "at_training_size"):
+      if not isinstance(getattr(self, name), (bool, np.bool_)):
+        raise ValueError(f"{name} must be True or False; got {getattr(self, name)!r}.")
+    fraction = self.min_segment_fraction
+    if isinstance(fraction, bool) or not isinstance(fraction, (int, float, np.integer,
+                                                               np.floating)) \
+        or not 0 <= fraction < 1:
+      raise ValueError(f"min_segment_fraction is {fraction!r}; expected a share in [0, 1).")
+    if self.resize_to is not None:
+      object.__setattr__(self, "resize_to", _validation.check_size(
+          self.resize_to, what="resize_to", minimum=2, hint=" E.g. params.image_size."))
+    if self.on_device is not True and self.on_device is not False and self.on_device != "auto":
+      raise ValueError(f"on_device is {self.on_device!r}; expected True, False or 'auto'.")
+    _validation.check_positive_integers(max_clusters=self.max_clusters)
+    if self.max_clusters < 2:
+      raise ValueError(f"max_clusters is {self.max_clusters}; a hierarchy needs at least 2.")
+
+  @classmethod
+  def from_config(cls, evaluation) -> "SegmentSettings":
+    """From a config's `evaluation` section (see each attribute for its field)."""
+    return cls(num_clusters=int(evaluation.num_clusters), method=evaluation.clustering,
+               seed=int(evaluation.seed), space=evaluation.cluster_space,
+               image_weight=float(evaluation.image_weight),
+               image_sigma=float(evaluation.image_sigma),
+               connected=bool(evaluation.connected_segments),
+               min_segment_fraction=float(evaluation.min_segment_fraction),
+               at_training_size=bool(evaluation.segment_at_training_size))
+
+
+_FIELDS = tuple(field.name for field in dataclasses.fields(SegmentSettings))
+
+
+def resolve_settings(params: Any, *, settings: Optional[SegmentSettings] = None,
+                     **overrides: Any) -> SegmentSettings:
+  """The settings a segmentation runs with: the model's (or `settings`), with `overrides`.
+
+  The only reader of `params.settings`: every entry point calls it once and
+  passes the result on, so all of them fill in and check options alike.
+
+  Args:
+    params: a `SegmentationParams` (its `settings` are the model's defaults).
+    settings: start from these instead of the model's (e.g. settings
+      resolved once for many images).
+    **overrides: fields of `SegmentSettings` to change; None leaves a field
+      as it is (so `num_clusters=None` means the model's k).
+
+  Returns:
+    A `SegmentSettings`, checked.
+
+  Raises:
+    TypeError: an override that is not a field of `SegmentSettings`.
+    ValueError: an invalid value, or the "reconstruction" space for a model
+      without its reconstruction head.
+
+  Example:
+    settings = resolve_settings(params, num_clusters=4, at_training_size=False)
+  """
+  unknown = sorted(set(overrides) - set(_FIELDS))
+  if unknown:
+    raise TypeError(f"unknown segmentation option(s) {unknown}; the options are the fields of "
+                    f"SegmentSettings: {', '.join(_FIELDS)}.")
+  base = params.settings if settings is None else settings
+  if not isinstance(base, SegmentSettings):
+    raise TypeError(f"settings must be a SegmentSettings; got {type(base).__name__}.")
+  given = {name: value for name, value in overrides.items() if value is not None}
+  resolved = dataclasses.replace(base, **given) if given else base
+  if resolved.space == "reconstruction" and getattr(params, "cluster_metric", None) is None:
+    raise ValueError("these params carry no reconstruction head, so they cannot cluster in "
+                     "the reconstruction space; use space='embedding'.")
+  return resolved

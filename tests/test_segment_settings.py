@@ -1,0 +1,88 @@
+"""One settings object, resolved once: the model's `SegmentSettings` with keyword overrides."""
+
+import re
+
+import numpy as np
+import pytest
+
+import cuts_jax
+from configs import berkeley
+from conftest import REPO_ROOT
+from cuts_jax import features
+from cuts_jax import segment_settings
+from cuts_jax import segmentation
+
+
+@pytest.fixture(scope="module")
+def params(tiny_workdir):
+  return cuts_jax.load(tiny_workdir)
+
+
+def test_the_settings_come_from_the_config():
+  settings = segment_settings.SegmentSettings.from_config(berkeley.get_config().evaluation)
+  assert settings.num_clusters == 6 and settings.min_segment_fraction == 0.02
+  assert settings.method == "spectral" and settings.seed == 0
+
+
+def test_overrides_replace_the_models_values_and_none_keeps_them(params):
+  model = cuts_jax.resolve_settings(params)
+  assert model == params.settings and model.num_clusters == 10
+  settings = cuts_jax.resolve_settings(params, num_clusters=4, at_training_size=None)
+  assert settings.num_clusters == 4 and settings.at_training_size == model.at_training_size
+  again = cuts_jax.resolve_settings(params, settings=settings, seed=3)
+  assert (again.num_clusters, again.seed) == (4, 3)
+  assert params.with_settings(num_clusters=4).with_settings(seed=3).settings == again
+  assert cuts_jax.resolve_settings(params, resize_to=np.array([20, 24])).resize_to == (20, 24)
+
+
+@pytest.mark.parametrize("overrides, message", [
+    (dict(num_clusters=0), "num_clusters"), (dict(num_clusters=2.5), "num_clusters"),
+    (dict(method="watershed"), "clustering method"), (dict(seed=-1), "seed"),
+    (dict(space="pixels"), "space"), (dict(image_weight=-1.0), "image_weight"),
+    (dict(image_sigma=float("nan")), "image_sigma"), (dict(connected="yes"), "connected"),
+    (dict(min_segment_fraction=1.0), "min_segment_fraction"),
+    (dict(resize_to=(1, 16)), "resize_to"), (dict(on_device="gpu"), "on_device"),
+    (dict(max_clusters=1), "max_clusters"),
+])
+def test_every_value_is_checked_in_one_place(params, overrides, message):
+  with pytest.raises(ValueError, match=message):
+    cuts_jax.resolve_settings(params, **overrides)
+  with pytest.raises(ValueError, match=message):
+    segment_settings.SegmentSettings(**overrides)
+
+
+def test_an_unknown_option_or_a_space_the_model_lacks_is_refused(params):
+  with pytest.raises(TypeError, match="unknown segmentation option.*'k'.*num_clusters"):
+    cuts_jax.segment(params, np.zeros((8, 8, 3)), k=3)
+  headless = params.replace(cluster_metric=None, settings=segment_settings.SegmentSettings(
+      space="embedding"))
+  with pytest.raises(ValueError, match="no reconstruction head"):
+    cuts_jax.resolve_settings(headless, space="reconstruction")
+
+
+def test_the_hierarchy_checks_its_options_as_segment_does(params):
+  # segment_hierarchy once skipped segment's range check of min_segment_fraction.
+  image = np.zeros((8, 8, 3))
+  for function in (cuts_jax.segment, cuts_jax.segment_hierarchy):
+    with pytest.raises(ValueError, match="min_segment_fraction"):
+      function(params, image, min_segment_fraction=1.5)
+
+
+def test_segment_clusters_the_shared_image_features(params):
+  image = np.random.default_rng(0).integers(0, 256, (20, 26, 3), dtype=np.uint8)
+  settings = cuts_jax.resolve_settings(params, num_clusters=4)
+  vectors = features.image_features(params, image, settings=settings)
+  assert vectors.shape == (32, 32, 16 + 3)  # At the training size, beside the colour.
+  np.testing.assert_array_equal(
+      cuts_jax.segment(params, image, settings=settings),
+      segmentation.segments_from_features(params, vectors, size=(20, 26), settings=settings))
+  own = features.image_features(params, image, at_training_size=False, image_weight=0.0)
+  assert own.shape == (20, 26, 16)
+
+
+def test_only_the_resolver_reads_a_models_settings():
+  readers = [str(path.relative_to(REPO_ROOT))
+             for path in sorted((REPO_ROOT / "cuts_jax").rglob("*.py"))
+             if path.name != "segment_settings.py"
+             and re.search(r"params\)?\.settings\b", path.read_text())]
+  assert not readers, f"read the settings through resolve_settings in {readers}"
