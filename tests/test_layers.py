@@ -13,6 +13,8 @@ PACKAGE = REPO_ROOT / "cuts_jax"
 # Lowest first. A module belongs to the layer of the longest prefix listed here.
 LAYERS = {
     # 0, core: no cuts_jax imports.
+    "cuts_jax._labels": 0,
+    "cuts_jax._measured": 0,
     "cuts_jax._optional": 0,
     "cuts_jax._validation": 0,
     "cuts_jax.defaults": 0,
