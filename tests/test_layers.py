@@ -22,6 +22,7 @@ LAYERS = {
     "cuts_jax.io": 1,
     "cuts_jax.runs": 1,
     # 2, the method.
+    "cuts_jax.batches": 2,
     "cuts_jax.clustering": 2,
     "cuts_jax.conv": 2,
     "cuts_jax.hierarchy": 2,
@@ -30,6 +31,7 @@ LAYERS = {
     "cuts_jax.regions": 2,
     "cuts_jax.sampling": 2,
     "cuts_jax.segmentation": 2,
+    "cuts_jax.step": 2,
     "cuts_jax.train": 2,
     "cuts_jax.trained": 2,
     "cuts_jax.volume": 2,

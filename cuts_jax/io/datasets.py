@@ -14,7 +14,7 @@ import dataclasses
 import os
 import pathlib
 import re
-from typing import Any, Iterator, Optional, Sequence
+from typing import Any, Optional, Sequence
 
 import ml_collections
 import numpy as np
@@ -26,7 +26,7 @@ from skimage import transform
 from cuts_jax import _validation
 
 __all__ = ["DATA_KINDS", "IMAGE_EXTENSIONS", "DataError", "Dataset", "as_channels_last",
-           "batch_indices", "demo_images", "from_arrays", "iterate_batches", "load_bsds500",
+           "demo_images", "from_arrays", "load_bsds500",
            "load_dataset", "load_demo", "load_image_folder", "load_npy", "load_retina",
            "load_volume_slices", "match_channels", "natural_key", "read_image", "resize_image",
            "resize_labels", "to_unit_range"]
@@ -528,28 +528,3 @@ def load_dataset(data_config: ml_collections.ConfigDict, *, shard_index: int = 0
                     "datasets.from_arrays(images)).")
   _validation.check_one_of(kind, DATA_KINDS, what="config.data.kind", error=DataError)
   raise AssertionError(f"no loader for config.data.kind {kind!r}")
-
-
-def batch_indices(step: int, batch_size: int, num_examples: int, seed: int) -> np.ndarray:
-  """Indices of the examples in batch number `step` (0-based).
-
-  Examples are visited in a fresh shuffled order every epoch; the order
-  depends only on (seed, epoch), so a resumed run sees the same batches.
-  """
-  positions = step * batch_size + np.arange(batch_size)
-  epochs, offsets = np.divmod(positions, num_examples)
-  indices = np.empty(batch_size, dtype=np.int64)
-  for epoch in np.unique(epochs):
-    order = np.random.default_rng([seed, int(epoch)]).permutation(num_examples)
-    selected = epochs == epoch
-    indices[selected] = order[offsets[selected]]
-  return indices
-
-
-def iterate_batches(images: np.ndarray, *, batch_size: int, seed: int,
-                    start_step: int = 0) -> Iterator[np.ndarray]:
-  """Yields (batch_size, H, W, C) batches forever, starting at batch `start_step`."""
-  step = start_step
-  while True:
-    yield images[batch_indices(step, batch_size, len(images), seed)]
-    step += 1
