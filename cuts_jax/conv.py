@@ -307,13 +307,7 @@ def _fft_weight_gradient(padded: jax.Array, output_gradient: jax.Array,
   arithmetic of the direct sum for the paper's 11x11 and 7x7 layers, and as
   exact in float32 (relative error ~1e-6).
 
-  Args:
-    padded: (B, H + k - 1, W + k - 1, Ci) input of the VALID convolution.
-    output_gradient: (B, H, W, Co) gradient of its output.
-    kernel_size: k.
-
-  Returns:
-    float32 (k, k, Ci, Co) gradient of the kernel.
+  Args and returns as `_im2col_weight_gradient`.
   """
   batch, _, _, in_channels = padded.shape
   _, height, width, out_channels = output_gradient.shape

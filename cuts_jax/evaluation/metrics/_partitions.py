@@ -157,16 +157,10 @@ def variation_of_information(labels: np.ndarray,
   the pixel-count distributions in nats (natural log, as the BSDS500
   benchmark code). Lower is better; 0 means identical partitions.
 
-  Args:
-    labels: integer (H, W) predicted label map, at the humans' resolution.
-    human_segmentations: integer (H, W) human label maps (a sequence, or a
-      single 2-D array for one human).
+  Args and raises as `probabilistic_rand_index`.
 
   Returns:
     The mean VoI over the humans, in nats.
-
-  Raises:
-    ValueError: on shape mismatches, no humans or fewer than 2 pixels.
   """
   return _mean_over_humans(_variation_of_information, labels, human_segmentations)
 
@@ -183,15 +177,9 @@ def segmentation_covering(labels: np.ndarray,
   the reverse direction (predicted regions matched to human regions) is not
   what the benchmark tabulates. Every label value is a segment.
 
-  Args:
-    labels: integer (H, W) predicted label map, at the humans' resolution.
-    human_segmentations: integer (H, W) human label maps (a sequence, or a
-      single 2-D array for one human).
+  Args and raises as `probabilistic_rand_index`.
 
   Returns:
     Covering in [0, 1]; higher is better.
-
-  Raises:
-    ValueError: on shape mismatches, no humans or fewer than 2 pixels.
   """
   return _mean_over_humans(_covering, labels, human_segmentations)
