@@ -43,7 +43,7 @@ from cuts_jax import defaults
 from cuts_jax import hierarchy
 from cuts_jax import pixels
 from cuts_jax import segmentation
-from cuts_jax import train
+from cuts_jax import step as step_lib
 
 import run  # pylint: disable=g-import-not-at-top  (benchmarks/run.py, beside this file)
 
@@ -67,7 +67,7 @@ def _params(workdir: str | None):
   if workdir:
     return cuts_jax.load(workdir)
   config = defaults.get_config()
-  state = train.create_train_state(jax.random.key(0), config, image_shape=(64, 64, 3))
+  state = step_lib.create_train_state(jax.random.key(0), config, image_shape=(64, 64, 3))
   return segmentation.SegmentationParams.from_train_state(state, config)
 
 

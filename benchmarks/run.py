@@ -41,7 +41,7 @@ from cuts_jax import defaults as default_config
 from cuts_jax import pixels
 from cuts_jax import sampling
 from cuts_jax import segmentation
-from cuts_jax import train
+from cuts_jax import step as step_lib
 from cuts_jax.io import datasets as data
 from cuts_jax.runs import console
 
@@ -139,10 +139,10 @@ def bench_train_step(args) -> dict:
     size = args.image_size
     devices = jax.local_device_count()
     images = _sample_images(args.batch_size, size)
-    sharded = train.shard_batch(images, devices)
-    state = train.create_train_state(jax.random.key(0), config, image_shape=images.shape[1:])
-    step = train.parallel_train_step(config)
-    replicated = train.replicate(state)
+    sharded = step_lib.shard_batch(images, devices)
+    state = step_lib.create_train_state(jax.random.key(0), config, image_shape=images.shape[1:])
+    step = step_lib.parallel_train_step(step_lib.StepSettings.from_config(config))
+    replicated = step_lib.replicate(state)
     key = jax.random.key(1)
     holder = {"state": replicated}
 
@@ -240,8 +240,8 @@ def bench_pairs(args) -> dict:
   """Pair selection + SSIM alone, for the step's batch."""
   config = default_config.get_config()
   images = jax.numpy.asarray(_sample_images(args.batch_size, args.image_size))
-  select = jax.jit(jax.vmap(functools.partial(sampling.select_pairs,
-                                              **sampling.sampling_kwargs(config.sampling))))
+  settings = sampling.SamplingSettings.from_config(config.sampling)
+  select = jax.jit(jax.vmap(functools.partial(sampling.select_pairs, settings=settings)))
   keys = jax.random.split(jax.random.key(0), args.batch_size)
   pairs = jax.block_until_ready(select(keys, images))
   seconds, _ = _median_time(lambda: jax.block_until_ready(select(keys, images)), args.repeats)
@@ -267,7 +267,7 @@ def _segment_params(args, size: int | None = None, channels: int = 3):
     config.model.embedding_dim = 16
   if size is not None:
     config.data.image_size = (size, size)
-  state = train.create_train_state(jax.random.key(0), config, image_shape=(64, 64, channels))
+  state = step_lib.create_train_state(jax.random.key(0), config, image_shape=(64, 64, channels))
   return segmentation.SegmentationParams.from_train_state(state, config)
 
 

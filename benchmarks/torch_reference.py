@@ -1,6 +1,6 @@
 """The CUTS train step in PyTorch, to compare speeds on the same machine.
 
-The same step as `cuts_jax.train.train_step` with the default config: the
+The same step as `cuts_jax.step.train_step` with the default config: the
 paper's encoder (15/11/7 convolutions, 32/64/128 filters, batch norm, ReLU,
 reflect padding, a per-pixel dense layer to 128 dims), a linear patch head,
 pair selection with SSIM of 7x7 patches (Gaussian window, sigma 1.5),

@@ -41,36 +41,15 @@ import jax
 from jax import lax
 import jax.numpy as jnp
 
+from cuts_jax import _measured
 from cuts_jax import _validation
 
 __all__ = ["ConvPlan", "WEIGHT_GRADIENTS", "conv2d", "plan"]
 
 _DIMENSIONS = ("NHWC", "HWIO", "NHWC")
 WEIGHT_GRADIENTS = ("auto", "xla", "im2col", "fft")
-
-# Inputs with at most this many channels (the images) are too thin for XLA's
-# CPU convolution and for im2col products to run fast: their forward pass
-# stacks row shifts into channels, and their weight gradient puts the images
-# in the feature axis.
-_MAX_FEW_CHANNELS = 4
-# Output rows per im2col chunk of the weight gradient (see _im2col_weight_gradient).
-_IM2COL_CHUNK_ROWS = 8
-# Side of the FFT tiles for kernels of up to half of it (measured fastest for
-# the paper's 7x7 and 11x11 layers on CPU at 8 x 128 x 128: 16 and 64 were
-# slower for the weight gradient, 64 for the forward pass and input gradient);
-# larger kernels use tiles of the next power of two above twice their size.
-_FFT_TILE_SIDE = 32
-# On CPU the forward pass and the input gradient go through FFT tiles when the
-# kernel is at least this large, or when there are at least this many tiles;
-# smaller work ran faster as one direct convolution (7x7 64->128: direct at
-# 1 x 128 x 128 and 2 x 64 x 64, FFT at 8 x 128 x 128 and 1 x 512 x 512).
-_FFT_MIN_KERNEL = 9
-_FFT_MIN_TILES = 128
-# The weight gradient goes through FFT tiles from this many tiles (or the
-# kernel size above); below, im2col products were faster (7x7 64->128 at
-# 1 x 32 x 32: 0.008 s vs 0.094 s; at 8 x 64 x 64, 72 tiles: 0.21 s vs 0.18 s)
-# and compile in less time.
-_FFT_MIN_WEIGHT_TILES = 32
+# The CPU plan's thresholds (channels, kernel sizes, tile counts) were measured
+# on one machine: they live in cuts_jax/_measured.py with its name and the date.
 
 
 @dataclasses.dataclass(frozen=True)
@@ -125,7 +104,7 @@ def plan(backend: str, *, in_channels: int, weight_gradient: str = "auto",
   """
   _validation.check_one_of(weight_gradient, WEIGHT_GRADIENTS, what="weight gradient")
   if backend == "cpu":
-    few_channels = in_channels <= _MAX_FEW_CHANNELS
+    few_channels = in_channels <= _measured.CONV_MAX_FEW_CHANNELS
     forward = "stacked_rows" if few_channels else "extra_column"
     input_gradient = "same_on_padded"
     auto = "channel_convolution" if few_channels else "fft"
@@ -133,9 +112,10 @@ def plan(backend: str, *, in_channels: int, weight_gradient: str = "auto",
       batch, height, width = output_shape
       _, _, down, across = _tile_grid(height, width, kernel_size)
       tiles = batch * down * across
-      if kernel_size >= _FFT_MIN_KERNEL or tiles >= _FFT_MIN_TILES:
+      large_kernel = kernel_size >= _measured.CONV_FFT_MIN_KERNEL
+      if large_kernel or tiles >= _measured.CONV_FFT_MIN_TILES:
         forward = input_gradient = "fft"
-      if kernel_size < _FFT_MIN_KERNEL and tiles < _FFT_MIN_WEIGHT_TILES:
+      if not large_kernel and tiles < _measured.CONV_FFT_MIN_WEIGHT_TILES:
         auto = "im2col"
   else:
     forward, input_gradient, auto = "valid", "xla", "xla"
@@ -178,8 +158,8 @@ def _im2col_weight_gradient(padded: jax.Array, output_gradient: jax.Array,
                             kernel_size: int) -> jax.Array:
   """dL/dkernel of a VALID convolution, as matrix products over shifted inputs.
 
-  The output rows are taken `_IM2COL_CHUNK_ROWS` at a time, each chunk with
-  the k - 1 input rows below it. A chunk is flattened channel by channel on
+  The output rows are taken `_measured.CONV_IM2COL_CHUNK_ROWS` at a time, each
+  chunk with the k - 1 input rows below it. A chunk is flattened channel by channel on
   the padded width Wp, so that the input under kernel offset (i, j) of output
   pixel q = y * Wp + x is element q + i * Wp + j: every shift is a contiguous
   slice. For each kernel row i, the k shifts j are stacked into a
@@ -199,7 +179,7 @@ def _im2col_weight_gradient(padded: jax.Array, output_gradient: jax.Array,
   batch, _, padded_width, in_channels = padded.shape
   _, height, width, out_channels = output_gradient.shape
   k = kernel_size
-  chunk_rows = min(_IM2COL_CHUNK_ROWS, height)
+  chunk_rows = min(_measured.CONV_IM2COL_CHUNK_ROWS, height)
   chunks = -(-height // chunk_rows)
   extra_rows = chunks * chunk_rows - height  # Zero gradient rows: they add nothing.
   padded = jnp.pad(padded.astype(jnp.float32), ((0, 0), (0, extra_rows), (0, 0), (0, 0)))
@@ -229,9 +209,9 @@ def _im2col_weight_gradient(padded: jax.Array, output_gradient: jax.Array,
 
 
 def _fft_tile_side(kernel_size: int) -> int:
-  """The FFT tile side for a k x k kernel (see `_FFT_TILE_SIDE`)."""
-  if 2 * kernel_size <= _FFT_TILE_SIDE:
-    return _FFT_TILE_SIDE
+  """The FFT tile side for a k x k kernel (see `_measured.CONV_FFT_TILE_SIDE`)."""
+  if 2 * kernel_size <= _measured.CONV_FFT_TILE_SIDE:
+    return _measured.CONV_FFT_TILE_SIDE
   return 1 << (2 * kernel_size - 1).bit_length()
 
 
@@ -327,13 +307,7 @@ def _fft_weight_gradient(padded: jax.Array, output_gradient: jax.Array,
   arithmetic of the direct sum for the paper's 11x11 and 7x7 layers, and as
   exact in float32 (relative error ~1e-6).
 
-  Args:
-    padded: (B, H + k - 1, W + k - 1, Ci) input of the VALID convolution.
-    output_gradient: (B, H, W, Co) gradient of its output.
-    kernel_size: k.
-
-  Returns:
-    float32 (k, k, Ci, Co) gradient of the kernel.
+  Args and returns as `_im2col_weight_gradient`.
   """
   batch, _, _, in_channels = padded.shape
   _, height, width, out_channels = output_gradient.shape

@@ -8,17 +8,27 @@ one kept positive p and the anchor's kept negatives n_1..n_K,
 one term per kept positive. Reconstruction (section III.A.c): the squared
 error between an anchor's patch and the head's rebuild of it, averaged over
 the patch's P * P * C values.
+
+`cuts_loss` composes the objective the train step minimises from a batch's
+pair selection, its embeddings and the head's reconstructions, under the
+`LossSettings` (`config.loss`): lambda_c * InfoNCE + lambda_r * reconstruction.
 """
 
 from __future__ import annotations
 
-from typing import Optional
+import dataclasses
+import functools
+import math
+from typing import Callable, NamedTuple, Optional
 
 import jax
 import jax.numpy as jnp
+import ml_collections
 
-__all__ = ["cosine_similarity", "info_nce_per_positive", "masked_mean", "reconstruction_error",
-           "total_loss"]
+from cuts_jax import sampling
+
+__all__ = ["LossSettings", "LossTerms", "cosine_similarity", "cuts_loss",
+           "info_nce_per_positive", "masked_mean", "reconstruction_error", "total_loss"]
 
 _MASKED_LOGIT = -1e9
 
@@ -87,3 +97,91 @@ def total_loss(contrastive: jax.Array, reconstruction: jax.Array, *,
                ) -> jax.Array:
   """lambda_c * contrastive + lambda_r * reconstruction (paper: 1 and 10)."""
   return lambda_contrastive * contrastive + lambda_reconstruction * reconstruction
+
+
+@dataclasses.dataclass(frozen=True)
+class LossSettings:
+  """The objective's settings (`config.loss`), checked when built; hashable, so a jit constant.
+
+  A further choice of the objective (e.g. how the reconstruction error is
+  reduced over a patch) is a field here, read only by `cuts_loss`.
+
+  Attributes:
+    temperature: tau of the InfoNCE term (> 0; the paper's is 0.1).
+    lambda_contrastive: weight of the InfoNCE term (>= 0; paper: 1).
+    lambda_reconstruction: weight of the reconstruction term (>= 0; paper: 10).
+
+  Raises:
+    ValueError: naming the `config.loss` field that cannot work.
+  """
+
+  temperature: float
+  lambda_contrastive: float
+  lambda_reconstruction: float
+
+  def __post_init__(self):
+    if not (math.isfinite(self.temperature) and self.temperature > 0):
+      raise ValueError(f"config.loss.temperature is {self.temperature}; it must be a positive "
+                       "number (the paper's is 0.1).")
+    for field in ("lambda_contrastive", "lambda_reconstruction"):
+      value = getattr(self, field)
+      if not (math.isfinite(value) and value >= 0):
+        raise ValueError(f"config.loss.{field} is {value}; it must be a finite weight >= 0 "
+                         "(0 leaves the term out).")
+
+  @classmethod
+  def from_config(cls, loss_config: ml_collections.ConfigDict) -> LossSettings:
+    """The settings of `config.loss`; raises ValueError naming a field that cannot work."""
+    return cls(**{field.name: loss_config[field.name] for field in dataclasses.fields(cls)})
+
+
+class LossTerms(NamedTuple):
+  """The objective and its two terms (scalars).
+
+  Attributes:
+    total: lambda_c * contrastive + lambda_r * reconstruction, what is minimised.
+    contrastive: the InfoNCE term, the mean over every kept (anchor, positive) pair.
+    reconstruction: the mean squared error of the anchors' patches.
+  """
+
+  total: jax.Array
+  contrastive: jax.Array
+  reconstruction: jax.Array
+
+
+def cuts_loss(pairs: sampling.PairSelection, embeddings: jax.Array,
+              settings: LossSettings, *, reconstruct: Callable[[jax.Array], jax.Array],
+              axis_name: Optional[str] = None) -> LossTerms:
+  """The CUTS objective of a batch: InfoNCE over the kept pairs plus the reconstruction error.
+
+  Args:
+    pairs: the batch's `PairSelection` (a leading batch axis b on every field).
+    embeddings: float32 (b, H, W, D) pixel embeddings of the images the
+      pairs were chosen in.
+    settings: the `LossSettings`.
+    reconstruct: the reconstruction head: anchor embeddings (b, S, D) ->
+      float (b, S, P, P, C) rebuilt patches (e.g. the model's `reconstruct`
+      applied with the parameters being differentiated).
+    axis_name: the pmap axis when the batch is split over devices: the
+      contrastive mean is then over every kept pair of the global batch (see
+      `masked_mean`); the caller averages the result over devices.
+
+  Returns:
+    The `LossTerms` (on this device; the caller's `pmean` makes them global).
+
+  Example: one anchor with one kept pair, cos(a, p) = 1, cos(a, n) = 0, tau
+  = 0.1, and a reconstruction error of 0.01 give, with the paper's weights,
+  total = log(1 + e^-10) + 10 * 0.01.
+  """
+  gather = jax.vmap(sampling.pixels_at)
+  anchors = gather(embeddings, pairs.anchor_rc)
+  per_positive = jax.vmap(functools.partial(info_nce_per_positive,
+                                            temperature=settings.temperature))(
+      anchors, gather(embeddings, pairs.positive_rc), gather(embeddings, pairs.negative_rc),
+      pairs.negative_mask)
+  contrastive = masked_mean(per_positive, pairs.positive_mask, axis_name=axis_name)
+  reconstruction = jnp.mean(reconstruction_error(pairs.anchor_patches, reconstruct(anchors)))
+  total = total_loss(contrastive, reconstruction,
+                     lambda_contrastive=settings.lambda_contrastive,
+                     lambda_reconstruction=settings.lambda_reconstruction)
+  return LossTerms(total=total, contrastive=contrastive, reconstruction=reconstruction)

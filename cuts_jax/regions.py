@@ -22,6 +22,7 @@ from scipy import ndimage
 from scipy import sparse
 from scipy.sparse import csgraph
 
+from cuts_jax import _labels
 from cuts_jax import _validation
 
 __all__ = ["Hierarchy", "connected_segments", "nested_levels", "persistent_level",
@@ -41,14 +42,7 @@ def renumber(labels: np.ndarray) -> np.ndarray:
   segments; renumbering closes the gaps.
   """
   ndim = 3 if np.ndim(labels) == 3 else 2
-  return _renumber_by_first_appearance(_validation.check_label_map(labels, ndim=ndim))
-
-
-def _renumber_by_first_appearance(labels: np.ndarray) -> np.ndarray:
-  values, first, inverse = np.unique(labels, return_index=True, return_inverse=True)
-  rank = np.empty(len(values), np.int32)
-  rank[np.argsort(first)] = np.arange(len(values), dtype=np.int32)
-  return rank[inverse].reshape(labels.shape)
+  return _labels.renumber_by_first_appearance(_validation.check_label_map(labels, ndim=ndim))
 
 
 def _neighbour_pairs(labels: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -127,7 +121,7 @@ def connected_segments(labels: np.ndarray, *, min_size: int = 1) -> np.ndarray:
   pieces = _split_components(labels)
   if min_size > 1:
     pieces = _fold_small_pieces(pieces, min_size)
-  return _renumber_by_first_appearance(pieces)
+  return _labels.renumber_by_first_appearance(pieces)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -194,7 +188,7 @@ def nested_levels(segments: np.ndarray, segment_cluster: np.ndarray,
     graph = sparse.coo_matrix((np.ones(int(same.sum())), (first[same], second[same])),
                               shape=(count, count))
     _, component = csgraph.connected_components(graph, directed=False)
-    levels[level] = _renumber_by_first_appearance(component[segments])
+    levels[level] = _labels.renumber_by_first_appearance(component[segments])
   return levels
 
 

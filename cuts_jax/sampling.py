@@ -10,10 +10,15 @@ what is not kept is masked out.
 
 Every patch lies fully inside the image (centres are at least P // 2 px from
 the border), so SSIM never sees padding.
+
+The settings are a `SamplingSettings`, checked once when it is built (from
+`config.sampling`); `select_pairs` runs inside `jit` and checks nothing.
 """
 
 from __future__ import annotations
 
+import dataclasses
+import math
 from typing import NamedTuple
 
 import dm_pix
@@ -24,8 +29,84 @@ import numpy as np
 
 from cuts_jax import _validation
 
-__all__ = ["PairSelection", "disk_offsets", "extract_patches", "sampling_kwargs", "select_pairs",
-           "validate_sampling_config"]
+__all__ = ["PairSelection", "SamplingSettings", "disk_offsets", "extract_patches", "pixels_at",
+           "select_pairs", "validate_sampling_config"]
+
+
+@dataclasses.dataclass(frozen=True)
+class SamplingSettings:
+  """How pairs are chosen (`config.sampling`), checked when built; hashable, so a jit constant.
+
+  Attributes:
+    patch_size: odd side P of the compared (and reconstructed) patches.
+    num_anchors: anchors S per image.
+    num_positive_candidates: candidates Kp examined per anchor within the radius.
+    num_negative_candidates: candidates Kn examined per anchor far away.
+    positive_radius: candidate positives are centred within this many px (>= 1).
+    negative_min_distance: candidate negatives are centred farther than this
+      (>= positive_radius).
+    ssim_threshold: positives have SSIM >= it, negatives SSIM < it.
+    ssim_filter_size: Gaussian window of the SSIM; at most patch_size.
+    ssim_filter_sigma: its standard deviation (> 0).
+
+  Raises:
+    ValueError: naming the `config.sampling` field that cannot work.
+  """
+
+  patch_size: int
+  num_anchors: int
+  num_positive_candidates: int
+  num_negative_candidates: int
+  positive_radius: int
+  negative_min_distance: float
+  ssim_threshold: float
+  ssim_filter_size: int
+  ssim_filter_sigma: float
+
+  def __post_init__(self):
+    p = self.patch_size
+    _validation.check_positive_integers(**{
+        f"config.sampling.{field}": getattr(self, field)
+        for field in ("patch_size", "num_anchors", "num_positive_candidates",
+                      "num_negative_candidates", "positive_radius", "ssim_filter_size")})
+    if p % 2 == 0:
+      raise ValueError(f"config.sampling.patch_size is {p}; it must be odd and positive "
+                       "so that the patch is centred on its pixel.")
+    if self.ssim_filter_size > p:
+      # dm_pix.ssim silently returns a wrong value when its window exceeds the patch.
+      raise ValueError(
+          f"config.sampling.ssim_filter_size ({self.ssim_filter_size}) exceeds "
+          f"config.sampling.patch_size ({p}); SSIM would be computed wrongly. Use a filter "
+          "no larger than the patch.")
+    if self.negative_min_distance < self.positive_radius:
+      raise ValueError("config.sampling.negative_min_distance must be >= positive_radius: "
+                       "negatives are centred far from the anchor, positives near it.")
+    if not (math.isfinite(self.ssim_filter_sigma) and self.ssim_filter_sigma > 0):
+      raise ValueError(f"config.sampling.ssim_filter_sigma is {self.ssim_filter_sigma}; it "
+                       "must be a positive number of pixels.")
+    if not math.isfinite(self.ssim_threshold):
+      raise ValueError(f"config.sampling.ssim_threshold is {self.ssim_threshold}; it must "
+                       "be a finite SSIM value (the paper's is 0.5).")
+
+  @classmethod
+  def from_config(cls, sampling_config: ml_collections.ConfigDict) -> SamplingSettings:
+    """The settings of `config.sampling`; raises ValueError naming a field that cannot work."""
+    return cls(**{field.name: sampling_config[field.name]
+                  for field in dataclasses.fields(cls)})
+
+  def check_image_size(self, image_shape: tuple[int, int]) -> None:
+    """Raises ValueError when (H, W) images are too small for these patches and radius.
+
+    Every patch must fit inside the image, around anchors and candidate
+    positives alike; `select_pairs` takes this as given.
+    """
+    height, width = image_shape
+    p, radius = self.patch_size, self.positive_radius
+    if min(height, width) < p + 2 * radius:
+      raise ValueError(
+          f"images of {height}x{width} px are too small for patches of {p} px with positives "
+          f"within {radius} px; use larger images (config.data.image_size) or a smaller "
+          "patch_size.")
 
 
 class PairSelection(NamedTuple):
@@ -89,70 +170,57 @@ def _keep_first_n(mask: jax.Array, n: jax.Array) -> jax.Array:
   return mask & (rank <= n[..., None])
 
 
-def select_pairs(key: jax.Array, image: jax.Array, *, num_anchors: int,
-                 num_positive_candidates: int, num_negative_candidates: int,
-                 patch_size: int, positive_radius: int, negative_min_distance: float,
-                 ssim_threshold: float, ssim_filter_size: int, ssim_filter_sigma: float,
-                 ) -> PairSelection:
+def select_pairs(key: jax.Array, image: jax.Array,
+                 settings: SamplingSettings) -> PairSelection:
   """Chooses anchors and their verified positives and negatives in one image.
 
   Args:
     key: PRNG key.
-    image: float (H, W, C) in [0, 1].
-    num_anchors: anchors S per image.
-    num_positive_candidates: candidates Kp examined per anchor within the radius.
-    num_negative_candidates: candidates Kn examined per anchor far away.
-    patch_size: odd side P of the compared (and reconstructed) patches.
-    positive_radius: candidate positives are centred within this many px.
-    negative_min_distance: candidate negatives are centred farther than this.
-    ssim_threshold: positives have SSIM >= it, negatives SSIM < it.
-    ssim_filter_size: Gaussian window of the SSIM; must be <= patch_size.
-    ssim_filter_sigma: its standard deviation.
+    image: float (H, W, C) in [0, 1], large enough for the settings (see
+      `SamplingSettings.check_image_size`; not checked here, inside `jit`).
+    settings: the `SamplingSettings` (static: bind it with functools.partial).
 
   Returns:
     The PairSelection.
   """
   height, width, _ = image.shape
+  patch_size = settings.patch_size
   half = patch_size // 2
-  # dm_pix.ssim silently returns a wrong value when its window exceeds the patch.
-  assert ssim_filter_size <= patch_size, (
-      f"ssim_filter_size {ssim_filter_size} must be <= patch_size {patch_size}")
-  assert height >= patch_size and width >= patch_size, (
-      f"image {height}x{width} is smaller than the {patch_size}x{patch_size} patch")
   low = jnp.array([half, half])
   high = jnp.array([height - half, width - half])  # exclusive
 
   anchor_key, positive_key, negative_key = jax.random.split(key, 3)
-  anchor_rc = jax.random.randint(anchor_key, (num_anchors, 2), low, high)
+  anchor_rc = jax.random.randint(anchor_key, (settings.num_anchors, 2), low, high)
 
-  offsets = jnp.asarray(disk_offsets(positive_radius))
+  offsets = jnp.asarray(disk_offsets(settings.positive_radius))
+  num_positive = settings.num_positive_candidates
   offset_choice = jax.vmap(
-      lambda k: jax.random.choice(k, offsets.shape[0], (num_positive_candidates,),
-                                  replace=num_positive_candidates > offsets.shape[0])
-  )(jax.random.split(positive_key, num_anchors))
+      lambda k: jax.random.choice(k, offsets.shape[0], (num_positive,),
+                                  replace=num_positive > offsets.shape[0])
+  )(jax.random.split(positive_key, settings.num_anchors))
   positive_rc = anchor_rc[:, None, :] + offsets[offset_choice]
   positive_inside = jnp.all((positive_rc >= low) & (positive_rc < high), axis=-1)
   positive_rc = jnp.clip(positive_rc, low, high - 1)
 
-  negative_rc = jax.random.randint(negative_key, (num_anchors, num_negative_candidates, 2),
-                                   low, high)
+  negative_rc = jax.random.randint(
+      negative_key, (settings.num_anchors, settings.num_negative_candidates, 2), low, high)
   distance2 = jnp.sum((negative_rc - anchor_rc[:, None, :]) ** 2, axis=-1)
-  negative_far = distance2 > negative_min_distance**2
+  negative_far = distance2 > settings.negative_min_distance**2
 
   anchor_patches = extract_patches(image, anchor_rc, patch_size)
 
   def ssim_to_anchor(anchor_patch, candidate_patches):
     one_pair = lambda candidate: dm_pix.ssim(
-        anchor_patch, candidate, max_val=1.0, filter_size=ssim_filter_size,
-        filter_sigma=ssim_filter_sigma)
+        anchor_patch, candidate, max_val=1.0, filter_size=settings.ssim_filter_size,
+        filter_sigma=settings.ssim_filter_sigma)
     return jax.vmap(one_pair)(candidate_patches)
 
   positive_ssim = jax.vmap(ssim_to_anchor)(anchor_patches,
                                            extract_patches(image, positive_rc, patch_size))
   negative_ssim = jax.vmap(ssim_to_anchor)(anchor_patches,
                                            extract_patches(image, negative_rc, patch_size))
-  positive_ok = positive_inside & (positive_ssim >= ssim_threshold)
-  negative_ok = negative_far & (negative_ssim < ssim_threshold)
+  positive_ok = positive_inside & (positive_ssim >= settings.ssim_threshold)
+  negative_ok = negative_far & (negative_ssim < settings.ssim_threshold)
   kept_per_anchor = jnp.minimum(positive_ok.sum(-1), negative_ok.sum(-1))
   return PairSelection(
       anchor_rc=anchor_rc,
@@ -165,44 +233,14 @@ def select_pairs(key: jax.Array, image: jax.Array, *, num_anchors: int,
   )
 
 
-def sampling_kwargs(sampling_config: ml_collections.ConfigDict) -> dict:
-  """The keyword arguments of `select_pairs` from `config.sampling`."""
-  return dict(
-      num_anchors=sampling_config.num_anchors,
-      num_positive_candidates=sampling_config.num_positive_candidates,
-      num_negative_candidates=sampling_config.num_negative_candidates,
-      patch_size=sampling_config.patch_size,
-      positive_radius=sampling_config.positive_radius,
-      negative_min_distance=sampling_config.negative_min_distance,
-      ssim_threshold=sampling_config.ssim_threshold,
-      ssim_filter_size=sampling_config.ssim_filter_size,
-      ssim_filter_sigma=sampling_config.ssim_filter_sigma,
-  )
+def pixels_at(embeddings: jax.Array, rows_cols: jax.Array) -> jax.Array:
+  """The vectors at chosen pixels: embeddings (H, W, D), int rows_cols (..., 2) -> (..., D)."""
+  return embeddings[rows_cols[..., 0], rows_cols[..., 1]]
 
 
 def validate_sampling_config(sampling_config: ml_collections.ConfigDict,
-                             image_shape: tuple[int, int]) -> None:
-  """Raises ValueError naming the field when sampling cannot work on these images."""
-  p = sampling_config.patch_size
-  if p < 1 or p % 2 == 0:
-    raise ValueError(f"config.sampling.patch_size is {p}; it must be odd and positive "
-                     "so that the patch is centred on its pixel.")
-  if sampling_config.ssim_filter_size > p:
-    raise ValueError(
-        f"config.sampling.ssim_filter_size ({sampling_config.ssim_filter_size}) exceeds "
-        f"config.sampling.patch_size ({p}); SSIM would be computed wrongly. Use a filter "
-        "no larger than the patch.")
-  if sampling_config.positive_radius < 1:
-    raise ValueError("config.sampling.positive_radius must be >= 1 px.")
-  if sampling_config.negative_min_distance < sampling_config.positive_radius:
-    raise ValueError("config.sampling.negative_min_distance must be >= positive_radius: "
-                     "negatives are centred far from the anchor, positives near it.")
-  _validation.check_positive_integers(**{
-      f"config.sampling.{field}": sampling_config[field]
-      for field in ("num_anchors", "num_positive_candidates", "num_negative_candidates")})
-  height, width = image_shape
-  if min(height, width) < p + 2 * sampling_config.positive_radius:
-    raise ValueError(
-        f"images of {height}x{width} px are too small for patches of {p} px with positives "
-        f"within {sampling_config.positive_radius} px; use larger images "
-        "(config.data.image_size) or a smaller patch_size.")
+                             image_shape: tuple[int, int]) -> SamplingSettings:
+  """`config.sampling` as checked settings for (H, W) images; ValueError names the field."""
+  settings = SamplingSettings.from_config(sampling_config)
+  settings.check_image_size(image_shape)
+  return settings

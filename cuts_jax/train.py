@@ -1,61 +1,36 @@
-"""Training: the pure CUTS train step, its data-parallel form, and the training run.
+"""Training: the resumable CUTS training run (checkpoints, metrics, reports, stopping).
 
-The run knows nothing of metrics or pictures: whoever starts it may hand it a
-`Report` to call now and then (`cuts_jax.evaluation.report.segment_report` is
-the one `python -m cuts_jax.main` hands it), and a `Progress` to call after
-every step, which may ask the run to stop (the napari widget's Cancel button).
+The step it repeats is `cuts_jax.step` (pure, pmapped in one place); which
+images make each batch is `cuts_jax.batches`. The run knows nothing of metrics
+or pictures: whoever starts it may hand it a `Report` to call now and then
+(`cuts_jax.evaluation.report.segment_report` is the one `python -m
+cuts_jax.main` hands it), and a `Progress` to call after every step, which may
+ask the run to stop (the napari widget's Cancel button).
 """
 
 from __future__ import annotations
 
-import collections
-import functools
-import itertools
 import json
 import math
 import pathlib
 import time
-from typing import Any, Callable, Optional, Protocol
+from typing import Optional, Protocol
 
 from absl import logging
-from flax import jax_utils
-from flax.training import train_state
 import jax
 import jax.numpy as jnp
 import ml_collections
 import numpy as np
-import optax
 
-from cuts_jax import losses
+from cuts_jax import batches
 from cuts_jax import model as model_lib
-from cuts_jax import sampling
+from cuts_jax import step as step_lib
 from cuts_jax.io import datasets
 from cuts_jax.runs import checkpointing
 from cuts_jax.runs import metric_writers
 from cuts_jax.runs import periodic
 
-__all__ = ["DEVICE_AXIS", "NonFiniteLossError", "Progress", "Report", "TrainState",
-           "create_train_state", "fits_on_devices", "learning_rate_schedule", "make_optimizer",
-           "parallel_train_step", "replicate", "shard_batch", "train_and_evaluate", "train_step",
-           "unreplicate"]
-
-# The pmap axis over which the batch is split; batch norm statistics,
-# gradients and metrics are averaged over it.
-DEVICE_AXIS = "batch"
-
-# A data set is kept on each device when every replica takes at most this
-# share of the device's free memory (the rest is the step's), or, on devices
-# that report no memory figures (CPU), when it is at most this many bytes.
-_DEVICE_DATA_SHARE = 0.25
-_DEVICE_DATA_BYTES_WITHOUT_STATS = 1 << 30
-# Batches put on the devices ahead of the step that uses them.
-_PREFETCH_DEPTH = 2
-
-
-class TrainState(train_state.TrainState):
-  """Parameters, optimizer state, step, and the batch-norm running statistics."""
-
-  batch_stats: Any
+__all__ = ["NonFiniteLossError", "Progress", "Report", "train_and_evaluate"]
 
 
 class NonFiniteLossError(FloatingPointError):
@@ -69,7 +44,7 @@ class Report(Protocol):
   left out of the steps/s the run reports.
   """
 
-  def __call__(self, state: TrainState, *, step: int, dataset: datasets.Dataset,
+  def __call__(self, state: step_lib.TrainState, *, step: int, dataset: datasets.Dataset,
                writer: metric_writers.MetricWriter) -> None:
     ...
 
@@ -89,219 +64,12 @@ class Progress(Protocol):
     ...
 
 
-def make_optimizer(config: ml_collections.ConfigDict) -> optax.GradientTransformation:
-  """AdamW with linear warm-up then cosine decay of the learning rate."""
-  return optax.adamw(learning_rate=learning_rate_schedule(config),
-                     weight_decay=config.optim.weight_decay)
-
-
-def learning_rate_schedule(config: ml_collections.ConfigDict) -> optax.Schedule:
-  """Step -> learning rate: linear warm-up to `config.optim.learning_rate`, then cosine decay."""
-  optim = config.optim
-  total = max(config.training.num_steps, 1)
-  warmup = min(optim.warmup_steps, total - 1) if total > 1 else 0
-  return optax.warmup_cosine_decay_schedule(
-      init_value=0.0, peak_value=optim.learning_rate, warmup_steps=warmup,
-      decay_steps=total, end_value=optim.learning_rate * optim.final_learning_rate_fraction)
-
-
-def create_train_state(key: jax.Array, config: ml_collections.ConfigDict, *,
-                       image_shape: tuple[int, int, int]) -> TrainState:
-  """A freshly initialised state for images of shape (H, W, C)."""
-  model = model_lib.build_model(config, channels=image_shape[-1])
-  variables = jax.jit(functools.partial(model.init, train=False))(
-      key, jnp.zeros((1,) + tuple(image_shape), jnp.float32))
-  return TrainState.create(apply_fn=model.apply, params=variables["params"],
-                           batch_stats=variables["batch_stats"], tx=make_optimizer(config))
-
-
-def _gather_pixels(embeddings: jax.Array, rows_cols: jax.Array) -> jax.Array:
-  """embeddings (H, W, D), rows_cols int (..., 2) -> (..., D)."""
-  return embeddings[rows_cols[..., 0], rows_cols[..., 1]]
-
-
-def _random_crop(key: jax.Array, image: jax.Array, *, size: int) -> jax.Array:
-  """A random (size, size) window of an (H, W, C) image (the whole side if smaller)."""
-  height, width, channels = image.shape
-  crop_h, crop_w = min(size, height), min(size, width)
-  row_key, col_key = jax.random.split(key)
-  top = jax.random.randint(row_key, (), 0, height - crop_h + 1)
-  left = jax.random.randint(col_key, (), 0, width - crop_w + 1)
-  return jax.lax.dynamic_slice(image, (top, left, 0), (crop_h, crop_w, channels))
-
-
-def train_step(state: TrainState, batch: jax.Array, key: jax.Array, *,
-               config: ml_collections.ConfigDict,
-               axis_name: Optional[str] = None) -> tuple[TrainState, dict[str, jax.Array]]:
-  """One CUTS update on a batch of images.
-
-  Pure: pair selection, SSIM, both losses and the optimizer update all run in
-  the compiled step. Each image draws its pairs from a key folded from `key`,
-  the step number and the image's index in the global batch, so the update
-  does not depend on how the batch is split over devices, and a resumed run
-  continues the same random stream.
-
-  Args:
-    state: the training state (one device's replica under pmap).
-    batch: float32 (b, H, W, C) images in [0, 1]; this device's part of the
-      global batch. With config.training.crop_size, the step trains on one
-      random square crop of each image (less computation; the loss is the
-      same per crop).
-    key: the run's base PRNG key (the same on every device).
-    config: the run's config (static).
-    axis_name: the pmap axis when run data-parallel (batch norm, gradients
-      and metrics are averaged over it); None on one device without pmap,
-      e.g. `jax.jit(functools.partial(train_step, config=config))`.
-
-  Returns:
-    The updated state and the step's metrics (averaged over devices).
-  """
-  local_batch = batch.shape[0]
-  first_index = 0 if axis_name is None else jax.lax.axis_index(axis_name) * local_batch
-  step_key = jax.random.fold_in(key, state.step)
-  image_keys = jax.vmap(lambda index: jax.random.fold_in(step_key, index))(
-      first_index + jnp.arange(local_batch))
-  crop_keys = jax.vmap(lambda k: jax.random.fold_in(k, 0))(image_keys)
-  pair_keys = jax.vmap(lambda k: jax.random.fold_in(k, 1))(image_keys)
-  images = batch
-  if config.training.crop_size:
-    images = jax.vmap(functools.partial(_random_crop, size=config.training.crop_size))(
-        crop_keys, batch)
-  pairs = jax.vmap(functools.partial(
-      sampling.select_pairs, **sampling.sampling_kwargs(config.sampling)))(pair_keys, images)
-
-  def loss_fn(params):
-    embeddings, updates = state.apply_fn(
-        {"params": params, "batch_stats": state.batch_stats}, images, train=True,
-        axis_name=axis_name, mutable=["batch_stats"])
-    embeddings = embeddings.astype(jnp.float32)
-    gather = jax.vmap(_gather_pixels)
-    anchors = gather(embeddings, pairs.anchor_rc)
-    per_positive = jax.vmap(functools.partial(
-        losses.info_nce_per_positive, temperature=config.loss.temperature))(
-            anchors, gather(embeddings, pairs.positive_rc),
-            gather(embeddings, pairs.negative_rc), pairs.negative_mask)
-    contrastive = losses.masked_mean(per_positive, pairs.positive_mask, axis_name=axis_name)
-    reconstructions = state.apply_fn({"params": params}, anchors,
-                                     method=model_lib.CUTSModel.reconstruct)
-    reconstruction = jnp.mean(losses.reconstruction_error(pairs.anchor_patches,
-                                                          reconstructions))
-    loss = losses.total_loss(contrastive, reconstruction,
-                             lambda_contrastive=config.loss.lambda_contrastive,
-                             lambda_reconstruction=config.loss.lambda_reconstruction)
-    return loss, (updates["batch_stats"], contrastive, reconstruction)
-
-  (loss, (batch_stats, contrastive, reconstruction)), grads = jax.value_and_grad(
-      loss_fn, has_aux=True)(state.params)
-  metrics = {
-      "loss": loss,
-      "contrastive_loss": contrastive,
-      "reconstruction_loss": reconstruction,
-      "valid_anchor_fraction": jnp.mean(pairs.valid_anchor.astype(jnp.float32)),
-      "pairs_per_anchor": jnp.mean(jnp.sum(pairs.positive_mask, axis=-1).astype(jnp.float32)),
-      "learning_rate": learning_rate_schedule(config)(state.step),
-  }
-  if axis_name is not None:
-    grads = jax.lax.pmean(grads, axis_name)
-    batch_stats = jax.lax.pmean(batch_stats, axis_name)
-    metrics = jax.lax.pmean(metrics, axis_name)
-  return state.apply_gradients(grads=grads, batch_stats=batch_stats), metrics
-
-
-def _gathered_train_step(state: TrainState, images: jax.Array, indices: jax.Array,
-                         key: jax.Array, **kwargs) -> tuple[TrainState, dict[str, jax.Array]]:
-  """`train_step` on the batch `images[indices]` of a data set held on the device."""
-  return train_step(state, images[indices], key, **kwargs)
-
-
-def parallel_train_step(config: ml_collections.ConfigDict, *,
-                        data_on_device: bool = False) -> Callable:
-  """`train_step` compiled and data-parallel over all local devices (jax.pmap).
-
-  The returned function takes a replicated state, the batch, and the base
-  key (not replicated), and donates the old state's buffers (the new state
-  takes their memory). The batch is images of shape (local_devices,
-  per_device_batch, H, W, C); with `data_on_device`, it is instead the data
-  set replicated on every device, (local_devices, N, H, W, C), and int
-  indices (local_devices, per_device_batch) of each device's images, so that
-  no image crosses from the host after the start. This is the only place the
-  step is parallelised; one device is the special case of one replica.
-  """
-  kwargs = dict(config=config, axis_name=DEVICE_AXIS)
-  if data_on_device:
-    return jax.pmap(functools.partial(_gathered_train_step, **kwargs), axis_name=DEVICE_AXIS,
-                    in_axes=(0, 0, 0, None), donate_argnums=(0,))
-  return jax.pmap(functools.partial(train_step, **kwargs), axis_name=DEVICE_AXIS,
-                  in_axes=(0, 0, None), donate_argnums=(0,))
-
-
-def fits_on_devices(num_bytes: int, memory_stats: list[Optional[dict]]) -> bool:
-  """Whether a data set of `num_bytes` can be kept whole on each of these devices.
-
-  Args:
-    num_bytes: the data set's size.
-    memory_stats: `device.memory_stats()` of each local device (None where
-      the device reports none, as CPUs do).
-
-  Returns:
-    True when it takes at most a quarter of every device's free memory, or
-    at most 1 GiB on devices without memory figures.
-  """
-  for stats in memory_stats:
-    if not stats or "bytes_limit" not in stats:
-      if num_bytes > _DEVICE_DATA_BYTES_WITHOUT_STATS:
-        return False
-      continue
-    free = stats["bytes_limit"] - stats.get("bytes_in_use", 0)
-    if num_bytes > _DEVICE_DATA_SHARE * free:
-      return False
-  return True
-
-
-def _device_batch_sharding(num_devices: int) -> jax.sharding.Sharding:
-  """The layout the pmapped step gives its per-device inputs (leading axis: devices)."""
-  mesh = jax.sharding.Mesh(np.array(jax.local_devices()[:num_devices]), (DEVICE_AXIS,))
-  return jax.NamedSharding(mesh, jax.P(DEVICE_AXIS))
-
-
-def _prefetched(batches, sharding: jax.sharding.Sharding):
-  """Puts each host batch on the devices `_PREFETCH_DEPTH` steps before it is used."""
-  queue = collections.deque()
-  for batch in batches:
-    queue.append(jax.device_put(batch, sharding))
-    if len(queue) == _PREFETCH_DEPTH:
-      yield queue.popleft()
-
-
-def shard_batch(images: np.ndarray, num_devices: int) -> np.ndarray:
-  """(B, H, W, C) -> (num_devices, B // num_devices, H, W, C)."""
-  if images.shape[0] % num_devices:
-    raise ValueError(f"the batch of {images.shape[0]} images cannot be split evenly over "
-                     f"{num_devices} devices; set config.training.batch_size to a multiple "
-                     f"of {num_devices}.")
-  return images.reshape((num_devices, -1) + images.shape[1:])
-
-
-def replicate(tree: Any) -> Any:
-  """Copies a host pytree to every local device, laid out as the pmapped step's outputs.
-
-  Matching the step's output layout (mesh axis DEVICE_AXIS) means the second
-  call of the step reuses the first compilation instead of compiling again.
-  """
-  return jax_utils.replicate(tree, axis_name=DEVICE_AXIS)
-
-
-def unreplicate(tree: Any) -> Any:
-  """The first replica of a pmapped pytree, fetched to the host."""
-  return jax.device_get(jax.tree.map(lambda x: x[0], tree))
-
-
-def _checkpoint_payload(state: TrainState) -> dict[str, Any]:
+def _checkpoint_payload(state: step_lib.TrainState) -> dict[str, Any]:
   return {"step": state.step, "params": state.params, "batch_stats": state.batch_stats,
           "opt_state": state.opt_state}
 
 
-def _restore_state(manager, state: TrainState, *, step: Optional[int] = None) -> TrainState:
+def _restore_state(manager, state: step_lib.TrainState, *, step: Optional[int] = None) -> step_lib.TrainState:
   """`state` with the contents of checkpoint `step` (default: latest)."""
   abstract = jax.tree.map(lambda x: jax.ShapeDtypeStruct(np.shape(x), jnp.result_type(x)),
                           _checkpoint_payload(state))
@@ -381,7 +149,7 @@ def _maybe_initialize_distributed(config: ml_collections.ConfigDict) -> None:
 def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str | pathlib.Path, *,
                        report: Optional[Report] = None,
                        dataset: Optional[datasets.Dataset] = None,
-                       progress: Optional[Progress] = None) -> TrainState:
+                       progress: Optional[Progress] = None) -> step_lib.TrainState:
   """Trains CUTS as `config` says, checkpointing to and resuming from `workdir`.
 
   Writes `workdir/config.json`, `workdir/metrics.jsonl` (one JSON object per
@@ -416,20 +184,21 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str | pathlib
   if remainder or host_batch % num_devices:
     raise ValueError(f"config.training.batch_size ({global_batch}) must be a multiple of the "
                      f"number of devices ({jax.device_count()}).")
+  settings = step_lib.StepSettings.from_config(config)  # Checked before any data is read.
   if dataset is None:
     dataset = datasets.load_dataset(config.data, shard_index=jax.process_index(),
                                     shard_count=jax.process_count())
   image_shape = dataset.images.shape[1:]
-  crop = config.training.crop_size
-  sampling.validate_sampling_config(
-      config.sampling, tuple(min(crop, s) if crop else s for s in image_shape[:2]))
+  crop = settings.crop_size
+  settings.sampling.check_image_size(tuple(min(crop, s) if crop else s
+                                           for s in image_shape[:2]))
   logging.info("Loaded %d images of shape %s (%s); training on %d device(s) of %s.",
                len(dataset), image_shape, config.data.kind, jax.device_count(),
                jax.devices()[0].platform)
 
   base_key = jax.random.key(config.seed)
   init_key, train_key = jax.random.split(base_key)
-  state = create_train_state(init_key, config, image_shape=image_shape)
+  state = step_lib.create_train_state(init_key, config, image_shape=image_shape)
   manager = checkpointing.checkpoint_manager(
       workdir, max_to_keep=config.training.keep_checkpoints,
       save_interval_steps=1)
@@ -442,21 +211,13 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str | pathlib
     checkpointing.write_config(workdir, config)
 
   num_steps = config.training.num_steps
-  data_on_device = config.training.data_on_device and fits_on_devices(
+  data_on_device = config.training.data_on_device and batches.fits_on_devices(
       dataset.images.nbytes, [d.memory_stats() for d in jax.local_devices()])
-  p_train_step = parallel_train_step(config, data_on_device=data_on_device)
-  replicated = replicate(state)
-  batch_seed = config.seed * 1000003 + jax.process_index()
-  if data_on_device:
-    device_images = replicate(dataset.images)
-    step_inputs = ((device_images, shard_batch(datasets.batch_indices(
-        step, host_batch, len(dataset), batch_seed), num_devices))
-                   for step in itertools.count(start_step))
-  else:
-    step_inputs = ((batch,) for batch in _prefetched(
-        (shard_batch(batch, num_devices) for batch in datasets.iterate_batches(
-            dataset.images, batch_size=host_batch, seed=batch_seed, start_step=start_step)),
-        _device_batch_sharding(num_devices)))
+  p_train_step = step_lib.parallel_train_step(settings, data_on_device=data_on_device)
+  replicated = step_lib.replicate(state)
+  step_inputs = batches.step_inputs(
+      dataset.images, batch_size=host_batch, seed=config.seed * 1000003 + jax.process_index(),
+      start_step=start_step, num_devices=num_devices, data_on_device=data_on_device)
   # XLA's CPU collectives can deadlock when several steps are in flight.
   wait_each_step = num_devices > 1 and jax.devices()[0].platform == "cpu"
   last_saved = manager.latest_step()
@@ -475,7 +236,7 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str | pathlib
                   or stop)
       report_now = periodic.is_due(step, config.training.eval_every, last_step=num_steps)
       if log_now or save_now:
-        host_metrics = {k: float(v) for k, v in unreplicate(metrics).items()}
+        host_metrics = {k: float(v) for k, v in step_lib.unreplicate(metrics).items()}
         _check_finite(host_metrics, step, last_saved)
       if log_now:
         elapsed = time.perf_counter() - timer_start
@@ -490,11 +251,11 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str | pathlib
             host_metrics["valid_anchor_fraction"], steps_per_s,
             _format_duration((num_steps - step) / max(steps_per_s, 1e-9)))
       if save_now:
-        checkpointing.save(manager, step, _checkpoint_payload(unreplicate(replicated)))
+        checkpointing.save(manager, step, _checkpoint_payload(step_lib.unreplicate(replicated)))
         last_saved = step
       if report is not None and report_now and jax.process_index() == 0:
         tick = time.perf_counter()
-        report(unreplicate(replicated), step=step, dataset=dataset, writer=writer)
+        report(step_lib.unreplicate(replicated), step=step, dataset=dataset, writer=writer)
         timer_start += time.perf_counter() - tick  # Keep reports out of steps/s.
       if stop:
         logging.info("Stopped on request after step %d of %d; its checkpoint is saved.", step,
@@ -505,4 +266,4 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str | pathlib
     manager.wait_until_finished()
     manager.close()
     writer.close()
-  return unreplicate(replicated)
+  return step_lib.unreplicate(replicated)

@@ -24,6 +24,7 @@ import numpy as np  # pylint: disable=g-import-not-at-top,wrong-import-position
 from qtpy.QtWidgets import QApplication  # pylint: disable=g-import-not-at-top,wrong-import-position
 from skimage import io  # pylint: disable=g-import-not-at-top,wrong-import-position
 
+from cuts_jax import pixels  # pylint: disable=g-import-not-at-top,wrong-import-position
 from cuts_jax.io import datasets  # pylint: disable=g-import-not-at-top,wrong-import-position
 
 _HERE = pathlib.Path(__file__).resolve().parent
@@ -68,7 +69,7 @@ def _time_layer(workdir, data, name, **layer_kwargs):
 
 def _screenshot(workdir, output):
   names, images = datasets.demo_images()
-  fundus = datasets.resize_image(images[names.index("retina")], (256, 256))
+  fundus = pixels.resize_image(images[names.index("retina")], (256, 256))
   viewer = napari.Viewer(show=True)
   viewer.window._qt_window.resize(1200, 760)  # pylint: disable=protected-access
   viewer.add_image(fundus, name="fundus", rgb=True)
@@ -98,7 +99,7 @@ def main():
   rows = []
   if args.image:
     _, images = datasets.demo_images()
-    image = datasets.resize_image(images[2], (128, 128))
+    image = pixels.resize_image(images[2], (128, 128))
     rows.append(("128x128 RGB image", *_time_layer(args.workdir, image, "coffee", rgb=True)))
   if args.volume:
     with np.load(args.volume, allow_pickle=False) as archive:

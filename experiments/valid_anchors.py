@@ -29,8 +29,8 @@ DRAWS = 3
 
 def main() -> None:
   config = defaults.get_config()
-  select = jax.jit(jax.vmap(functools.partial(sampling.select_pairs,
-                                              **sampling.sampling_kwargs(config.sampling))))
+  settings = sampling.SamplingSettings.from_config(config.sampling)
+  select = jax.jit(jax.vmap(functools.partial(sampling.select_pairs, settings=settings)))
   for kind, root in (("retina", SHARED / "retina_ga"), ("bsds500", SHARED / "bsds500")):
     data_config = defaults.get_config().data
     data_config.kind, data_config.root = kind, str(root)

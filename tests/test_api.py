@@ -1,7 +1,7 @@
 """The public API's conventions, checked on every public module and function.
 
 Public modules are those under cuts_jax/ with no underscore in their dotted
-name. Each declares `__all__`; what it defines without a leading underscore is
+name, and the packages whose `__init__` is an API (`cuts_jax.clustering`). Each declares `__all__`; what it defines without a leading underscore is
 in `__all__`; optional arguments are keyword-only (`f(x, *, axis=-1)`, not
 `f(x, axis=-1)`); a PRNG `key` comes before the `image`/`images` it acts on;
 and `import cuts_jax` for segmenting does not import the training stack.
@@ -16,10 +16,16 @@ import sys
 
 import cuts_jax
 
+def _is_public(info):
+  """A module, or a package whose `__init__` holds an API (it declares `__all__`)."""
+  if any(part.startswith("_") for part in info.name.split(".")):
+    return False
+  return not info.ispkg or hasattr(importlib.import_module(info.name), "__all__")
+
+
 PUBLIC_MODULES = sorted(
     ["cuts_jax"] + [info.name for info in pkgutil.walk_packages(cuts_jax.__path__, "cuts_jax.")
-                    if not info.ispkg and not any(part.startswith("_")
-                                                  for part in info.name.split("."))])
+                    if _is_public(info)])
 
 
 def _module(name):
@@ -56,7 +62,7 @@ PUBLIC_FUNCTIONS = _public_functions()
 
 def test_the_public_modules_are_found():
   assert {"cuts_jax.segmentation", "cuts_jax.io.datasets", "cuts_jax.evaluation.metrics",
-          "cuts_jax.apps.predict", "cuts_jax.train"} <= set(PUBLIC_MODULES)
+          "cuts_jax.apps.predict", "cuts_jax.train", "cuts_jax.clustering"} <= set(PUBLIC_MODULES)
   assert len(PUBLIC_FUNCTIONS) > 100
 
 

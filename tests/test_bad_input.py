@@ -29,6 +29,7 @@ from configs import tiny
 from conftest import REPO_ROOT
 from cuts_jax import sampling
 from cuts_jax import segmentation
+from cuts_jax import step as step_lib
 from cuts_jax import train
 from cuts_jax.io import datasets as data
 from test_reliability import shared_untrained_workdir
@@ -37,7 +38,7 @@ NUM_CLUSTERS = 3
 
 
 def _params(config, channels):
-  state = train.create_train_state(jax.random.key(0), config, image_shape=(32, 32, channels))
+  state = step_lib.create_train_state(jax.random.key(0), config, image_shape=(32, 32, channels))
   return segmentation.SegmentationParams.from_train_state(state, config)
 
 
@@ -349,8 +350,8 @@ def test_pair_selection_on_a_constant_image_is_finite():
   Training on constant images end to end: test_determinism.py.
   """
   config = tiny.get_config()
-  select = jax.jit(functools.partial(sampling.select_pairs,
-                                     **sampling.sampling_kwargs(config.sampling)))
+  settings = sampling.SamplingSettings.from_config(config.sampling)
+  select = jax.jit(functools.partial(sampling.select_pairs, settings=settings))
   for value in (0.0, 0.5, 1.0):
     pairs = select(jax.random.key(0), jnp.full((16, 16, 3), value))
     assert not bool(jnp.any(pairs.valid_anchor)) and not bool(jnp.any(pairs.negative_mask))

@@ -2,11 +2,16 @@
 
 import tracemalloc
 
+import jax.numpy as jnp
 import numpy as np
 import pytest
 from sklearn.metrics import adjusted_rand_score
 
+from cuts_jax import _measured
 from cuts_jax import clustering
+from cuts_jax.clustering import _device
+from cuts_jax.clustering import _host
+from cuts_jax.clustering import _method
 
 
 def planted_blobs(num_blobs=5, per_blob=200, dims=16, seed=0):
@@ -123,7 +128,7 @@ def test_top_eigenpairs_of_a_nearly_degenerate_spectrum_are_all_there():
   matrix[150:, 150:] = block / np.linalg.eigvalsh(block)[-1]
   order = rng.permutation(256)
   matrix = matrix[order][:, order]
-  values, vectors = clustering._leading_eigenpairs(matrix, 10)
+  values, vectors = _host.leading_eigenpairs(matrix, 10)
   values, vectors = values[::-1], vectors[:, ::-1]
   assert values.shape == (10,) and vectors.shape == (256, 10)
   np.testing.assert_allclose(values, np.linalg.eigvalsh(matrix)[::-1][:10], atol=1e-12)
@@ -187,14 +192,14 @@ def test_spectral_clustering_survives_lapack_returning_no_eigenvalues(monkeypatc
   points = np.concatenate([np.zeros((50, 3)), np.ones((50, 3))])
   points += 0.01 * np.random.default_rng(0).standard_normal(points.shape)
   expected = clustering.cluster_embeddings(points, num_clusters=2)
-  eigh = clustering.linalg.eigh
+  eigh = _host.linalg.eigh
 
   def failing_subset_eigh(matrix, **kwargs):
     if "subset_by_index" in kwargs and len(matrix) > 3:
       return np.empty(0), np.empty((len(matrix), 0))
     return eigh(matrix, **kwargs)
 
-  monkeypatch.setattr(clustering.linalg, "eigh", failing_subset_eigh)
+  monkeypatch.setattr(_host.linalg, "eigh", failing_subset_eigh)
   np.testing.assert_array_equal(clustering.cluster_embeddings(points, num_clusters=2), expected)
 
 
@@ -226,16 +231,16 @@ def test_device_spectral_coordinates_are_unit_rows_that_separate_the_blobs():
 
 
 def test_device_path_compiles_once_for_point_counts_in_one_bucket():
-  assert clustering._bucket_rows(4096) == 4096
-  assert clustering._bucket_rows(4097) == 8192
-  assert clustering._bucket_rows(5 * 4096 + 1) == 6 * 4096  # At most a quarter more.
-  assert clustering._bucket_rows(1000 * 4096) == 1024 * 4096
+  assert _device.bucket_rows(4096) == 4096
+  assert _device.bucket_rows(4097) == 8192
+  assert _device.bucket_rows(5 * 4096 + 1) == 6 * 4096  # At most a quarter more.
+  assert _device.bucket_rows(1000 * 4096) == 1024 * 4096
   rng = np.random.default_rng(0)
-  before = clustering._device_kmeans._cache_size()
+  before = _device.kmeans._cache_size()
   for count in (4500, 6000, 8000):
     clustering.cluster_embeddings(rng.normal(size=(count, 3)).astype(np.float32),
                                   num_clusters=3, method="kmeans", on_device=True)
-  assert clustering._device_kmeans._cache_size() - before <= 1
+  assert _device.kmeans._cache_size() - before <= 1
 
 
 def test_small_sets_and_the_exact_graph_stay_on_the_host():
@@ -256,3 +261,33 @@ def test_where_auto_clusters_and_bad_choices():
     clustering.device_clustering_is_faster("graph")
   with pytest.raises(ValueError, match="on_device"):
     clustering.cluster_embeddings(np.zeros((10, 2)), on_device="yes")
+
+
+def test_auto_reads_the_measured_table(monkeypatch):
+  assert _measured.MACHINE and _measured.MEASURED_ON
+  points, _ = planted_blobs(num_blobs=3, per_blob=1500, dims=4)
+  table = {stage: dict(limits) for stage, limits in
+           _measured.CLUSTERING_DEVICE_FASTER_UP_TO.items()}
+  table["kmeans"]["cpu"] = 0  # As if the device k-means had been measured slower.
+  monkeypatch.setattr(_measured, "CLUSTERING_DEVICE_FASTER_UP_TO", table)
+  assert not clustering.device_clustering_is_faster("kmeans", backend="cpu", num_points=4500)
+  np.testing.assert_array_equal(
+      clustering.cluster_embeddings(points, num_clusters=3, method="kmeans", on_device="auto"),
+      clustering.cluster_embeddings(points, num_clusters=3, method="kmeans", on_device=False))
+
+
+def test_one_bandwidth_for_host_and_device():
+  # The median squared edge length, floored at 1e-12 x the largest and at 1e-30.
+  assert float(_method.bandwidth_squared(4.0, 9.0)) == 4.0
+  assert float(_method.bandwidth_squared(0.0, 9.0)) == pytest.approx(9e-12)
+  assert float(_method.bandwidth_squared(0.0, 0.0)) == 1e-30
+  on_device = _method.bandwidth_squared(jnp.float32(0.0), jnp.float32(9.0), xp=jnp)
+  assert float(on_device) == pytest.approx(9e-12)
+
+
+def test_labels_are_numbered_by_first_appearance_as_regions_number_them():
+  from cuts_jax import regions  # pylint: disable=g-import-not-at-top
+  points = np.repeat(np.array([[5.0], [1.0], [3.0]]), [2, 3, 1], axis=0)[[4, 0, 5, 1, 2, 3]]
+  labels = clustering.cluster_embeddings(points, num_clusters=3)
+  np.testing.assert_array_equal(labels, [0, 1, 2, 1, 0, 0])
+  np.testing.assert_array_equal(regions.renumber(np.array([[7, 3, 9], [3, 7, 7]])).ravel(), labels)

@@ -1,4 +1,4 @@
-"""Loaders on the real shared data and on files written by the tests; batching."""
+"""Loaders on the real shared data and on files written by the tests."""
 
 import numpy as np
 import pytest
@@ -142,19 +142,3 @@ def test_shards_partition_the_data():
   everything = data.load_demo((16, 16)).names
   shards = [data.load_demo((16, 16), shard_index=i, shard_count=3).names for i in range(3)]
   assert sorted(sum(shards, [])) == sorted(everything)
-
-
-def test_batches_are_deterministic_shuffled_and_cover_each_epoch():
-  first = [data.batch_indices(step, 4, 10, seed=1) for step in range(5)]
-  again = [data.batch_indices(step, 4, 10, seed=1) for step in range(5)]
-  np.testing.assert_array_equal(first, again)
-  flat = np.concatenate(first)
-  assert sorted(flat[:10]) == list(range(10)) and sorted(flat[10:20]) == list(range(10))
-  assert not np.array_equal(flat[:10], np.arange(10))
-  assert not np.array_equal(flat[:10], flat[10:20])  # A new order each epoch.
-  other_seed = np.concatenate([data.batch_indices(s, 4, 10, seed=2) for s in range(5)])
-  assert not np.array_equal(flat, other_seed)
-  # Resuming at step 3 gives the batches an uninterrupted run sees there.
-  images = np.arange(10)[:, None, None, None] * np.ones((10, 2, 2, 1))
-  resumed = data.iterate_batches(images, batch_size=4, seed=1, start_step=3)
-  np.testing.assert_array_equal(next(resumed)[:, 0, 0, 0], first[3])

@@ -13,6 +13,8 @@ PACKAGE = REPO_ROOT / "cuts_jax"
 # Lowest first. A module belongs to the layer of the longest prefix listed here.
 LAYERS = {
     # 0, core: imports nothing of the package above the core.
+    "cuts_jax._labels": 0,
+    "cuts_jax._measured": 0,
     "cuts_jax._optional": 0,
     "cuts_jax._validation": 0,
     "cuts_jax.defaults": 0,
@@ -21,6 +23,7 @@ LAYERS = {
     "cuts_jax.io": 1,
     "cuts_jax.runs": 1,
     # 2, the method.
+    "cuts_jax.batches": 2,
     "cuts_jax.clustering": 2,
     "cuts_jax.conv": 2,
     "cuts_jax.embedding": 2,
@@ -32,6 +35,7 @@ LAYERS = {
     "cuts_jax.sampling": 2,
     "cuts_jax.segment_settings": 2,
     "cuts_jax.segmentation": 2,
+    "cuts_jax.step": 2,
     "cuts_jax.train": 2,
     "cuts_jax.trained": 2,
     "cuts_jax.volume": 2,

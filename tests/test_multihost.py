@@ -17,7 +17,8 @@ import jax
 import numpy as np
 
 from _multihost_worker import config_for, flat_params
-from cuts_jax import train
+from cuts_jax import batches
+from cuts_jax import step as step_lib
 from cuts_jax.io import datasets
 
 WORKER = pathlib.Path(__file__).with_name("_multihost_worker.py")
@@ -51,16 +52,16 @@ def _one_process_reference(num_steps):
   shards = [datasets.load_dataset(config.data, shard_index=i, shard_count=2) for i in (0, 1)]
   host_batch = config.training.batch_size // 2
   init_key, train_key = jax.random.split(jax.random.key(config.seed))
-  state = train.create_train_state(init_key, config, image_shape=shards[0].images.shape[1:])
-  step = train.parallel_train_step(config)
-  replicated = train.replicate(state)
+  state = step_lib.create_train_state(init_key, config, image_shape=shards[0].images.shape[1:])
+  step = step_lib.parallel_train_step(step_lib.StepSettings.from_config(config))
+  replicated = step_lib.replicate(state)
   for number in range(num_steps):
-    batch = np.stack([shard.images[datasets.batch_indices(
+    batch = np.stack([shard.images[batches.batch_indices(
         number, host_batch, len(shard), config.seed * 1000003 + index)]
                       for index, shard in enumerate(shards)])
     replicated, metrics = step(replicated, batch, train_key)
     jax.block_until_ready(metrics)
-  return flat_params(train.unreplicate(replicated).params)
+  return flat_params(step_lib.unreplicate(replicated).params)
 
 
 def test_two_processes_train_as_one_survive_a_killed_host_and_resume(tmp_path):

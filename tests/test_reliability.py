@@ -21,6 +21,7 @@ import pytest
 import cuts_jax
 from configs import tiny
 from conftest import REPO_ROOT
+from cuts_jax import step as step_lib
 from cuts_jax import train
 from cuts_jax.apps import predict
 from cuts_jax.evaluation import evaluate
@@ -40,7 +41,7 @@ def untrained_workdir(workdir, *, config=None, channels=3):
   """
   workdir = pathlib.Path(workdir)
   config = config or tiny.get_config()
-  state = train.create_train_state(jax.random.key(config.seed), config,
+  state = step_lib.create_train_state(jax.random.key(config.seed), config,
                                    image_shape=(32, 32, channels))
   manager = checkpointing.checkpoint_manager(workdir,
                                              max_to_keep=config.training.keep_checkpoints)

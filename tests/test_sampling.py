@@ -1,5 +1,6 @@
 """Pair selection: geometry, SSIM verification, masks with equal counts."""
 
+import dataclasses
 import functools
 
 import dm_pix
@@ -10,9 +11,10 @@ import pytest
 
 from cuts_jax import sampling
 
-KWARGS = dict(num_anchors=32, num_positive_candidates=6, num_negative_candidates=6,
-              patch_size=7, positive_radius=5, negative_min_distance=12.0,
-              ssim_threshold=0.5, ssim_filter_size=7, ssim_filter_sigma=1.5)
+SETTINGS = sampling.SamplingSettings(
+    num_anchors=32, num_positive_candidates=6, num_negative_candidates=6, patch_size=7,
+    positive_radius=5, negative_min_distance=12.0, ssim_threshold=0.5, ssim_filter_size=7,
+    ssim_filter_sigma=1.5)
 
 
 def _textured_image(seed=0, size=48):
@@ -43,8 +45,8 @@ def test_extract_patches_is_centred():
 
 def test_select_pairs_geometry_masks_and_ssim():
   image = _textured_image()
-  pairs = jax.jit(functools.partial(sampling.select_pairs, **KWARGS))(jax.random.key(3), image)
-  half = KWARGS["patch_size"] // 2
+  pairs = jax.jit(functools.partial(sampling.select_pairs, settings=SETTINGS))(jax.random.key(3), image)
+  half = SETTINGS.patch_size // 2
   anchor = np.asarray(pairs.anchor_rc)
   for rc in (anchor, np.asarray(pairs.positive_rc), np.asarray(pairs.negative_rc)):
     assert rc.min() >= half and rc[..., 0].max() < 48 - half and rc[..., 1].max() < 48 - half
@@ -59,7 +61,7 @@ def test_select_pairs_geometry_masks_and_ssim():
   # Equal numbers of kept positives and negatives per anchor.
   np.testing.assert_array_equal(positive_mask.sum(-1), negative_mask.sum(-1))
   np.testing.assert_array_equal(pairs.valid_anchor, positive_mask.sum(-1) > 0)
-  assert 0 < np.asarray(pairs.valid_anchor).sum() < KWARGS["num_anchors"]
+  assert 0 < np.asarray(pairs.valid_anchor).sum() < SETTINGS.num_anchors
 
   # Every kept pair is verified against SSIM computed independently.
   patch = lambda rc: image[rc[0] - half:rc[0] + half + 1, rc[1] - half:rc[1] + half + 1]
@@ -75,22 +77,52 @@ def test_negatives_are_dropped_when_every_candidate_is_too_close():
   # On a 17x17 image patch centres lie in [3, 14), so no two are more than
   # 14.2 px apart: with a 20 px minimum distance no negative exists.
   image = _textured_image(size=17)
-  pairs = sampling.select_pairs(jax.random.key(0), image, **{**KWARGS,
-                                                             "negative_min_distance": 20.0})
+  pairs = sampling.select_pairs(jax.random.key(0), image,
+                                dataclasses.replace(SETTINGS, negative_min_distance=20.0))
   assert not np.any(pairs.negative_mask) and not np.any(pairs.positive_mask)
   assert not np.any(pairs.valid_anchor)
 
 
 def test_constant_image_gives_positives_but_no_negatives():
   # SSIM of identical constant patches is 1: every candidate is similar.
-  pairs = sampling.select_pairs(jax.random.key(0), jnp.full((40, 40, 1), 0.3), **KWARGS)
+  pairs = sampling.select_pairs(jax.random.key(0), jnp.full((40, 40, 1), 0.3), SETTINGS)
   assert not np.any(pairs.valid_anchor)
 
 
-def test_ssim_window_larger_than_patch_is_refused():
-  with pytest.raises(AssertionError, match="ssim_filter_size"):
-    sampling.select_pairs(jax.random.key(0), _textured_image(),
-                          **{**KWARGS, "ssim_filter_size": 9})
+def test_settings_that_cannot_work_are_refused_when_built_not_inside_jit():
+  # dm_pix.ssim would silently compute a wrong value with a window larger than the patch.
+  with pytest.raises(ValueError, match="ssim_filter_size"):
+    dataclasses.replace(SETTINGS, ssim_filter_size=9)
+  with pytest.raises(ValueError, match="odd"):
+    dataclasses.replace(SETTINGS, patch_size=8, ssim_filter_size=5)
+  with pytest.raises(ValueError, match="positive_radius"):
+    dataclasses.replace(SETTINGS, positive_radius=0)
+  with pytest.raises(ValueError, match="negative_min_distance"):
+    dataclasses.replace(SETTINGS, negative_min_distance=4.0)
+  with pytest.raises(ValueError, match="ssim_filter_sigma"):
+    dataclasses.replace(SETTINGS, ssim_filter_sigma=0.0)
+  with pytest.raises(ValueError, match="num_negative_candidates"):
+    dataclasses.replace(SETTINGS, num_negative_candidates=2.5)
+  with pytest.raises(ValueError, match="too small"):
+    SETTINGS.check_image_size((16, 64))  # 7 px patches and 5 px radius need 17 px.
+  SETTINGS.check_image_size((17, 17))
+
+
+def test_settings_from_the_config_are_what_select_pairs_is_bound_to():
+  from configs import default  # pylint: disable=g-import-not-at-top
+  config = default.get_config().sampling
+  settings = sampling.SamplingSettings.from_config(config)
+  assert {f.name: getattr(settings, f.name) for f in dataclasses.fields(settings)} == {
+      f.name: config[f.name] for f in dataclasses.fields(settings)}
+  assert sampling.validate_sampling_config(config, (128, 128)) == settings
+
+
+def test_pixels_at_gathers_the_vectors_at_rows_and_columns():
+  embeddings = jnp.arange(3 * 4 * 2, dtype=jnp.float32).reshape(3, 4, 2)
+  picked = sampling.pixels_at(embeddings, jnp.array([[[0, 0], [2, 3]], [[1, 2], [1, 2]]]))
+  assert picked.shape == (2, 2, 2)
+  np.testing.assert_array_equal(picked[0, 1], embeddings[2, 3])
+  np.testing.assert_array_equal(picked[1, 0], embeddings[1, 2])
 
 
 def test_validate_sampling_config_names_the_field():

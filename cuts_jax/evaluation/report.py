@@ -18,6 +18,7 @@ import ml_collections
 import numpy as np
 
 from cuts_jax import segmentation
+from cuts_jax import step as step_lib
 from cuts_jax import train
 from cuts_jax.evaluation import metrics
 from cuts_jax.evaluation import viz
@@ -51,7 +52,7 @@ def segment_report(config: ml_collections.ConfigDict, workdir: str | pathlib.Pat
   workdir = pathlib.Path(workdir).expanduser().absolute()
   evaluation = config.evaluation
 
-  def report(state: train.TrainState, *, step: int, dataset: datasets.Dataset,
+  def report(state: step_lib.TrainState, *, step: int, dataset: datasets.Dataset,
              writer: metric_writers.MetricWriter) -> None:
     tick = time.perf_counter()
     params = segmentation.SegmentationParams.from_train_state(state, config)

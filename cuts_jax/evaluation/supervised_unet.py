@@ -29,10 +29,10 @@ import numpy as np
 import optax
 
 from cuts_jax import _validation
+from cuts_jax import batches
 from cuts_jax.evaluation import metrics as metrics_lib
-from cuts_jax.io import datasets
 from cuts_jax.runs import periodic
-from cuts_jax.train import TrainState
+from cuts_jax.step import TrainState
 
 __all__ = ["NOISE_MODES", "ConvBlock", "UNet", "augment", "corrupt_labels", "create_train_state",
            "fit", "held_out_dice", "held_out_splits", "loss_terms", "predict", "train_step"]
@@ -251,7 +251,7 @@ def fit(key: jax.Array, images: np.ndarray, targets: np.ndarray, weights: np.nda
   """Trains a U-Net from scratch on labelled images.
 
   Batches are drawn host-side in a fresh shuffled order each epoch
-  (`cuts_jax.io.datasets.batch_indices`); crops and flips are drawn inside the step.
+  (`cuts_jax.batches.batch_indices`); crops and flips are drawn inside the step.
 
   Args:
     key: the run's PRNG key (initial weights, batch order, augmentations).
@@ -289,7 +289,7 @@ def fit(key: jax.Array, images: np.ndarray, targets: np.ndarray, weights: np.nda
   order_seed = int(jax.random.randint(order_key, (), 0, 2**31 - 1))
   tick = time.perf_counter()
   for step in range(1, num_steps + 1):
-    indices = datasets.batch_indices(step - 1, batch_size, len(images), order_seed)
+    indices = batches.batch_indices(step - 1, batch_size, len(images), order_seed)
     batch = {"images": images[indices], "targets": targets[indices],
              "weights": weights[indices]}
     state, metrics = train_step(state, batch, step_key, crop_size=crop_size,

@@ -14,7 +14,7 @@ import dataclasses
 import os
 import pathlib
 import re
-from typing import Any, Iterator, Optional, Sequence
+from typing import Any, Optional, Sequence
 
 import ml_collections
 import numpy as np
@@ -25,21 +25,12 @@ from cuts_jax import _validation
 from cuts_jax import pixels
 from cuts_jax.io import image_files
 
-__all__ = ["DATA_KINDS", "LOADERS", "DataError", "Dataset", "batch_indices", "demo_images",
-           "from_arrays", "iterate_batches", "load_bsds500", "load_dataset", "load_demo",
+__all__ = ["DATA_KINDS", "LOADERS", "DataError", "Dataset", "demo_images",
+           "from_arrays", "load_bsds500", "load_dataset", "load_demo",
            "load_image_folder", "load_retina", "load_volume_slices"]
 
 # What every loader raises for missing or malformed data.
 DataError = pixels.DataError
-
-# The pixel helpers live in `cuts_jax.pixels` now; these names stay importable from
-# here for callers not yet moved there (evaluation/metrics.py, docs/napari_widget.py,
-# the notebook). New code imports `cuts_jax.pixels`.
-to_unit_range = pixels.to_unit_range
-resize_image = pixels.resize_image
-resize_labels = pixels.resize_labels
-as_channels_last = pixels.as_channels_last
-match_channels = pixels.match_channels
 
 
 @dataclasses.dataclass
@@ -424,28 +415,3 @@ def load_dataset(data_config: ml_collections.ConfigDict, *, shard_index: int = 0
                                 error=DataError)
   return LOADERS[data_config.kind](data_config, size, limit=data_config.limit,
                                    shard_index=shard_index, shard_count=shard_count)
-
-
-def batch_indices(step: int, batch_size: int, num_examples: int, seed: int) -> np.ndarray:
-  """Indices of the examples in batch number `step` (0-based).
-
-  Examples are visited in a fresh shuffled order every epoch; the order
-  depends only on (seed, epoch), so a resumed run sees the same batches.
-  """
-  positions = step * batch_size + np.arange(batch_size)
-  epochs, offsets = np.divmod(positions, num_examples)
-  indices = np.empty(batch_size, dtype=np.int64)
-  for epoch in np.unique(epochs):
-    order = np.random.default_rng([seed, int(epoch)]).permutation(num_examples)
-    selected = epochs == epoch
-    indices[selected] = order[offsets[selected]]
-  return indices
-
-
-def iterate_batches(images: np.ndarray, *, batch_size: int, seed: int,
-                    start_step: int = 0) -> Iterator[np.ndarray]:
-  """Yields (batch_size, H, W, C) batches forever, starting at batch `start_step`."""
-  step = start_step
-  while True:
-    yield images[batch_indices(step, batch_size, len(images), seed)]
-    step += 1
