@@ -190,8 +190,8 @@ def spectral_coordinates(embeddings: np.ndarray, *, num_eigenvectors: int = 10, 
     embeddings: float (N, D) array, finite.
     num_eigenvectors: q, the eigenvectors kept (at most; fewer when the graph
       has fewer directions with variance).
-    seed, graph, num_landmarks, num_neighbors, pca_dim, num_threads,
-      on_device: as in `cluster_embeddings`.
+    seed, graph, num_landmarks, num_neighbors, pca_dim, num_threads, on_device: as in
+      `cluster_embeddings`.
 
   Returns:
     float32 (N, q') coordinates with q' <= num_eigenvectors, rows of unit
