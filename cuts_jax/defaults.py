@@ -123,7 +123,8 @@ def get_config(*, model_preset: str = "paper") -> ml_collections.ConfigDict:
   config.evaluation.cluster_space = "reconstruction"
   # What `segment` clusters beside the embeddings, and how clusters become regions;
   # chosen on the tuning part of the retina and BSDS500 data (experiments/splits.json,
-  # experiments/results/tuning.md). A trained model carries these as its defaults.
+  # experiments/results/tuning_retina.md and tuning_berkeley.md). A trained model carries
+  # these as its defaults (its SegmentSettings; see cuts_jax.segment_settings).
   config.evaluation.image_weight = 1.0  # Smoothed image values beside the embeddings (0: none).
   config.evaluation.image_sigma = 2.0  # Their Gaussian smoothing, in pixels.
   config.evaluation.connected_segments = True  # Cut clusters into connected regions.

@@ -1,4 +1,4 @@
-"""The CUTS losses as pure functions.
+"""The CUTS losses as pure functions, and the objective that composes them: `cuts_loss`.
 
 InfoNCE (the paper's equation, section III.A.b): for an anchor embedding a,
 one kept positive p and the anchor's kept negatives n_1..n_K,

@@ -1,12 +1,14 @@
 """From a trained model to segments: `segment`, and `select` with one click.
 
-`segment` runs on the host: it resolves the settings (`resolve_settings`:
-the model's, with the caller's overrides), computes the image's per-pixel
-features (`features.image_features`: scaled, resized, embedded in tiles when
-it is large, beside the smoothed image), clusters them and cuts the clusters
-into connected segments. The pieces live in their own modules and are
-re-exported here: the model and its embeddings (`embedding`), the settings
-(`segment_settings`) and the features (`features`).
+`segment` is called from the host (it is not jit-able): it resolves the
+settings (`resolve_settings`: the model's, with the caller's overrides),
+computes the image's per-pixel features (`features.image_features`: scaled,
+resized, embedded in tiles when it is large, beside the smoothed image),
+clusters them (`clustering`: on the host or as jitted JAX on the device, as
+the `on_device` setting says) and cuts the clusters into connected segments.
+The pieces live in their own modules and are re-exported here: the model and
+its embeddings (`embedding`), the settings (`segment_settings`) and the
+features (`features`).
 """
 
 from __future__ import annotations
@@ -43,9 +45,9 @@ def segment(params: SegmentationParams, image: Any, *,
   """Segments one image into regions.
 
   The image is embedded (at the training image size by default), its pixels'
-  features (`features.image_features`) are clustered by spectral k-means, and
-  each cluster is cut into its connected pieces, tiny pieces joining a
-  neighbour. Every option not given takes the model's default (its
+  features (`features.image_features`) are clustered (spectral k-means by
+  default), and each cluster is cut into its connected pieces, tiny pieces
+  joining a neighbour. Every option not given takes the model's default (its
   `SegmentSettings`, from the run's config).
 
   Args:

@@ -1,4 +1,4 @@
-"""Input and output: data sets and image files (`datasets`), NIfTI and DICOM (`medical`).
+"""Input and output: data sets (`datasets`), image files (`image_files`), NIfTI/DICOM (`medical`).
 
 Host-side numpy; nothing here imports the model, training or evaluation.
 """
