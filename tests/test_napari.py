@@ -12,6 +12,7 @@ import types
 import nibabel
 import numpy as np
 import pytest
+from skimage import io
 
 pytest.importorskip("napari", reason="napari is not installed (pip install '.[napari]')")
 pytest.importorskip("pytestqt", reason="pytest-qt is not installed (pip install '.[napari-test]')")
@@ -29,6 +30,8 @@ from napari.utils.notifications import notification_manager
 import cuts_jax
 from configs import tiny
 from cuts_jax import pixels
+from cuts_jax import regions
+from cuts_jax.apps.napari import _segmenting
 from cuts_jax.io import datasets
 from cuts_jax.io import medical
 from cuts_jax.runs import checkpointing
@@ -88,7 +91,7 @@ def test_segment_then_click_selects_what_cuts_jax_selects(make_napari_viewer, qt
   expected = cuts_jax.segment(cuts_jax.load(tiny_workdir), coffee, num_clusters=10)
   assert np.array_equal(segments, expected) and widget.last_segment_seconds > 0
   # "persistent" (the default): each click takes the level its segment persists at.
-  assert widget._persistent.isChecked() and not widget._level.isEnabled()
+  assert widget._persistent.isChecked() and widget._level.isEnabled()  # It shows, and overrides.
   hierarchy = cuts_jax.segment_hierarchy(cuts_jax.load(tiny_workdir), coffee)
   _click(viewer, (10.2, 20.4))
   assert np.array_equal(widget.selected_mask, cuts_jax.select(hierarchy, (10, 20)))
@@ -97,6 +100,7 @@ def test_segment_then_click_selects_what_cuts_jax_selects(make_napari_viewer, qt
   assert np.array_equal(widget.selected_mask, cuts_jax.select(hierarchy, (10, 20))
                         | cuts_jax.select(hierarchy, (30, 5)))
   widget._persistent.setChecked(False)  # From here on, one level: the finest.
+  widget._level.setValue(0)
   segments = hierarchy.labels[0]
   _click(viewer, (30, 5))  # A click without shift starts again.
   assert np.array_equal(widget.selected_mask, cuts_jax.select(segments, (30, 5)))
@@ -132,31 +136,107 @@ def test_the_k_box_starts_from_the_models_k(make_napari_viewer, qtbot, tmp_path,
   assert widget._clusters.text() == "model's"
 
 
-def test_the_granularity_control_follows_a_hierarchy(make_napari_viewer, qtbot, monkeypatch,
-                                                     tiny_workdir):
+def test_the_granularity_shows_the_clicks_scale_and_the_slider_overrides_it(
+    make_napari_viewer, qtbot, monkeypatch, tiny_workdir):
   fine = np.indices((6, 8)).sum(0).astype(np.int32) % 4
-  hierarchy = types.SimpleNamespace(labels=np.stack([fine, fine // 2]), scales=(1.0, 2.0))
-  plain_select = cuts_jax.select
-
-  def select(labels, pixel, *, level=None):
-    if labels is not hierarchy:
-      return plain_select(labels, pixel)
-    return plain_select(hierarchy.labels[0 if level == "persistent" else level], pixel)
-
-  monkeypatch.setattr(cuts_jax, "segment_hierarchy", lambda params, image, **_: hierarchy,
-                      raising=False)
-  monkeypatch.setattr(cuts_jax, "select", select)
+  hierarchy = regions.Hierarchy(labels=np.stack([fine, fine // 2]), num_clusters=np.array([4, 2]),
+                                scales=np.array([0.0, np.log(2)]), heights=np.zeros(2))
+  monkeypatch.setattr(_segmenting, "_hierarchy", lambda features, settings: hierarchy)
   viewer = make_napari_viewer()
   viewer.add_image(np.zeros((6, 8)), name="plain")
   widget = _widget(viewer)
   _segment(qtbot, widget, tiny_workdir)
   assert widget._persistent.isEnabled() and widget._level.maximum() == 1
   _click(viewer, (2, 3))
-  assert np.array_equal(widget.selected_mask, fine == fine[2, 3])
-  widget._persistent.setChecked(False)
-  widget._level.setValue(1)
-  assert np.array_equal(viewer.layers["plain segments"].data, fine // 2)
-  assert np.array_equal(widget.selected_mask, fine // 2 == fine[2, 3] // 2)
+  chosen = regions.persistent_level(hierarchy, (2, 3))
+  labels = hierarchy.labels[chosen]
+  assert np.array_equal(widget.selected_mask, labels == labels[2, 3])
+  assert widget._level.value() == chosen and widget._persistent.isChecked()
+  assert f"level {chosen} of 1" in widget._scale_text.text()
+  assert np.array_equal(viewer.layers["plain segments"].data, labels)
+  widget._level.setValue(1 - chosen)  # The user's level overrides the click's own.
+  assert not widget._persistent.isChecked()
+  assert np.array_equal(viewer.layers["plain segments"].data, hierarchy.labels[1 - chosen])
+  other = hierarchy.labels[1 - chosen]
+  assert np.array_equal(widget.selected_mask, other == other[2, 3])
+
+
+def _press(viewer, key):
+  viewer.window._qt_viewer._key_map_handler.press_key(key)
+  viewer.window._qt_viewer._key_map_handler.release_key(key)
+
+
+def test_clicks_add_remove_undo_reset_and_edit_as_points(make_napari_viewer, qtbot,
+                                                        tiny_workdir, coffee):
+  viewer = make_napari_viewer()
+  viewer.add_image(coffee, name="coffee", rgb=True)
+  widget = _widget(viewer)
+  _segment(qtbot, widget, tiny_workdir)
+  assert widget.last_embedded
+  segments = widget._segments
+  widget._persistent.setChecked(False)  # One level, so the expected masks are plain.
+  widget._level.setValue(0)
+  fine = segments.hierarchy.labels[0]
+  def under(pixel):
+    return fine == fine[pixel]
+  first, second = (10, 20), (30, 5)
+  negative = next(tuple(int(i) for i in p) for p in np.argwhere(~under(first) & ~under(second)))
+  _click(viewer, first)
+  _click(viewer, second, modifiers=("Shift",))
+  _click(viewer, negative, modifiers=("Shift",))
+  _click(viewer, second, modifiers=("Control",))  # Removes what the shift-click added.
+  assert np.array_equal(widget.selected_mask, under(first) | under(negative))
+  points = viewer.layers["coffee clicks"]
+  assert len(points.data) == 4 and list(points.features["positive"]) == [True] * 3 + [False]
+  assert np.allclose(points.face_color[:, :3], [[0, 1, 0]] * 3 + [[1, 0, 0]])
+  _press(viewer, "Control-Z")  # Undo after a negative click: its segment is back.
+  assert np.array_equal(widget.selected_mask, under(first) | under(second) | under(negative))
+  assert len(points.data) == 3
+  points.selected_data = {2}
+  points.remove_selected()  # Deleting a point in the layer selects again.
+  assert np.array_equal(widget.selected_mask, under(first) | under(second))
+  points.data = np.array([[negative[0], negative[1]], [second[0], second[1]]], float)
+  assert np.array_equal(widget.selected_mask, under(negative) | under(second))  # Moved.
+  widget._reset_button.click()
+  assert widget.selected_mask is None and len(points.data) == 0
+  assert not viewer.layers["coffee selected"].data.any()
+  _press(viewer, "Control-Z")
+  assert np.array_equal(widget.selected_mask, under(negative) | under(second))
+  # Another k clusters the kept features again: no embedding, the same as cuts_jax.segment.
+  widget._clusters.setValue(4)
+  _segment(qtbot, widget, tiny_workdir)
+  assert widget.last_embedded is False and not widget.clicks
+  assert np.array_equal(widget._segments.labels,
+                        cuts_jax.segment(cuts_jax.load(tiny_workdir), coffee, num_clusters=4))
+
+
+def test_commit_keeps_an_earlier_label_and_save_writes_the_layer(make_napari_viewer, qtbot,
+                                                                tmp_path, tiny_workdir, coffee):
+  viewer = make_napari_viewer()
+  viewer.add_image(coffee, name="coffee", rgb=True)
+  widget = _widget(viewer)
+  before = len(notification_manager.records)
+  assert widget.commit() is None and "nothing selected" in _new_errors(before)[-1]
+  _segment(qtbot, widget, tiny_workdir)
+  _click(viewer, (10, 20))
+  first = widget.selected_mask.copy()
+  _press(viewer, "Control-Enter")
+  target = viewer.layers["coffee labels"]
+  assert np.array_equal(target.data == 1, first) and widget.selected_mask is None
+  _click(viewer, (30, 5))
+  _click(viewer, (10, 20), modifiers=("Shift",))  # Overlaps the first structure.
+  second = widget.selected_mask.copy()
+  assert widget.commit() == 2
+  assert np.array_equal(target.data == 1, first)  # The earlier label is kept.
+  assert np.array_equal(target.data == 2, second & ~first)
+  target.undo()  # napari's own undo in the layer takes the commit back.
+  assert not (target.data == 2).any()
+  widget._label_value.setValue(7)
+  widget._over_labels.setChecked(True)
+  _click(viewer, (10, 20))
+  assert widget.commit() == 7 and np.array_equal(target.data == 7, first)
+  path = widget.save_labels(tmp_path / "coffee_labels.png")
+  assert np.array_equal(io.imread(path), target.data)
 
 
 def test_a_nifti_volume_opens_segments_and_saves_its_mask_in_the_scan_space(
@@ -176,10 +256,29 @@ def test_a_nifti_volume_opens_segments_and_saves_its_mask_in_the_scan_space(
   mask = widget.selected_mask
   assert mask[1, 5, 6] and np.all(segments[mask] == segments[1, 5, 6])
 
+  assert widget._segment_progress.value() == widget._segment_progress.maximum() > 0
+  assert "embedded" in widget._segment_progress_text.text()
+
   mask_path, labels_path = widget.save_mask(tmp_path / "out" / "scan_mask.nii.gz")
   saved_mask, saved_labels = medical.read_nifti(mask_path), medical.read_nifti(labels_path)
   assert np.allclose(saved_mask.affine, affine) and np.allclose(saved_labels.affine, affine)
   assert np.array_equal(saved_mask.data, mask) and np.array_equal(saved_labels.data, segments)
+  assert widget.commit() == 1
+  written = medical.read_nifti(widget.save_labels(tmp_path / "out" / "scan_labels.nii.gz"))
+  assert np.allclose(written.affine, affine) and np.array_equal(written.data, mask)
+
+
+def test_cancel_stops_a_volume_segmenting_and_changes_nothing(make_napari_viewer, qtbot,
+                                                             tiny_workdir):
+  viewer = make_napari_viewer()
+  viewer.add_image(np.random.default_rng(0).normal(size=(6, 20, 22)), name="scan")
+  widget = _widget(viewer)
+  widget._workdir.setText(str(tiny_workdir))
+  widget._segment_button.click()
+  assert widget._segment_cancel.isEnabled()
+  widget._segment_cancel.click()
+  qtbot.waitUntil(lambda: not widget.busy, timeout=_WAIT_MS)
+  assert "cancelled" in widget._status.text() and "scan segments" not in viewer.layers
 
 
 def test_training_from_the_widget_then_cancel_keeps_a_loadable_checkpoint(

@@ -1,7 +1,6 @@
-"""What the napari widget does, without napari or Qt: segment, select, save, train; the reader."""
+"""What the napari widget does without napari or Qt: segment, click, commit, save, train, read."""
 
 import pathlib
-import types
 
 import nibabel
 import numpy as np
@@ -10,9 +9,12 @@ from skimage import io
 
 import cuts_jax
 from configs import tiny
+from cuts_jax import regions
 from cuts_jax.apps.napari import _actions
 from cuts_jax.apps.napari import _reader
 from cuts_jax.apps.napari import _sample_data
+from cuts_jax.apps.napari import _segmenting
+from cuts_jax.apps.napari import _selection
 from cuts_jax.io import medical
 from cuts_jax.runs import checkpointing
 
@@ -36,61 +38,138 @@ def test_layer_image_accepts_images_and_volumes_and_says_what_else_to_pick():
     _actions.layer_image(np.zeros((8, 9)), rgb=False, multiscale=True)
 
 
+def _clicks(*indices, positive=True):
+  return [_selection.Click(tuple(index), positive=positive) for index in indices]
+
+
 def test_a_gray_image_segments_with_a_colour_model_and_selects_as_cuts_jax_does(params):
   rng = np.random.default_rng(0)
   gray = rng.integers(0, 256, (24, 20), dtype=np.uint8)
-  segments = _actions.segment(params, _actions.layer_image(gray, rgb=False), num_clusters=3)
+  segments = _segmenting.segment(params, _actions.layer_image(gray, rgb=False), num_clusters=3)
   expected = cuts_jax.segment(params, np.repeat(gray[..., None], 3, -1), num_clusters=3)
   hierarchy = cuts_jax.segment_hierarchy(params, np.repeat(gray[..., None], 3, -1))
   assert np.array_equal(segments.labels, expected)
   np.testing.assert_array_equal(segments.hierarchy.labels, hierarchy.labels)
-  mask = _actions.select_segments(segments, [(3, 4), (20, 15)])
-  assert np.array_equal(mask, cuts_jax.select(hierarchy, (3, 4)) | cuts_jax.select(hierarchy,
-                                                                                    (20, 15)))
-  mask = _actions.select_segments(segments, [(3, 4)], level=1)
-  assert np.array_equal(mask, hierarchy.labels[1] == hierarchy.labels[1][3, 4])
+  selection = _selection.select(segments.labels, segments.hierarchy, _clicks((3, 4), (20, 15)))
+  assert np.array_equal(selection.mask, cuts_jax.select(hierarchy, (3, 4))
+                        | cuts_jax.select(hierarchy, (20, 15)))
+  assert selection.level == regions.persistent_level(hierarchy, (20, 15))
+  selection = _selection.select(segments.labels, segments.hierarchy, _clicks((3, 4)), level=1)
+  assert np.array_equal(selection.mask, hierarchy.labels[1] == hierarchy.labels[1][3, 4])
+  assert selection.level == 1 and selection.num_clusters == hierarchy.num_clusters[1]
 
 
-def test_segmenting_takes_the_models_k_unless_told(params):
-  # The widget's action once clustered with k = 10 whatever the model's k was.
+def test_kept_features_segment_at_any_k_as_cuts_jax_does(params):
+  # Segment once embedded on every press; a new k now clusters the kept features.
   model = params.with_settings(num_clusters=3)
   image = np.random.default_rng(2).integers(0, 256, (24, 20, 3), dtype=np.uint8)
-  segments = _actions.segment(model, _actions.layer_image(image, rgb=True))
+  layer = _actions.layer_image(image, rgb=True)
+  settings = cuts_jax.resolve_settings(model)
+  features = _segmenting.compute_features(model, layer, settings)
+  segments = _segmenting.segments(model, features, settings)
   assert segments.settings.num_clusters == 3
   np.testing.assert_array_equal(segments.labels, cuts_jax.segment(model, image))
   assert not np.array_equal(segments.labels, cuts_jax.segment(model, image, num_clusters=10))
-  chosen = _actions.segment(model, _actions.layer_image(image, rgb=True), num_clusters=5)
-  assert chosen.settings.num_clusters == 5
-  np.testing.assert_array_equal(chosen.labels, cuts_jax.segment(model, image, num_clusters=5))
+  hierarchy = segments.hierarchy
+  five = _segmenting.segments(model, features, cuts_jax.resolve_settings(model, num_clusters=5))
+  np.testing.assert_array_equal(five.labels, cuts_jax.segment(model, image, num_clusters=5))
+  assert five.hierarchy is hierarchy  # Built once per features.
+  key = _segmenting.features_key("layer", "model", layer, settings)
+  assert key == _segmenting.features_key("layer", "model", layer,
+                                         cuts_jax.resolve_settings(model, num_clusters=5))
+  assert key != _segmenting.features_key("layer", "model", layer,
+                                         cuts_jax.resolve_settings(model, image_weight=0.5))
+  assert key != _segmenting.features_key("layer", "other model", layer, settings)
 
 
-def test_a_volume_selection_holds_the_click_and_only_its_label(params):
+def test_a_volume_segments_as_segment_volume_does_with_progress_and_cancel(params):
   rng = np.random.default_rng(1)
   volume = rng.normal(size=(3, 20, 22)).astype(np.float32)
-  image = _actions.layer_image(volume, rgb=False, axis=0)
-  segments = _actions.segment(params, image, num_clusters=3)
-  assert segments.labels.shape == volume.shape and segments.axis == 0
-  mask = _actions.select_segment(segments, (1, 5, 6))
+  image = _actions.layer_image(volume, rgb=False, axis=1)
+  heard = []
+
+  def progress(done, total, left):
+    heard.append((done, total, left is None))
+    return False
+
+  settings = cuts_jax.resolve_settings(params, num_clusters=3)
+  features = _segmenting.compute_features(params, image, settings, progress=progress)
+  segments = _segmenting.segments(params, features, settings)
+  assert heard == [(0, 20, True)] + [(i, 20, False) for i in range(1, 21)]
+  np.testing.assert_array_equal(
+      segments.labels, cuts_jax.segment_volume(params, volume, axis=1, num_clusters=3))
+  assert segments.axis == 1 and segments.hierarchy is None
+  [click] = _clicks((1, 5, 6))
+  mask = _selection.select(segments.labels, None, [click]).mask
   assert mask[1, 5, 6] and np.all(segments.labels[mask] == segments.labels[1, 5, 6])
+  with pytest.raises(_segmenting.Cancelled):
+    _segmenting.compute_features(params, image, settings,
+                                 progress=lambda done, total, left: done >= 2)
 
 
-def test_the_hierarchy_is_used_when_cuts_jax_has_one(monkeypatch, params):
-  fine = np.arange(16, dtype=np.int32).reshape(4, 4) % 4
-  coarse = (fine > 1).astype(np.int32)
-  hierarchy = types.SimpleNamespace(labels=np.stack([fine, coarse]), scales=(1.0, 2.0))
-  calls = []
+def test_negative_clicks_remove_and_undo_brings_back():
+  labels = np.repeat(np.arange(4, dtype=np.int32)[None], 3, 0)  # Columns 0..3 are segments.
+  history = _selection.ClickHistory()
+  assert not history.undo()
+  history.click(_selection.Click((0, 1)), keep=False)
+  history.click(_selection.Click((0, 2)), keep=True)
+  assert np.array_equal(_selection.select(labels, None, history.clicks).mask,
+                        (labels == 1) | (labels == 2))
+  history.click(_selection.Click((1, 2), positive=False), keep=True)
+  assert np.array_equal(_selection.select(labels, None, history.clicks).mask, labels == 1)
+  assert history.undo()  # Undo after a negative click: the segment is back.
+  assert np.array_equal(_selection.select(labels, None, history.clicks).mask,
+                        (labels == 1) | (labels == 2))
+  assert history.reset() and not history.clicks
+  assert history.undo() and len(history.clicks) == 2
+  assert not history.replace(history.clicks)  # No change, nothing to undo.
+  history.click(_selection.Click((0, 3)), keep=False)  # A plain click starts again.
+  assert history.clicks == (_selection.Click((0, 3)),)
 
-  def fake_select(labels, pixel, *, level=None):
-    calls.append(level)
-    return labels.labels[0 if level == "persistent" else level] == 1
 
-  monkeypatch.setattr(cuts_jax, "segment_hierarchy", lambda p, image, **_: hierarchy)
-  monkeypatch.setattr(cuts_jax, "select", fake_select)
-  segments = _actions.segment(params, _actions.layer_image(np.zeros((4, 4)), rgb=False))
-  assert segments.num_levels == 2 and np.array_equal(segments.at_level(1), coarse)
-  assert np.array_equal(segments.at_level("persistent"), segments.labels)
-  _actions.select_segment(segments, (0, 0), level=1)
-  assert calls == [1]
+def test_a_negative_click_in_a_hierarchy_removes_its_finest_segment():
+  fine = np.repeat(np.arange(4, dtype=np.int32)[None], 3, 0)
+  hierarchy = regions.Hierarchy(labels=np.stack([fine, fine // 2, np.zeros_like(fine)]),
+                                num_clusters=np.array([4, 2, 1]), scales=np.zeros(3),
+                                heights=np.zeros(3))
+  clicks = _clicks((0, 0)) + _clicks((0, 1), positive=False)
+  selection = _selection.select(fine, hierarchy, clicks, level=1)
+  assert not selection.mask.any()  # One level for all: the clicked segment goes.
+  selection = _selection.select(fine, hierarchy, _clicks((0, 0)) + clicks[1:], level=2)
+  assert not selection.mask.any()
+  persistent = _selection.select(fine, hierarchy, clicks[:1])
+  chosen = persistent.level
+  assert persistent.mask[0, 0] and chosen is not None
+  removed = _selection.select(fine, hierarchy, clicks)
+  assert np.array_equal(removed.mask, persistent.mask & (fine != 1))
+  assert removed.level == chosen
+
+
+def test_commit_keeps_earlier_labels_unless_told():
+  target = np.zeros((3, 4), np.int32)
+  target[0, 0] = 1  # A structure committed (or painted) before.
+  assert _selection.next_free_label(target) == 2
+  mask = np.zeros((3, 4), bool)
+  mask[0, :2] = True
+  rows, cols = _selection.commit_indices(target, mask)
+  assert list(zip(rows, cols)) == [(0, 1)]
+  assert len(_selection.commit_indices(target, mask, over_labels=True)[0]) == 2
+  assert _selection.next_free_label(np.zeros((2, 2), np.int32)) == 1
+  with pytest.raises(ValueError, match="Labels layer of the segmented image's shape"):
+    _selection.commit_indices(np.zeros((2, 2), np.int32), mask)
+
+
+def test_saved_labels_read_back_as_png_or_nifti(tmp_path):
+  labels = np.array([[0, 1], [2, 300]], np.int32)
+  path = _actions.save_labels(labels, tmp_path / "x.nii.gz")  # 2-D: a PNG whatever the name.
+  assert path.name == "x.png" and np.array_equal(io.imread(path), labels)
+  volume = np.arange(24, dtype=np.int32).reshape(2, 3, 4)
+  path = _actions.save_labels(volume, tmp_path / "v.png", spacing=(2.0, 1.0, 0.5))
+  written = medical.read_nifti(path)
+  assert path.name == "v.nii.gz" and np.array_equal(written.data, volume)
+  assert np.allclose(written.affine, np.diag([2.0, 1.0, 0.5, 1.0]))
+  with pytest.raises(ValueError, match="2-D or 3-D"):
+    _actions.save_labels(np.zeros(4), tmp_path / "bad.png")
 
 
 def test_mask_paths_follow_the_kind():

@@ -1,10 +1,8 @@
-"""What the dock widget's buttons do, without Qt or napari, so it is tested on its own.
+"""What the dock widget's buttons do with files and training, without Qt or napari.
 
 Layer data come in as napari holds them (a 2-D image, an RGB image, or a 3-D
-volume); the segments go out as label arrays of the layer's shape. Segmenting
-and selecting go through the public API (`cuts_jax.segment`,
-`cuts_jax.segment_volume`, `cuts_jax.select`), so changes there reach the
-widget unchanged.
+volume) and are checked here (`layer_image`); masks and labels go out as
+PNG or NIfTI. Segmenting is `_segmenting`'s, clicks are `_selection`'s.
 """
 
 from __future__ import annotations
@@ -12,23 +10,16 @@ from __future__ import annotations
 import dataclasses
 import importlib.util
 import pathlib
-from typing import Any, Optional, Sequence, Union
+from typing import Any, Optional, Sequence
 
 import ml_collections
 import numpy as np
 
-import cuts_jax
 from cuts_jax import defaults
 from cuts_jax import pixels
 from cuts_jax.io import datasets
 from cuts_jax.io import medical
 from cuts_jax.runs import checkpointing
-
-# A granularity: a level of the hierarchy (0 finest), or "persistent" for the
-# hierarchy's own choice of scale per segment.
-Level = Union[int, str]
-PERSISTENT = "persistent"
-
 
 @dataclasses.dataclass
 class LayerImage:
@@ -78,97 +69,6 @@ def layer_image(data: Any, *, rgb: bool, multiscale: bool = False, axis: int = 0
   return LayerImage(data, is_volume=data.ndim == 3, axis=axis % 3, name=name)
 
 
-@dataclasses.dataclass
-class Segments:
-  """The segments of one layer image.
-
-  Attributes:
-    labels: int32 label map of the image's shape (a volume's for volumes).
-    axis: for a volume, the axis it was segmented along.
-    hierarchy: a 2-D image's multi-granular segments
-      (`cuts_jax.segment_hierarchy`); None for a volume.
-    settings: the `cuts_jax.SegmentSettings` they were made with (the
-      model's, with the widget's choices), e.g. the k the widget shows.
-  """
-
-  labels: np.ndarray
-  axis: int = 0
-  hierarchy: Any = None
-  settings: Optional[cuts_jax.SegmentSettings] = None
-
-  @property
-  def num_levels(self) -> int:
-    """Levels the granularity control can choose among (0: no hierarchy)."""
-    return 0 if self.hierarchy is None else len(self.hierarchy.labels)
-
-  def at_level(self, level: Level) -> np.ndarray:
-    """The label map to show for a granularity (`segment`'s map for "persistent").
-
-    Under "persistent" each click picks its own level, so no one level is
-    the map of what can be clicked; the flat segments are shown instead.
-    """
-    if self.hierarchy is None or level == PERSISTENT:
-      return self.labels
-    return np.asarray(self.hierarchy.labels[int(level)])
-
-
-def segment(params: cuts_jax.SegmentationParams, image: LayerImage, *,
-            settings: Optional[cuts_jax.SegmentSettings] = None,
-            **overrides: Any) -> Segments:
-  """Segments a layer image: a volume with `segment_volume`, all its slices.
-
-  The model's own settings (its k and the rest), with `overrides` (fields of
-  `cuts_jax.SegmentSettings`, e.g. `num_clusters`; None keeps the model's),
-  resolved once for the segments and the hierarchy. A grayscale image given
-  to a colour model is repeated into its channels (and a colour image whose
-  channels are all equal is read as gray).
-  """
-  settings = cuts_jax.resolve_settings(params, settings=settings, **overrides)
-  if image.is_volume:
-    labels = cuts_jax.segment_volume(params, image.data, axis=image.axis, settings=settings)
-    return Segments(labels=np.asarray(labels, np.int32), axis=image.axis, settings=settings)
-  array = pixels.match_channels(image.data, params.channels, source=image.name)
-  return Segments(labels=cuts_jax.segment(params, array, settings=settings),
-                  hierarchy=cuts_jax.segment_hierarchy(params, array, settings=settings),
-                  settings=settings)
-
-
-def contains(shape: Sequence[int], index: Sequence[int]) -> bool:
-  """Whether an integer index lies inside an array of `shape` (clicks can miss the image)."""
-  return len(index) == len(shape) and all(0 <= i < s for i, s in zip(index, shape))
-
-
-def select_segment(segments: Segments, index: Sequence[int], *,
-                   level: Level = PERSISTENT) -> np.ndarray:
-  """bool mask of the segment under `index` ((row, col), or (i, j, k) in a volume)."""
-  index = tuple(int(i) for i in index)
-  if segments.hierarchy is not None:
-    return np.asarray(cuts_jax.select(segments.hierarchy, index, level=level), bool)
-  labels = segments.labels
-  if labels.ndim == 2:
-    return np.asarray(cuts_jax.select(labels, index), bool)
-  try:
-    return np.asarray(cuts_jax.select(labels, index), bool)
-  except ValueError:
-    # A `select` that takes only 2-D maps: the segment under the click on the
-    # clicked slice, since label numbers need not carry from slice to slice.
-    mask = np.zeros(labels.shape, bool)
-    slicing = [slice(None)] * 3
-    slicing[segments.axis] = index[segments.axis]
-    pixel = tuple(i for axis, i in enumerate(index) if axis != segments.axis)
-    mask[tuple(slicing)] = cuts_jax.select(labels[tuple(slicing)], pixel)
-    return mask
-
-
-def select_segments(segments: Segments, indices: Sequence[Sequence[int]], *,
-                    level: Level = PERSISTENT) -> np.ndarray:
-  """The union of the segments under several clicks (shift-click adds one)."""
-  mask = np.zeros(segments.labels.shape, bool)
-  for index in indices:
-    mask |= select_segment(segments, index, level=level)
-  return mask
-
-
 def mask_paths(path: str | pathlib.Path, *, is_volume: bool) -> tuple[pathlib.Path, pathlib.Path]:
   """Where the mask and the segments beside it go: NAME_mask.png and NAME_labels.png.
 
@@ -181,6 +81,24 @@ def mask_paths(path: str | pathlib.Path, *, is_volume: bool) -> tuple[pathlib.Pa
   mask_stem = stem if stem.endswith("_mask") else f"{stem}_mask"
   labels_stem = mask_stem[:-len("_mask")] + "_labels"
   return path.with_name(mask_stem + suffix), path.with_name(labels_stem + suffix)
+
+
+def _volume_affine(like: Optional[medical.Volume],
+                   spacing: Optional[Sequence[float]]) -> Optional[np.ndarray]:
+  """None when `like` gives the space; else an affine of the voxel `spacing` (None: identity)."""
+  if like is None and spacing is not None:
+    return np.diag([float(s) for s in spacing] + [1.0])
+  return None
+
+
+def _write_labels(labels: np.ndarray, path: pathlib.Path, *, like: Optional[medical.Volume],
+                  spacing: Optional[Sequence[float]]) -> pathlib.Path:
+  """A label map as a PNG of its values, or a label volume as NIfTI (int16 when it fits)."""
+  if labels.ndim == 2:
+    return medical.write_label_png(labels, path)
+  dtype = np.int16 if labels.max(initial=0) <= np.iinfo(np.int16).max else np.int32
+  return medical.write_nifti_labels(labels, path, like=like,
+                                    affine=_volume_affine(like, spacing), dtype=dtype)
 
 
 def save_mask(mask: np.ndarray, labels: np.ndarray, path: str | pathlib.Path, *,
@@ -199,16 +117,36 @@ def save_mask(mask: np.ndarray, labels: np.ndarray, path: str | pathlib.Path, *,
   mask_path, labels_path = mask_paths(path, is_volume=mask.ndim == 3)
   if mask.ndim == 2:
     medical.write_label_png(mask.astype(np.uint8) * 255, mask_path)
-    medical.write_label_png(labels, labels_path)
-    return mask_path, labels_path
-  affine = None
-  if like is None and spacing is not None:
-    affine = np.diag([float(s) for s in spacing] + [1.0])
-  medical.write_nifti_labels(mask.astype(np.uint8), mask_path, like=like, affine=affine,
-                             dtype=np.uint8)
-  dtype = np.int16 if labels.max(initial=0) <= np.iinfo(np.int16).max else np.int32
-  medical.write_nifti_labels(labels, labels_path, like=like, affine=affine, dtype=dtype)
+  else:
+    medical.write_nifti_labels(mask.astype(np.uint8), mask_path, like=like,
+                               affine=_volume_affine(like, spacing), dtype=np.uint8)
+  _write_labels(np.asarray(labels), labels_path, like=like, spacing=spacing)
   return mask_path, labels_path
+
+
+def save_labels(labels: np.ndarray, path: str | pathlib.Path, *,
+                like: Optional[medical.Volume] = None,
+                spacing: Optional[Sequence[float]] = None) -> pathlib.Path:
+  """Writes a Labels layer's data: a PNG of label values (2-D) or NIfTI (a volume).
+
+  The suffix is set by the kind (.png or .nii.gz). A volume is written in
+  the space of `like` (the scan it was read from) when given, else with an
+  affine of the voxel `spacing`.
+
+  Returns:
+    The path written.
+
+  Raises:
+    ValueError: labels that are neither 2-D nor 3-D, or negative (a PNG
+      holds 0..65535).
+  """
+  labels = np.asarray(labels)
+  if labels.ndim not in (2, 3):
+    raise ValueError(f"labels of shape {labels.shape}: a Labels layer to save is 2-D or 3-D.")
+  path = pathlib.Path(path)
+  stem = medical.nifti_stem(path) if medical.is_nifti(path) else path.stem
+  suffix = ".png" if labels.ndim == 2 else ".nii.gz"
+  return _write_labels(labels, path.with_name(stem + suffix), like=like, spacing=spacing)
 
 
 def load_config_file(path: str | pathlib.Path) -> ml_collections.ConfigDict:

@@ -22,6 +22,13 @@ from qtpy.QtWidgets import QWidget
 MODEL_K = 1
 
 
+def _row(*widgets: QWidget) -> QHBoxLayout:
+  row = QHBoxLayout()
+  for widget in widgets:
+    row.addWidget(widget)
+  return row
+
+
 def _spin_box(low: int, high: int, value: int) -> QSpinBox:
   box = QSpinBox()
   box.setRange(low, high)
@@ -58,7 +65,27 @@ class Controls(QWidget):
     self._level.setMinimum(0)
     self._persistent = QCheckBox("persistent")
     self._persistent.setChecked(True)
+    self._segment_cancel = QPushButton("Cancel")
+    self._segment_cancel.setEnabled(False)
+    self._segment_progress = QProgressBar()
+    self._segment_progress_text = QLabel("")
+    self._undo_button = QPushButton("Undo (Ctrl+Z)")
+    self._reset_button = QPushButton("Reset")
+    self._scale_text = QLabel("")
+    self._scale_text.setWordWrap(True)
     self._save_button = QPushButton("Save mask…")
+    self._target = QComboBox()
+    self._target.setToolTip("The Labels layer Commit writes into (a new one is added when "
+                            "needed); paint over it with napari's own tools.")
+    self._label_value = _spin_box(0, 65535, 0)
+    self._label_value.setSpecialValueText("next free")
+    self._label_value.setToolTip("The label Commit writes; \"next free\": one above the "
+                                 "largest in the target layer.")
+    self._over_labels = QCheckBox("over other labels")
+    self._over_labels.setToolTip("Unchecked, Commit leaves pixels that already hold a label as "
+                                 "they are.")
+    self._commit_button = QPushButton("Commit (Ctrl+Enter)")
+    self._save_labels_button = QPushButton("Save labels…")
     self._status = QLabel("Pick an image and a workdir, then Segment.")
     self._status.setWordWrap(True)
     self._layout_controls()
@@ -84,28 +111,34 @@ class Controls(QWidget):
     training_form.addRow("Config", config_row)
     training_form.addRow("Steps", self._steps)
     training_form.addRow("Crop size", self._crop)
-    buttons = QHBoxLayout()
-    buttons.addWidget(self._train_button)
-    buttons.addWidget(self._cancel_button)
-    training_form.addRow(buttons)
+    training_form.addRow(_row(self._train_button, self._cancel_button))
     training_form.addRow(self._progress_bar)
     training_form.addRow(self._progress_text)
 
     segmenting = QGroupBox("Segment, then click the image")
     segmenting_form = QFormLayout(segmenting)
     segmenting_form.addRow("Segments", self._clusters)
-    segmenting_form.addRow(self._segment_button)
-    granularity = QHBoxLayout()
-    granularity.addWidget(self._level)
-    granularity.addWidget(self._persistent)
-    segmenting_form.addRow("Granularity", granularity)
-    segmenting_form.addRow(QLabel("Click: the segment under it. Shift-click: add one."))
+    segmenting_form.addRow(_row(self._segment_button, self._segment_cancel))
+    segmenting_form.addRow(self._segment_progress)
+    segmenting_form.addRow(self._segment_progress_text)
+    segmenting_form.addRow("Granularity", _row(self._level, self._persistent))
+    segmenting_form.addRow(self._scale_text)
+    segmenting_form.addRow(QLabel("Click: the segment under it. Shift-click: add one. "
+                                  "Ctrl-click (Cmd on macOS): remove one."))
+    segmenting_form.addRow(_row(self._undo_button, self._reset_button))
     segmenting_form.addRow(self._save_button)
+
+    committing = QGroupBox("Commit the selection to a Labels layer")
+    committing_form = QFormLayout(committing)
+    committing_form.addRow("Layer", self._target)
+    committing_form.addRow("Label", _row(self._label_value, self._over_labels))
+    committing_form.addRow(_row(self._commit_button, self._save_labels_button))
 
     layout = QVBoxLayout(self)
     layout.addLayout(source)
     layout.addWidget(training)
     layout.addWidget(segmenting)
+    layout.addWidget(committing)
     layout.addWidget(self._status)
     layout.addStretch(1)
 

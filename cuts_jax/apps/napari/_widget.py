@@ -2,9 +2,9 @@
 
 Training and segmenting run in napari thread workers, so the viewer keeps
 responding; their errors come back as notifications that give the reason.
-A click on the image (in the pan/zoom mode of the active layer, without
-dragging) selects the segment under it in the "selected" Labels layer;
-shift-click adds the segment under it.
+Segment keeps the image's features for its model (`_segmenting`), so a new
+k segments again without embedding; a volume's embedding shows its progress
+and can be cancelled. What clicks do is `_clicking`'s.
 """
 
 from __future__ import annotations
@@ -21,20 +21,17 @@ from napari.utils.notifications import show_error
 from napari.utils.notifications import show_info
 import numpy as np
 from qtpy.QtCore import Signal
-from qtpy.QtWidgets import QFileDialog
 
 import cuts_jax
 from cuts_jax.apps.napari import _actions
+from cuts_jax.apps.napari import _clicking
 from cuts_jax.apps.napari import _controls
-from cuts_jax.apps.napari import _reader
+from cuts_jax.apps.napari import _segmenting
 from cuts_jax.runs import checkpointing
 
 _LOG = logging.getLogger(__name__)
 
-# Errors a user can act on from the message alone (bad input, files, a
-# missing optional package, a diverged run); others are bugs and also get
-# their traceback logged.
-_USER_ERRORS = (ValueError, OSError, ImportError, FloatingPointError)
+_USER_ERRORS = _clicking.USER_ERRORS  # Others are bugs: their traceback is logged too.
 
 
 def _run_reporting_failure(work: Callable[[], Any]) -> tuple[Any, Optional[str]]:
@@ -53,38 +50,43 @@ def _duration(seconds: float) -> str:
   return f"{minutes}:{seconds:02d}"
 
 
-class SegmentWidget(_controls.Controls):
+class SegmentWidget(_clicking.Clicking, _controls.Controls):
   """CUTS in napari: train without labels, segment, and click the region you want."""
 
-  # Emitted from the training thread; Qt delivers it on the GUI thread.
+  # Emitted from the worker threads; Qt delivers them on the GUI thread.
   _progress_changed = Signal(int, int, float)
+  _segment_progress_changed = Signal(int, int, float)
 
   def __init__(self, napari_viewer: napari.viewer.Viewer):
     super().__init__()
     self.viewer = napari_viewer
     self._worker = None
     self._stop_training = threading.Event()
+    self._stop_segmenting = threading.Event()
     self._params = None
     self._params_key = None
-    self._segments: Optional[_actions.Segments] = None
+    self._features: Optional[_segmenting.Features] = None  # Of the last image segmented.
+    self._segments: Optional[_segmenting.Segments] = None
     self._source = None  # The image layer the segments belong to.
-    self._clicks: list[tuple[int, ...]] = []
-    self._mask: Optional[np.ndarray] = None  # The selected segments.
     self.last_segment_seconds: Optional[float] = None
+    self.last_embedded: Optional[bool] = None  # Whether the last Segment embedded the image.
+    self._connect_clicking()
     self._enable_granularity()
 
     self._workdir.textChanged.connect(self._workdir_changed)
     self._train_button.clicked.connect(self.train)
     self._cancel_button.clicked.connect(self.cancel_training)
     self._segment_button.clicked.connect(self.segment)
+    self._segment_cancel.clicked.connect(self.cancel_segmenting)
     self._save_button.clicked.connect(self._save_mask_dialog)
-    self._level.valueChanged.connect(self._granularity_changed)
+    self._level.valueChanged.connect(self._level_moved)
     self._persistent.toggled.connect(self._granularity_changed)
     self._progress_changed.connect(self._show_progress)
+    self._segment_progress_changed.connect(self._show_segment_progress)
     self.viewer.layers.events.inserted.connect(self._layers_changed)
     self.viewer.layers.events.removed.connect(self._layers_changed)
-    self.viewer.mouse_drag_callbacks.append(self._on_mouse_drag)
     self._refresh_images()
+    self.refresh_targets()
 
   def _workdir_changed(self, _text: str) -> None:
     """Another model: its own k, until the user picks one."""
@@ -109,10 +111,12 @@ class SegmentWidget(_controls.Controls):
     self._refresh_images()
     if event.type == "inserted" and isinstance(event.value, napari.layers.Image):
       self._image.setCurrentText(event.value.name)  # The image just opened.
-    if event.type == "removed":
-      if event.value is self._source:
-        self._segments, self._source, self._clicks, self._mask = None, None, [], None
-        self._enable_granularity()
+    if (event.type == "removed" and self._source is not None
+        and event.value.unique_id == self._source.unique_id):
+      self._segments, self._source, self._features = None, None, None
+      self._forget_clicks()
+      self._enable_granularity()
+    self.refresh_targets()
 
   def _picked_layer(self):
     name = self._image.currentText()
@@ -175,6 +179,7 @@ class SegmentWidget(_controls.Controls):
     self._train_button.setEnabled(not busy)
     self._segment_button.setEnabled(not busy)
     self._cancel_button.setEnabled(busy and training)
+    self._segment_cancel.setEnabled(busy and not training)
 
   def _notify_failure(self, what: str, error: Exception | str) -> None:
     self._status.setText(f"{what} failed: {error}")
@@ -239,10 +244,14 @@ class SegmentWidget(_controls.Controls):
     self._stop_training.set()
     self._progress_text.setText("stopping after this step; its checkpoint is kept…")
 
-  # Segmenting and selecting.
+  # Segmenting.
 
   def segment(self) -> None:
-    """The Segment button: adds (or updates) the picked image's segments Labels layer."""
+    """The Segment button: adds (or updates) the picked image's segments Labels layer.
+
+    The image's features are kept for its model: pressing again (e.g. with
+    another k) clusters them again without embedding the image.
+    """
     started = time.perf_counter()
     try:
       layer, image = self._picked_image()
@@ -254,32 +263,72 @@ class SegmentWidget(_controls.Controls):
     cached = self._params if key == self._params_key else None
     num_clusters = self._clusters.value()
     num_clusters = None if num_clusters == _controls.MODEL_K else num_clusters
+    kept = self._features
+    self._stop_segmenting.clear()
+    self._segment_progress.setRange(0, 1)
+    self._segment_progress.setValue(0)
+    self._segment_progress_text.setText("")
 
     def work():
       params = cached if cached is not None else cuts_jax.load(workdir)
-      return params, _actions.segment(params, image, num_clusters=num_clusters)
+      settings = cuts_jax.resolve_settings(params, num_clusters=num_clusters)
+      # The layer by its id (the viewer hands plugins a new proxy per look-up) and its data.
+      features_key = _segmenting.features_key((layer.unique_id, id(layer.data)), key, image,
+                                              settings)
+      embedded = kept is None or kept.key != features_key
+      features = kept
+      if embedded:
+        try:
+          features = _segmenting.compute_features(params, image, settings, key=features_key,
+                                                  progress=self._segmenting_progress)
+        except _segmenting.Cancelled:
+          return None
+      return params, features, _segmenting.segments(params, features, settings), embedded
 
     def done(result):
-      self._params, segments = result
+      if result is None:
+        self._status.setText(f"Segmenting {layer.name} cancelled; nothing changed.")
+        self._segment_progress_text.setText("cancelled")
+        return
+      self._params, self._features, segments, self.last_embedded = result
       self._params_key = key
       self._clusters.setValue(segments.settings.num_clusters)
       self._show_segments(layer, segments)
       self.last_segment_seconds = time.perf_counter() - started
-      self._status.setText(f"Segmented {layer.name} in {self.last_segment_seconds:.1f} s. "
-                           "Click a segment.")
+      again = "" if self.last_embedded else " (its features were kept: no embedding)"
+      self._status.setText(f"Segmented {layer.name} in {self.last_segment_seconds:.1f} s"
+                           f"{again}. Click a segment.")
 
     self._start("Segmenting", work, done)
 
-  def _level_value(self) -> _actions.Level:
-    return _actions.PERSISTENT if self._persistent.isChecked() else self._level.value()
+  def _segmenting_progress(self, done: int, total: int, left: Optional[float]) -> bool:
+    """`_segmenting.Progress`, called on the worker thread: True stops the embedding."""
+    self._segment_progress_changed.emit(done, total, -1.0 if left is None else left)
+    return self._stop_segmenting.is_set()
 
-  def _show_segments(self, layer, segments: _actions.Segments) -> None:
-    self._segments, self._source, self._clicks, self._mask = segments, layer, [], None
+  def _show_segment_progress(self, done: int, total: int, left: float) -> None:
+    self._segment_progress.setRange(0, total)
+    self._segment_progress.setValue(done)
+    remaining = f", {_duration(left)} left" if left >= 0 else ""
+    self._segment_progress_text.setText(f"slice {done}/{total} embedded{remaining}")
+
+  def cancel_segmenting(self) -> None:
+    """The Cancel button under Segment: a volume's embedding stops after its current slice."""
+    self._stop_segmenting.set()
+    self._segment_progress_text.setText("stopping after this slice…")
+
+  def _show_segments(self, layer, segments: _segmenting.Segments) -> None:
+    self._segments, self._source = segments, layer
+    self._forget_clicks()
     self._enable_granularity()
     labels = segments.at_level(self._level_value())
     self._put_labels(labels, name=f"{layer.name} segments", opacity=0.35)
     self._put_labels(np.zeros(labels.shape, np.uint8), name=f"{layer.name} selected",
                      opacity=0.7)
+    if self._points_name() in self.viewer.layers:
+      self._show_clicks()
+    self._scale_text.setText(self._scale_description(None))
+    self.refresh_targets()
     self.viewer.layers.selection.active = layer
 
   def _put_labels(self, data: np.ndarray, *, name: str, opacity: float):
@@ -296,7 +345,7 @@ class SegmentWidget(_controls.Controls):
   def _enable_granularity(self) -> None:
     levels = 0 if self._segments is None else self._segments.num_levels
     enabled = levels > 0
-    self._level.setEnabled(enabled and not self._persistent.isChecked())
+    self._level.setEnabled(enabled)
     self._persistent.setEnabled(enabled)
     self._level.setMaximum(max(levels - 1, 0))
     tip = "" if enabled else "Segment a 2-D image to choose among its scales."
@@ -309,64 +358,17 @@ class SegmentWidget(_controls.Controls):
       return
     self._put_labels(self._segments.at_level(self._level_value()),
                      name=f"{self._source.name} segments", opacity=0.35)
-    if self._clicks:
+    if self.clicks:
       self._update_selection()
 
-  def _clickable(self) -> bool:
-    if self._segments is None or self._source not in self.viewer.layers:
-      return False
-    if self.viewer.dims.ndisplay != 2:
-      return False
-    active = self.viewer.layers.selection.active
-    return active is None or getattr(active, "mode", "pan_zoom") == "pan_zoom"
-
-  def _on_mouse_drag(self, viewer, event):
-    """A press then release without moving is a click; a drag pans, as usual."""
-    if not self._clickable():
-      return
-    position, add = tuple(event.position), "Shift" in event.modifiers
-    yield
-    moved = False
-    while event.type == "mouse_move":
-      moved = True
-      yield
-    if not moved:
-      self.select_at(position, add=add)
-
-  def select_at(self, world_position, *, add: bool = False) -> None:
-    """Selects the segment under a point in world coordinates (`add`: keep the others)."""
-    if self._segments is None:
-      return
-    index = tuple(int(i) for i in np.round(self._source.world_to_data(world_position)))
-    if not _actions.contains(self._segments.labels.shape, index):
-      return
-    self._clicks = (self._clicks if add else []) + [index]
-    self._update_selection()
-
-  def _update_selection(self) -> None:
-    mask = _actions.select_segments(self._segments, self._clicks, level=self._level_value())
-    self._mask = mask
-    self._put_labels(mask.astype(np.uint8), name=f"{self._source.name} selected", opacity=0.7)
-    self._status.setText(f"Selected {len(self._clicks)} segment(s), {int(mask.sum())} "
-                         "pixels. Save mask… writes it.")
-
-  @property
-  def selected_mask(self) -> Optional[np.ndarray]:
-    """bool mask of the selected segments, or None before a click."""
-    return self._mask
-
-  # Saving.
+  # Saving the selection.
 
   def _save_mask_dialog(self):
     if self._source is None:
       self._notify_failure("Saving", ValueError("segment an image and click it first."))
       return
     suffix = ".nii.gz" if self._segments.labels.ndim == 3 else ".png"
-    start = pathlib.Path(self._source.metadata.get(_reader.SOURCE_KEY, "")
-                         or self._workdir.text() or ".")
-    folder = start if start.is_dir() else start.parent
-    path, _ = QFileDialog.getSaveFileName(self, "Save mask",
-                                          str(folder / f"{self._source.name}_mask{suffix}"))
+    path = self._ask_path("Save mask", f"{self._source.name}_mask{suffix}")
     if path:
       self.save_mask(path)
 
@@ -380,10 +382,9 @@ class SegmentWidget(_controls.Controls):
     if mask is None:
       self._notify_failure("Saving", ValueError("nothing selected; click a segment first."))
       return None
-    like = _reader.layer_volume(self._source.data, self._source.metadata)
     try:
       written = _actions.save_mask(mask, self._segments.at_level(self._level_value()), path,
-                                   like=like if mask.ndim == 3 else None,
+                                   like=self._scan_like() if mask.ndim == 3 else None,
                                    spacing=self._source.scale)
     except _USER_ERRORS as error:
       self._notify_failure("Saving", error)
@@ -393,6 +394,5 @@ class SegmentWidget(_controls.Controls):
     return written
 
   def closeEvent(self, event):  # pylint: disable=invalid-name
-    if self._on_mouse_drag in self.viewer.mouse_drag_callbacks:
-      self.viewer.mouse_drag_callbacks.remove(self._on_mouse_drag)
+    self._disconnect_clicking()
     super().closeEvent(event)

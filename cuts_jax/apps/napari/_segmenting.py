@@ -1,0 +1,186 @@
+"""Segmenting a layer image in two halves, without Qt: its features once, then segments per k.
+
+The expensive half embeds the image (a volume: slice by slice, reporting each
+slice so the widget can show progress and cancel) into the per-pixel
+features segmentation clusters (`cuts_jax.features.image_features`). The
+widget keeps them for the image and model, so a new k, a granularity or a
+click never embeds again: `segments` clusters the kept features (and builds
+the hierarchy of a 2-D image once per feature set). The results are those of
+`cuts_jax.segment`, `cuts_jax.segment_hierarchy` and
+`cuts_jax.segment_volume`, which the tests check.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import time
+from typing import Any, Callable, Optional
+
+import numpy as np
+
+import cuts_jax
+from cuts_jax import clustering
+from cuts_jax import features as features_lib
+from cuts_jax import hierarchy as hierarchy_lib
+from cuts_jax import pixels
+from cuts_jax import regions
+from cuts_jax import segmentation
+from cuts_jax.apps.napari import _actions
+
+# progress(slices done, slices in all, seconds left or None) -> True to stop.
+Progress = Callable[[int, int, Optional[float]], bool]
+
+# The settings the features depend on; a change of any other (k, seed, ...) keeps them.
+_FEATURE_FIELDS = ("space", "image_weight", "image_sigma", "at_training_size", "resize_to")
+# The settings the hierarchy depends on beside the features.
+_HIERARCHY_FIELDS = ("max_clusters", "seed", "min_segment_fraction")
+
+
+class Cancelled(Exception):
+  """Raised when the user cancels while a volume's slices are embedded."""
+
+
+@dataclasses.dataclass
+class Features:
+  """One layer image's features, and what they were computed from.
+
+  Attributes:
+    values: float32 (h, w, R) for an image, (S, h, w, R) for a volume's S
+      slices along `axis`, scaled as segmentation clusters them.
+    shape: the shape of the image's label maps (a volume's own shape).
+    axis: for a volume, the axis it was sliced along.
+    key: identifies the image, model and feature settings (see `features_key`).
+    hierarchy: a 2-D image's `cuts_jax.Hierarchy`, once built, and the
+      settings it was built with.
+  """
+
+  values: np.ndarray
+  shape: tuple[int, ...]
+  axis: int
+  key: tuple
+  hierarchy: Optional[tuple[tuple, Any]] = None
+
+
+def features_key(image_id: Any, model_id: Any, image: _actions.LayerImage,
+                 settings: cuts_jax.SegmentSettings) -> tuple:
+  """What kept features must match to be reused: the image, the model and the feature settings."""
+  return (image_id, model_id, image.shape, image.is_volume, image.axis,
+          tuple(getattr(settings, name) for name in _FEATURE_FIELDS))
+
+
+def _left(started: float, done: int, total: int) -> Optional[float]:
+  return (time.perf_counter() - started) / done * (total - done) if done else None
+
+
+def compute_features(params: cuts_jax.SegmentationParams, image: _actions.LayerImage,
+                     settings: cuts_jax.SegmentSettings, *, key: tuple = (),
+                     progress: Optional[Progress] = None) -> Features:
+  """Embeds a layer image into its features (the slow half of segmenting).
+
+  A volume is scaled to [0, 1] as a whole and embedded slice by slice along
+  `image.axis`, as `cuts_jax.segment_volume` does; `progress` hears after
+  each slice and stops the work (raising `Cancelled`) by returning True.
+  """
+  if not image.is_volume:
+    array = pixels.match_channels(image.data, params.channels, source=image.name)
+    values = features_lib.image_features(params, array, settings=settings)
+    return Features(values=values, shape=image.shape, axis=0, key=key)
+  slices = np.moveaxis(pixels.to_unit_range(image.data), image.axis, 0)
+  started, total = time.perf_counter(), len(slices)
+  if progress is not None and progress(0, total, None):
+    raise Cancelled()
+  values = None
+  for index, plane in enumerate(slices):
+    one = features_lib.image_features(params, np.repeat(plane[..., None], params.channels, -1),
+                                      settings=settings, scaled=False)
+    if values is None:
+      values = np.empty((total, *one.shape), np.float32)
+    values[index] = one
+    if progress is not None and progress(index + 1, total, _left(started, index + 1, total)):
+      raise Cancelled()
+  features_lib.scale_features(values, settings, image_channels=params.channels)
+  return Features(values=values, shape=image.shape, axis=image.axis, key=key)
+
+
+@dataclasses.dataclass
+class Segments:
+  """The segments of one layer image at one k.
+
+  Attributes:
+    labels: int32 label map of the image's shape (a volume's for volumes).
+    axis: for a volume, the axis it was segmented along.
+    hierarchy: a 2-D image's multi-granular segments (a
+      `cuts_jax.Hierarchy`); None for a volume.
+    settings: the `cuts_jax.SegmentSettings` they were made with (the
+      model's, with the widget's choices), e.g. the k the widget shows.
+  """
+
+  labels: np.ndarray
+  axis: int = 0
+  hierarchy: Any = None
+  settings: Optional[cuts_jax.SegmentSettings] = None
+
+  @property
+  def num_levels(self) -> int:
+    """Levels the granularity control can choose among (0: no hierarchy)."""
+    return 0 if self.hierarchy is None else len(self.hierarchy.labels)
+
+  def at_level(self, level: Any) -> np.ndarray:
+    """The label map to show for a granularity (the flat segments for "persistent").
+
+    Under "persistent" each click picks its own level, so no one level is
+    the map of what can be clicked; the flat segments are shown instead.
+    """
+    if self.hierarchy is None or isinstance(level, str):
+      return self.labels
+    return np.asarray(self.hierarchy.labels[int(level)])
+
+
+def _hierarchy(features: Features, settings: cuts_jax.SegmentSettings) -> Any:
+  """`cuts_jax.segment_hierarchy` from kept features (built once per features and settings)."""
+  key = tuple(getattr(settings, name) for name in _HIERARCHY_FIELDS)
+  if features.hierarchy is not None and features.hierarchy[0] == key:
+    return features.hierarchy[1]
+  values = features.values
+  built = hierarchy_lib.hierarchy_from_features(
+      values, max_clusters=settings.max_clusters, seed=settings.seed,
+      min_segment_size=max(1, round(settings.min_segment_fraction * values[..., 0].size)))
+  if built.labels.shape[1:] != features.shape:
+    levels = [regions.renumber(pixels.resize_labels(level, features.shape))
+              for level in built.labels]
+    built = dataclasses.replace(built, labels=np.stack(levels).astype(np.int32))
+  features.hierarchy = (key, built)
+  return built
+
+
+def segments(params: cuts_jax.SegmentationParams, features: Features,
+             settings: cuts_jax.SegmentSettings) -> Segments:
+  """Clusters kept features at the settings' k (the fast half of segmenting).
+
+  2-D: `segmentation.segments_from_features` and the hierarchy. A volume:
+  every voxel clustered together and the labels scaled back to the
+  volume's slices, as `cuts_jax.segment_volume` does.
+  """
+  values = features.values
+  if values.ndim == 3:
+    labels = segmentation.segments_from_features(params, values, size=features.shape,
+                                                 settings=settings)
+    return Segments(labels=labels, hierarchy=_hierarchy(features, settings), settings=settings)
+  flat = clustering.cluster_embeddings(values.reshape(-1, values.shape[-1]),
+                                       num_clusters=settings.num_clusters,
+                                       method=settings.method, seed=settings.seed,
+                                       on_device=settings.on_device)
+  sliced = flat.reshape(values.shape[:3])
+  slice_shape = tuple(np.delete(features.shape, features.axis))
+  if sliced.shape[1:] != slice_shape:
+    sliced = regions.renumber(np.stack([pixels.resize_labels(s, slice_shape) for s in sliced]))
+  labels = np.moveaxis(sliced.astype(np.int32), 0, features.axis)
+  return Segments(labels=labels, axis=features.axis, settings=settings)
+
+
+def segment(params: cuts_jax.SegmentationParams, image: _actions.LayerImage, *,
+            settings: Optional[cuts_jax.SegmentSettings] = None,
+            **overrides: Any) -> Segments:
+  """Both halves at once: the model's settings with `overrides` (None keeps the model's)."""
+  settings = cuts_jax.resolve_settings(params, settings=settings, **overrides)
+  return segments(params, compute_features(params, image, settings), settings)
