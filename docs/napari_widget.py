@@ -1,4 +1,4 @@
-r"""Draws docs/napari_widget.png (the widget after a click) and times Segment from the widget.
+r"""Draws docs/napari_widget.png (the widget after clicks) and times Segment and clicks in it.
 
     python -m cuts_jax.main --config=configs/demo.py --workdir=/tmp/cuts_demo
     QT_QPA_PLATFORM=xcb xvfb-run -a python docs/napari_widget.py --workdir=/tmp/cuts_demo
@@ -9,7 +9,10 @@ The picture needs a real (virtual) window, hence xcb; the times are taken in
 the offscreen viewer the tests use (QT_QPA_PLATFORM=offscreen, the default
 here; OpenGL from the X display xvfb-run gives it). A time is from pressing
 Segment to the Labels layer being shown: the first press includes loading the
-model and compiling for the image's size, the second is the same press again.
+model and compiling for the image's size; the second, with another k, clusters
+the kept features again. A click (a positive one, then a ctrl-click that
+removes a segment) and a granularity change (the slider moved one level) are
+timed from the call to the updated layers being drawn.
 """
 
 import argparse
@@ -55,16 +58,38 @@ def _open_widget(viewer, workdir):
   return widget
 
 
+def _timed(action):
+  """Seconds from calling `action` to the viewer having processed what it changed."""
+  start = time.perf_counter()
+  action()
+  QApplication.processEvents()
+  return time.perf_counter() - start
+
+
 def _time_layer(workdir, data, name, **layer_kwargs):
-  """(first press, second press) seconds for segmenting one image layer from a fresh viewer."""
+  """Seconds of: first Segment, Segment with another k, a click, a negative click, a level change.
+
+  Each from a fresh viewer; the clicks land on the middle of the layer (the
+  negative one a quarter of the way in); the level change is None for a
+  volume (no granularity slider).
+  """
   viewer = napari.Viewer(show=False)
-  viewer.add_image(data, name=name, **layer_kwargs)
+  layer = viewer.add_image(data, name=name, **layer_kwargs)
   widget = _open_widget(viewer, workdir)
   first = _press_segment(widget)
   widget.last_segment_seconds = None
-  second = _press_segment(widget)
+  widget._clusters.setValue(widget._clusters.value() + 1)  # pylint: disable=protected-access
+  again = _press_segment(widget)
+  shape = np.array(widget._segments.labels.shape)  # pylint: disable=protected-access
+  world = layer.data_to_world
+  click = _timed(lambda: widget.select_at(world(shape // 2)))
+  negative = _timed(lambda: widget.select_at(world(shape // 4), negative=True))
+  level = None
+  if widget._level.maximum() > 0:  # pylint: disable=protected-access
+    slider = widget._level  # pylint: disable=protected-access
+    level = _timed(lambda: slider.setValue((slider.value() + 1) % (slider.maximum() + 1)))
   viewer.close()
-  return first, second
+  return first, again, click, negative, level
 
 
 def _screenshot(workdir, output):
@@ -107,10 +132,12 @@ def main():
     shape = "x".join(str(s) for s in volume.shape)
     rows.append((f"{shape} volume, {volume.shape[0]} slices along axis 0",
                  *_time_layer(args.workdir, volume, "volume")))
-  print("| layer | first Segment (loads and compiles) | second Segment |")
-  print("| --- | --- | --- |")
-  for name, first, second in rows:
-    print(f"| {name} | {first:.2f} s | {second:.2f} s |")
+  print("| layer | first Segment (loads and compiles) | Segment again, another k | click | "
+        "ctrl-click (remove) | granularity change |")
+  print("| --- | --- | --- | --- | --- | --- |")
+  for name, *seconds in rows:
+    print(f"| {name} | " + " | ".join("-" if t is None else f"{t:.2f} s" for t in seconds)
+          + " |")
 
 
 if __name__ == "__main__":

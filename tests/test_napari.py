@@ -88,7 +88,8 @@ def test_segment_then_click_selects_what_cuts_jax_selects(make_napari_viewer, qt
   _segment(qtbot, widget, tiny_workdir)
   assert not _new_errors(before)
   segments = viewer.layers["coffee segments"].data
-  expected = cuts_jax.segment(cuts_jax.load(tiny_workdir), coffee, num_clusters=10)
+  expected = cuts_jax.segment(cuts_jax.load(tiny_workdir), coffee, num_clusters=10,
+                              on_device=False)  # The widget clusters on the host of a CPU.
   assert np.array_equal(segments, expected) and widget.last_segment_seconds > 0
   # "persistent" (the default): each click takes the level its segment persists at.
   assert widget._persistent.isChecked() and widget._level.isEnabled()  # It shows, and overrides.
@@ -125,13 +126,14 @@ def test_the_k_box_starts_from_the_models_k(make_napari_viewer, qtbot, tmp_path,
   assert widget._clusters.text() == "model's"
   _segment(qtbot, widget, workdir)
   assert widget._clusters.value() == 6
-  expected = cuts_jax.segment(params, coffee)
-  assert not np.array_equal(expected, cuts_jax.segment(params, coffee, num_clusters=10))
+  expected = cuts_jax.segment(params, coffee, on_device=False)
+  assert not np.array_equal(expected, cuts_jax.segment(params, coffee, num_clusters=10,
+                                                       on_device=False))
   assert np.array_equal(viewer.layers["coffee segments"].data, expected)
   widget._clusters.setValue(4)  # The user's k, until the model changes.
   _segment(qtbot, widget, workdir)
   assert np.array_equal(viewer.layers["coffee segments"].data,
-                        cuts_jax.segment(params, coffee, num_clusters=4))
+                        cuts_jax.segment(params, coffee, num_clusters=4, on_device=False))
   widget._workdir.setText(str(tiny_workdir))
   assert widget._clusters.text() == "model's"
 
@@ -207,7 +209,8 @@ def test_clicks_add_remove_undo_reset_and_edit_as_points(make_napari_viewer, qtb
   _segment(qtbot, widget, tiny_workdir)
   assert widget.last_embedded is False and not widget.clicks
   assert np.array_equal(widget._segments.labels,
-                        cuts_jax.segment(cuts_jax.load(tiny_workdir), coffee, num_clusters=4))
+                        cuts_jax.segment(cuts_jax.load(tiny_workdir), coffee, num_clusters=4,
+                                         on_device=False))
 
 
 def test_commit_keeps_an_earlier_label_and_save_writes_the_layer(make_napari_viewer, qtbot,

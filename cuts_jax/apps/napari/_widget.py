@@ -271,7 +271,7 @@ class SegmentWidget(_clicking.Clicking, _controls.Controls):
 
     def work():
       params = cached if cached is not None else cuts_jax.load(workdir)
-      settings = cuts_jax.resolve_settings(params, num_clusters=num_clusters)
+      settings = _segmenting.interactive_settings(params, num_clusters=num_clusters)
       # The layer by its id (the viewer hands plugins a new proxy per look-up) and its data.
       features_key = _segmenting.features_key((layer.unique_id, id(layer.data)), key, image,
                                               settings)
