@@ -100,7 +100,11 @@ def _screenshot(workdir, output):
   viewer.add_image(fundus, name="fundus", rgb=True)
   widget = _open_widget(viewer, workdir)
   _press_segment(widget)
-  widget.select_at((118, 42))  # The optic disc.
+  widget.select_at((118, 42))  # The optic disc, committed as label 1.
+  widget.commit()
+  widget.select_at((150, 150))  # Then two positive clicks and a negative one.
+  widget.select_at((170, 110), add=True)
+  widget.select_at((135, 175), negative=True)
   viewer.reset_view()
   QApplication.processEvents()
   picture = viewer.screenshot(canvas_only=False, flash=False)
