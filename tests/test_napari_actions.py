@@ -123,6 +123,8 @@ def test_negative_clicks_remove_and_undo_brings_back():
   assert history.reset() and not history.clicks
   assert history.undo() and len(history.clicks) == 2
   assert not history.replace(history.clicks)  # No change, nothing to undo.
+  history.click(_selection.Click((0, 1), positive=False), keep=True)  # Same point: replaced.
+  assert history.clicks == (_selection.Click((0, 2)), _selection.Click((0, 1), positive=False))
   history.click(_selection.Click((0, 3)), keep=False)  # A plain click starts again.
   assert history.clicks == (_selection.Click((0, 3)),)
 

@@ -47,8 +47,13 @@ class ClickHistory:
     return True
 
   def click(self, click: Click, *, keep: bool) -> bool:
-    """Adds a click; `keep` False starts a new selection with it. True when anything changed."""
-    return self._change((self.clicks if keep else ()) + (click,))
+    """Adds a click; `keep` False starts a new selection with it. True when anything changed.
+
+    A click on a point clicked before replaces that click (so a ctrl-click on
+    a positive click's point turns it negative).
+    """
+    kept = tuple(c for c in self.clicks if c.index != click.index) if keep else ()
+    return self._change(kept + (click,))
 
   def replace(self, clicks: Sequence[Click]) -> bool:
     """The clicks as edited elsewhere (the Points layer); undoable as one change."""
