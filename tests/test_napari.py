@@ -30,7 +30,8 @@ from napari.utils.notifications import notification_manager
 import cuts_jax
 from configs import tiny
 from cuts_jax import pixels
-from cuts_jax import regions
+from cuts_jax import scales
+from cuts_jax.apps.napari import _controls
 from cuts_jax.apps.napari import _segmenting
 from cuts_jax.io import datasets
 from cuts_jax.io import medical
@@ -91,23 +92,23 @@ def test_segment_then_click_selects_what_cuts_jax_selects(make_napari_viewer, qt
   expected = cuts_jax.segment(cuts_jax.load(tiny_workdir), coffee, num_clusters=10,
                               on_device=False)  # The widget clusters on the host of a CPU.
   assert np.array_equal(segments, expected) and widget.last_segment_seconds > 0
-  # "persistent" (the default): each click takes the level its segment persists at.
-  assert widget._persistent.isChecked() and widget._level.isEnabled()  # It shows, and overrides.
-  hierarchy = cuts_jax.segment_hierarchy(cuts_jax.load(tiny_workdir), coffee)
+  # The model's scale rule (the default) chooses each click's region in the stack.
+  assert widget._rule.currentIndex() == 0 and widget._level.isEnabled()
+  assert widget._rule.currentText() == "model's rule (consensus)"
+  stack = cuts_jax.segment_hierarchy(cuts_jax.load(tiny_workdir), coffee, on_device=False)
   _click(viewer, (10.2, 20.4))
-  assert np.array_equal(widget.selected_mask, cuts_jax.select(hierarchy, (10, 20)))
+  assert np.array_equal(widget.selected_mask, cuts_jax.select(stack, (10, 20)))
   assert np.array_equal(viewer.layers["coffee selected"].data > 0, widget.selected_mask)
   _click(viewer, (30, 5), modifiers=("Shift",))
-  assert np.array_equal(widget.selected_mask, cuts_jax.select(hierarchy, (10, 20))
-                        | cuts_jax.select(hierarchy, (30, 5)))
-  widget._persistent.setChecked(False)  # From here on, one level: the finest.
-  widget._level.setValue(0)
-  segments = hierarchy.labels[0]
+  assert np.array_equal(widget.selected_mask, cuts_jax.select(stack, [(10, 20), (30, 5)]))
+  widget._rule.setCurrentText(_controls.SLIDER_LEVEL)  # From here on, one level: the finest.
+  widget._level.setValue(len(stack) - 1)
+  finest = cuts_jax.select(stack, (30, 5), level=len(stack) - 1)
   _click(viewer, (30, 5))  # A click without shift starts again.
-  assert np.array_equal(widget.selected_mask, cuts_jax.select(segments, (30, 5)))
+  assert np.array_equal(widget.selected_mask, finest)
   _click(viewer, (2, 2), drag_to=(20, 20))  # A drag pans; it selects nothing.
   _click(viewer, (-5, 3))  # Outside the image.
-  assert np.array_equal(widget.selected_mask, cuts_jax.select(segments, (30, 5)))
+  assert np.array_equal(widget.selected_mask, finest)
   assert layer in viewer.layers
 
 
@@ -138,29 +139,26 @@ def test_the_k_box_starts_from_the_models_k(make_napari_viewer, qtbot, tmp_path,
   assert widget._clusters.text() == "model's"
 
 
-def test_the_granularity_shows_the_clicks_scale_and_the_slider_overrides_it(
+def test_the_scale_shows_the_clicks_level_and_the_slider_overrides_it(
     make_napari_viewer, qtbot, monkeypatch, tiny_workdir):
   fine = np.indices((6, 8)).sum(0).astype(np.int32) % 4
-  hierarchy = regions.Hierarchy(labels=np.stack([fine, fine // 2]), num_clusters=np.array([4, 2]),
-                                scales=np.array([0.0, np.log(2)]), heights=np.zeros(2))
-  monkeypatch.setattr(_segmenting, "_hierarchy", lambda features, settings: hierarchy)
+  stack = scales.ScaleStack(labels=np.stack([fine // 2, fine]), num_clusters=(2, 4),
+                            rule="fixed", fixed_clusters=4)
+  monkeypatch.setattr(_segmenting, "_stack", lambda params, features, settings: stack)
   viewer = make_napari_viewer()
   viewer.add_image(np.zeros((6, 8)), name="plain")
   widget = _widget(viewer)
   _segment(qtbot, widget, tiny_workdir)
-  assert widget._persistent.isEnabled() and widget._level.maximum() == 1
+  assert widget._rule.isEnabled() and widget._level.maximum() == 1
   _click(viewer, (2, 3))
-  chosen = regions.persistent_level(hierarchy, (2, 3))
-  labels = hierarchy.labels[chosen]
-  assert np.array_equal(widget.selected_mask, labels == labels[2, 3])
-  assert widget._level.value() == chosen and widget._persistent.isChecked()
-  assert f"level {chosen} of 1" in widget._scale_text.text()
-  assert np.array_equal(viewer.layers["plain segments"].data, labels)
-  widget._level.setValue(1 - chosen)  # The user's level overrides the click's own.
-  assert not widget._persistent.isChecked()
-  assert np.array_equal(viewer.layers["plain segments"].data, hierarchy.labels[1 - chosen])
-  other = hierarchy.labels[1 - chosen]
-  assert np.array_equal(widget.selected_mask, other == other[2, 3])
+  assert np.array_equal(widget.selected_mask, fine == fine[2, 3])  # The rule: level k = 4.
+  assert widget._level.value() == 1 and widget._rule.currentIndex() == 0
+  assert "k = 4 (level 1 of 1" in widget._scale_text.text()
+  assert np.array_equal(viewer.layers["plain segments"].data, fine)
+  widget._level.setValue(0)  # The user's level overrides the rule's.
+  assert widget._rule.currentText() == _controls.SLIDER_LEVEL
+  assert np.array_equal(viewer.layers["plain segments"].data, fine // 2)
+  assert np.array_equal(widget.selected_mask, fine // 2 == fine[2, 3] // 2)
 
 
 def _press(viewer, key):
@@ -175,35 +173,37 @@ def test_clicks_add_remove_undo_reset_and_edit_as_points(make_napari_viewer, qtb
   widget = _widget(viewer)
   _segment(qtbot, widget, tiny_workdir)
   assert widget.last_embedded
-  segments = widget._segments
-  widget._persistent.setChecked(False)  # One level, so the expected masks are plain.
-  widget._level.setValue(0)
-  fine = segments.hierarchy.labels[0]
+  stack = widget._segments.stack
+  widget._rule.setCurrentText(_controls.SLIDER_LEVEL)  # One level: the expected masks are plain.
+  widget._level.setValue(len(stack) - 1)
   def under(pixel):
-    return fine == fine[pixel]
-  first, second = (10, 20), (30, 5)
-  negative = next(tuple(int(i) for i in p) for p in np.argwhere(~under(first) & ~under(second)))
+    return cuts_jax.select(stack, pixel, level=len(stack) - 1)
+  def pixel_outside(mask):
+    return tuple(int(i) for i in np.argwhere(~mask)[len(np.argwhere(~mask)) // 2])
+  first = (10, 20)
+  second = pixel_outside(under(first))
+  third = pixel_outside(under(first) | under(second))
   _click(viewer, first)
   _click(viewer, second, modifiers=("Shift",))
-  _click(viewer, negative, modifiers=("Shift",))
+  _click(viewer, third, modifiers=("Shift",))
   _click(viewer, second, modifiers=("Control",))  # Removes what the shift-click added.
-  assert np.array_equal(widget.selected_mask, under(first) | under(negative))
+  assert np.array_equal(widget.selected_mask, under(first) | under(third))
   points = viewer.layers["coffee clicks"]
-  assert len(points.data) == 4 and list(points.features["positive"]) == [True] * 3 + [False]
-  assert np.allclose(points.face_color[:, :3], [[0, 1, 0]] * 3 + [[1, 0, 0]])
+  assert len(points.data) == 3 and list(points.features["positive"]) == [True, True, False]
+  assert np.allclose(points.face_color[:, :3], [[0, 1, 0]] * 2 + [[1, 0, 0]])
   _press(viewer, "Control-Z")  # Undo after a negative click: its segment is back.
-  assert np.array_equal(widget.selected_mask, under(first) | under(second) | under(negative))
-  assert len(points.data) == 3
-  points.selected_data = {2}
+  assert np.array_equal(widget.selected_mask, under(first) | under(second) | under(third))
+  assert len(points.data) == 3 and points.features["positive"].all()
+  points.selected_data = {1}
   points.remove_selected()  # Deleting a point in the layer selects again.
-  assert np.array_equal(widget.selected_mask, under(first) | under(second))
-  points.data = np.array([[negative[0], negative[1]], [second[0], second[1]]], float)
-  assert np.array_equal(widget.selected_mask, under(negative) | under(second))  # Moved.
+  assert np.array_equal(widget.selected_mask, under(first) | under(third))
+  points.data = np.array([second, third], float)
+  assert np.array_equal(widget.selected_mask, under(second) | under(third))  # Moved.
   widget._reset_button.click()
   assert widget.selected_mask is None and len(points.data) == 0
   assert not viewer.layers["coffee selected"].data.any()
   _press(viewer, "Control-Z")
-  assert np.array_equal(widget.selected_mask, under(negative) | under(second))
+  assert np.array_equal(widget.selected_mask, under(second) | under(third))
   # Another k clusters the kept features again: no embedding, the same as cuts_jax.segment.
   widget._clusters.setValue(4)
   _segment(qtbot, widget, tiny_workdir)

@@ -9,7 +9,7 @@ from skimage import io
 
 import cuts_jax
 from configs import tiny
-from cuts_jax import regions
+from cuts_jax import scales
 from cuts_jax.apps.napari import _actions
 from cuts_jax.apps.napari import _reader
 from cuts_jax.apps.napari import _sample_data
@@ -47,16 +47,15 @@ def test_a_gray_image_segments_with_a_colour_model_and_selects_as_cuts_jax_does(
   gray = rng.integers(0, 256, (24, 20), dtype=np.uint8)
   segments = _segmenting.segment(params, _actions.layer_image(gray, rgb=False), num_clusters=3)
   expected = cuts_jax.segment(params, np.repeat(gray[..., None], 3, -1), num_clusters=3)
-  hierarchy = cuts_jax.segment_hierarchy(params, np.repeat(gray[..., None], 3, -1))
+  stack = cuts_jax.segment_hierarchy(params, np.repeat(gray[..., None], 3, -1))
   assert np.array_equal(segments.labels, expected)
-  np.testing.assert_array_equal(segments.hierarchy.labels, hierarchy.labels)
-  selection = _selection.select(segments.labels, segments.hierarchy, _clicks((3, 4), (20, 15)))
-  assert np.array_equal(selection.mask, cuts_jax.select(hierarchy, (3, 4))
-                        | cuts_jax.select(hierarchy, (20, 15)))
-  assert selection.level == regions.persistent_level(hierarchy, (20, 15))
-  selection = _selection.select(segments.labels, segments.hierarchy, _clicks((3, 4)), level=1)
-  assert np.array_equal(selection.mask, hierarchy.labels[1] == hierarchy.labels[1][3, 4])
-  assert selection.level == 1 and selection.num_clusters == hierarchy.num_clusters[1]
+  np.testing.assert_array_equal(segments.stack.labels, stack.labels)
+  selection = _selection.select(segments.labels, segments.stack, _clicks((3, 4), (20, 15)))
+  assert np.array_equal(selection.mask, cuts_jax.select(stack, [(3, 4), (20, 15)]))
+  assert selection.level is not None and selection.num_clusters in stack.num_clusters
+  selection = _selection.select(segments.labels, segments.stack, _clicks((3, 4)), level=1)
+  assert np.array_equal(selection.mask, cuts_jax.select(stack, (3, 4), level=1))
+  assert selection.level == 1 and selection.num_clusters == stack.num_clusters[1]
 
 
 def test_kept_features_segment_at_any_k_as_cuts_jax_does(params):
@@ -70,10 +69,10 @@ def test_kept_features_segment_at_any_k_as_cuts_jax_does(params):
   assert segments.settings.num_clusters == 3
   np.testing.assert_array_equal(segments.labels, cuts_jax.segment(model, image))
   assert not np.array_equal(segments.labels, cuts_jax.segment(model, image, num_clusters=10))
-  hierarchy = segments.hierarchy
   five = _segmenting.segments(model, features, cuts_jax.resolve_settings(model, num_clusters=5))
   np.testing.assert_array_equal(five.labels, cuts_jax.segment(model, image, num_clusters=5))
-  assert five.hierarchy is hierarchy  # Built once per features.
+  assert five.stack.labels is segments.stack.labels  # Built once per features.
+  assert five.stack.fixed_clusters == 5
   key = _segmenting.features_key("layer", "model", layer, settings)
   assert key == _segmenting.features_key("layer", "model", layer,
                                          cuts_jax.resolve_settings(model, num_clusters=5))
@@ -98,7 +97,7 @@ def test_a_volume_segments_as_segment_volume_does_with_progress_and_cancel(param
   assert heard == [(0, 20, True)] + [(i, 20, False) for i in range(1, 21)]
   np.testing.assert_array_equal(
       segments.labels, cuts_jax.segment_volume(params, volume, axis=1, num_clusters=3))
-  assert segments.axis == 1 and segments.hierarchy is None
+  assert segments.axis == 1 and segments.stack is None
   [click] = _clicks((1, 5, 6))
   mask = _selection.select(segments.labels, None, [click]).mask
   assert mask[1, 5, 6] and np.all(segments.labels[mask] == segments.labels[1, 5, 6])
@@ -116,35 +115,39 @@ def test_negative_clicks_remove_and_undo_brings_back():
   assert np.array_equal(_selection.select(labels, None, history.clicks).mask,
                         (labels == 1) | (labels == 2))
   history.click(_selection.Click((1, 2), positive=False), keep=True)
+  # A negative click inside a selected segment of a flat map splits it between the clicks.
+  split = _selection.select(labels, None, history.clicks).mask
+  assert np.array_equal(split, cuts_jax.select(labels, [(0, 1), (0, 2)], negative=[(1, 2)]))
+  assert split[0, 2] and not split[1, 2] and split[:, 1].all()
+  history.click(_selection.Click((0, 2), positive=False), keep=True)  # Replaces the click.
   assert np.array_equal(_selection.select(labels, None, history.clicks).mask, labels == 1)
-  assert history.undo()  # Undo after a negative click: the segment is back.
+  assert history.undo() and history.undo()  # Undo after negative clicks: the segment is back.
   assert np.array_equal(_selection.select(labels, None, history.clicks).mask,
                         (labels == 1) | (labels == 2))
   assert history.reset() and not history.clicks
   assert history.undo() and len(history.clicks) == 2
   assert not history.replace(history.clicks)  # No change, nothing to undo.
-  history.click(_selection.Click((0, 1), positive=False), keep=True)  # Same point: replaced.
-  assert history.clicks == (_selection.Click((0, 2)), _selection.Click((0, 1), positive=False))
+  assert not _selection.select(labels, None, _clicks((0, 1), positive=False)).mask.any()
   history.click(_selection.Click((0, 3)), keep=False)  # A plain click starts again.
   assert history.clicks == (_selection.Click((0, 3)),)
 
 
-def test_a_negative_click_in_a_hierarchy_removes_its_finest_segment():
-  fine = np.repeat(np.arange(4, dtype=np.int32)[None], 3, 0)
-  hierarchy = regions.Hierarchy(labels=np.stack([fine, fine // 2, np.zeros_like(fine)]),
-                                num_clusters=np.array([4, 2, 1]), scales=np.zeros(3),
-                                heights=np.zeros(3))
-  clicks = _clicks((0, 0)) + _clicks((0, 1), positive=False)
-  selection = _selection.select(fine, hierarchy, clicks, level=1)
-  assert not selection.mask.any()  # One level for all: the clicked segment goes.
-  selection = _selection.select(fine, hierarchy, _clicks((0, 0)) + clicks[1:], level=2)
-  assert not selection.mask.any()
-  persistent = _selection.select(fine, hierarchy, clicks[:1])
-  chosen = persistent.level
-  assert persistent.mask[0, 0] and chosen is not None
-  removed = _selection.select(fine, hierarchy, clicks)
-  assert np.array_equal(removed.mask, persistent.mask & (fine != 1))
-  assert removed.level == chosen
+def test_a_stack_selection_is_cuts_jax_select_and_names_the_closest_level():
+  fine = np.repeat(np.arange(4, dtype=np.int32)[None], 6, 0)
+  stack = scales.ScaleStack(labels=np.stack([np.zeros_like(fine), fine // 2, fine]),
+                            num_clusters=(1, 2, 4), max_fraction=1.0)
+  clicks = _clicks((0, 0), (5, 3)) + _clicks((3, 1), positive=False)
+  for rule in ("consensus", "fixed", None):
+    selection = _selection.select(fine, stack, clicks, rule=rule)
+    assert np.array_equal(selection.mask, cuts_jax.select(stack, [(0, 0), (5, 3)],
+                                                          negative=[(3, 1)], rule=rule))
+  selection = _selection.select(fine, stack, _clicks((0, 0)), level=1)
+  assert np.array_equal(selection.mask, fine // 2 == 0)
+  assert (selection.level, selection.num_clusters) == (1, 2)
+  selection = _selection.select(fine, stack, _clicks((0, 0)), rule="fixed")
+  assert np.array_equal(selection.mask, cuts_jax.select(stack, (0, 0), rule="fixed"))
+  closest = selection.level
+  assert np.array_equal(stack.labels[closest] == stack.labels[closest][0, 0], selection.mask)
 
 
 def test_commit_keeps_earlier_labels_unless_told():

@@ -22,6 +22,7 @@ import pandas as pd
 from qtpy.QtWidgets import QFileDialog
 
 from cuts_jax.apps.napari import _actions
+from cuts_jax.apps.napari import _controls
 from cuts_jax.apps.napari import _reader
 from cuts_jax.apps.napari import _selection
 
@@ -169,18 +170,26 @@ class Clicking:
 
   # The selection and its scale.
 
-  def _level_value(self) -> _selection.Level:
-    return _selection.PERSISTENT if self._persistent.isChecked() else self._level.value()
+  def _scale_choice(self) -> tuple[Optional[str], Optional[int]]:
+    """(rule, level) for `_selection.select`: a rule (None: the model's), or the slider's level."""
+    choice = self._rule.currentText()
+    if choice == _controls.SLIDER_LEVEL:
+      return None, self._level.value()
+    return (None if self._rule.currentIndex() == 0 else choice), None  # 0: the model's.
+
+  def _shown_level(self) -> Optional[int]:
+    """The level the segments layer shows: the slider's, or None (the segments at k)."""
+    return self._scale_choice()[1]
 
   def _update_selection(self) -> None:
     clicks = self._history.clicks
-    level = self._level_value()
-    selection = _selection.select(self._segments.labels, self._segments.hierarchy, clicks,
-                                  level=level)
+    rule, level = self._scale_choice()
+    selection = _selection.select(self._segments.labels, self._segments.stack, clicks,
+                                  rule=rule, level=level)
     self._selection = selection if clicks else None
     self._put_labels(selection.mask.astype(np.uint8), name=f"{self._source.name} selected",
                      opacity=0.7)
-    if selection.level is not None and level == _selection.PERSISTENT:
+    if selection.level is not None and level is None:
       self._moving_slider = True  # Shows the chosen scale; the user's move overrides it.
       self._level.setValue(selection.level)
       self._moving_slider = False
@@ -194,19 +203,23 @@ class Clicking:
                          "Labels layer.")
 
   def _scale_description(self, selection: Optional[_selection.Selection]) -> str:
-    if self._segments.hierarchy is None:
+    if self._segments.stack is None:
       return ""
     if selection is None or selection.level is None:
-      return "Click: each click takes the scale its segment persists at."
-    how = "persistent" if self._persistent.isChecked() else "chosen"
-    return (f"Last click: level {selection.level} of {self._segments.num_levels - 1}, "
-            f"{selection.num_clusters} clusters ({how}; move the slider to override).")
+      return "Click: each click's scale is chosen by the rule above."
+    rule, level = self._scale_choice()
+    how = ("the slider's level" if level is not None
+           else f"closest to the {rule or self._segments.stack.rule} rule's region")
+    return (f"Last click: k = {selection.num_clusters} (level {selection.level} of "
+            f"{self._segments.num_levels - 1}, {how}); move the slider to override.")
 
   def _level_moved(self, _value: int) -> None:
     """The slider moved by the user: that level for every click (the override)."""
-    if not self._moving_slider and self._persistent.isChecked():
-      self._persistent.setChecked(False)  # Calls _granularity_changed.
-    elif not self._moving_slider:
+    if self._moving_slider:
+      return
+    if self._rule.currentText() != _controls.SLIDER_LEVEL:
+      self._rule.setCurrentText(_controls.SLIDER_LEVEL)  # Calls _granularity_changed.
+    else:
       self._granularity_changed()
 
   @property

@@ -18,8 +18,14 @@ from qtpy.QtWidgets import QSpinBox
 from qtpy.QtWidgets import QVBoxLayout
 from qtpy.QtWidgets import QWidget
 
+from cuts_jax import segment_settings
+
 # The value of the k box that stands for the model's own k.
 MODEL_K = 1
+# The scale choices: the model's rule, each rule by name, or the slider's level for all clicks.
+MODEL_RULE = "model's rule"
+SLIDER_LEVEL = "slider's level"
+SCALE_CHOICES = (MODEL_RULE, *segment_settings.SCALE_RULES, SLIDER_LEVEL)
 
 
 def _row(*widgets: QWidget) -> QHBoxLayout:
@@ -63,8 +69,11 @@ class Controls(QWidget):
     self._segment_button = QPushButton("Segment")
     self._level = QSlider(Qt.Orientation.Horizontal)
     self._level.setMinimum(0)
-    self._persistent = QCheckBox("persistent")
-    self._persistent.setChecked(True)
+    self._rule = QComboBox()
+    self._rule.addItems(SCALE_CHOICES)
+    self._rule.setToolTip("How a click's scale is chosen: by a label-free rule (the model's "
+                          "own by default) among the image's segmentations at k = 2..15, or "
+                          "the slider's level for every click.")
     self._segment_cancel = QPushButton("Cancel")
     self._segment_cancel.setEnabled(False)
     self._segment_progress = QProgressBar()
@@ -121,7 +130,8 @@ class Controls(QWidget):
     segmenting_form.addRow(_row(self._segment_button, self._segment_cancel))
     segmenting_form.addRow(self._segment_progress)
     segmenting_form.addRow(self._segment_progress_text)
-    segmenting_form.addRow("Granularity", _row(self._level, self._persistent))
+    segmenting_form.addRow("Scale", self._rule)
+    segmenting_form.addRow("Level", self._level)
     segmenting_form.addRow(self._scale_text)
     segmenting_form.addRow(QLabel("Click: the segment under it. Shift-click: add one. "
                                   "Ctrl-click (Cmd on macOS): remove one."))

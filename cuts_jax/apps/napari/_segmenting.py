@@ -5,7 +5,7 @@ slice so the widget can show progress and cancel) into the per-pixel
 features segmentation clusters (`cuts_jax.features.image_features`). The
 widget keeps them for the image and model, so a new k, a granularity or a
 click never embeds again: `segments` clusters the kept features (and builds
-the hierarchy of a 2-D image once per feature set). The results are those of
+a 2-D image's `ScaleStack` once per feature set). The results are those of
 `cuts_jax.segment`, `cuts_jax.segment_hierarchy` and
 `cuts_jax.segment_volume`, which the tests check.
 """
@@ -22,9 +22,9 @@ import numpy as np
 import cuts_jax
 from cuts_jax import clustering
 from cuts_jax import features as features_lib
-from cuts_jax import hierarchy as hierarchy_lib
 from cuts_jax import pixels
 from cuts_jax import regions
+from cuts_jax import scales
 from cuts_jax import segmentation
 from cuts_jax.apps.napari import _actions
 
@@ -33,8 +33,9 @@ Progress = Callable[[int, int, Optional[float]], bool]
 
 # The settings the features depend on; a change of any other (k, seed, ...) keeps them.
 _FEATURE_FIELDS = ("space", "image_weight", "image_sigma", "at_training_size", "resize_to")
-# The settings the hierarchy depends on beside the features.
-_HIERARCHY_FIELDS = ("max_clusters", "seed", "min_segment_fraction")
+# The settings a scale stack's levels depend on beside the features.
+_STACK_FIELDS = ("scale_num_clusters", "method", "seed", "min_segment_fraction",
+                 "min_segment_pixels", "on_device")
 
 
 class Cancelled(Exception):
@@ -51,7 +52,7 @@ class Features:
     shape: the shape of the image's label maps (a volume's own shape).
     axis: for a volume, the axis it was sliced along.
     key: identifies the image, model and feature settings (see `features_key`).
-    hierarchy: a 2-D image's `cuts_jax.Hierarchy`, once built, and the
+    stack: a 2-D image's `cuts_jax.ScaleStack`, once built, and the
       settings it was built with.
   """
 
@@ -59,7 +60,7 @@ class Features:
   shape: tuple[int, ...]
   axis: int
   key: tuple
-  hierarchy: Optional[tuple[tuple, Any]] = None
+  stack: Optional[tuple[tuple, Any]] = None
 
 
 def interactive_settings(params: cuts_jax.SegmentationParams,
@@ -123,55 +124,50 @@ class Segments:
   Attributes:
     labels: int32 label map of the image's shape (a volume's for volumes).
     axis: for a volume, the axis it was segmented along.
-    hierarchy: a 2-D image's multi-granular segments (a
-      `cuts_jax.Hierarchy`); None for a volume.
+    stack: a 2-D image's segments at every k of the settings'
+      `scale_num_clusters` (a `cuts_jax.ScaleStack`, levels coarse to fine);
+      None for a volume.
     settings: the `cuts_jax.SegmentSettings` they were made with (the
       model's, with the widget's choices), e.g. the k the widget shows.
   """
 
   labels: np.ndarray
   axis: int = 0
-  hierarchy: Any = None
+  stack: Any = None
   settings: Optional[cuts_jax.SegmentSettings] = None
 
   @property
   def num_levels(self) -> int:
-    """Levels the granularity control can choose among (0: no hierarchy)."""
-    return 0 if self.hierarchy is None else len(self.hierarchy.labels)
+    """Levels the granularity control can choose among (0: no stack)."""
+    return 0 if self.stack is None else len(self.stack)
 
-  def at_level(self, level: Any) -> np.ndarray:
-    """The label map to show for a granularity (the flat segments for "persistent").
-
-    Under "persistent" each click picks its own level, so no one level is
-    the map of what can be clicked; the flat segments are shown instead.
-    """
-    if self.hierarchy is None or isinstance(level, str):
+  def at_level(self, level: Optional[int]) -> np.ndarray:
+    """The label map of a stack level; the segments at k for None (or without a stack)."""
+    if self.stack is None or level is None:
       return self.labels
-    return np.asarray(self.hierarchy.labels[int(level)])
+    return np.asarray(self.stack.labels[int(level)])
 
 
-def _hierarchy(features: Features, settings: cuts_jax.SegmentSettings) -> Any:
-  """`cuts_jax.segment_hierarchy` from kept features (built once per features and settings)."""
-  key = tuple(getattr(settings, name) for name in _HIERARCHY_FIELDS)
-  if features.hierarchy is not None and features.hierarchy[0] == key:
-    return features.hierarchy[1]
-  values = features.values
-  built = hierarchy_lib.hierarchy_from_features(
-      values, max_clusters=settings.max_clusters, seed=settings.seed,
-      min_segment_size=max(1, round(settings.min_segment_fraction * values[..., 0].size)))
-  if built.labels.shape[1:] != features.shape:
-    levels = [regions.renumber(pixels.resize_labels(level, features.shape))
-              for level in built.labels]
-    built = dataclasses.replace(built, labels=np.stack(levels).astype(np.int32))
-  features.hierarchy = (key, built)
-  return built
+def _stack(params: cuts_jax.SegmentationParams, features: Features,
+           settings: cuts_jax.SegmentSettings) -> Any:
+  """`cuts_jax.segment_hierarchy` from kept features (built once per features and settings).
+
+  A new k changes only the stack's default for the rule "fixed"; its levels are kept.
+  """
+  key = tuple(getattr(settings, name) for name in _STACK_FIELDS)
+  if features.stack is None or features.stack[0] != key:
+    features.stack = (key, scales.scale_stack(params, features.values, size=features.shape,
+                                              settings=settings))
+  return dataclasses.replace(features.stack[1], rule=settings.scale_rule,
+                             max_fraction=settings.scale_max_fraction,
+                             fixed_clusters=settings.num_clusters)
 
 
 def segments(params: cuts_jax.SegmentationParams, features: Features,
              settings: cuts_jax.SegmentSettings) -> Segments:
   """Clusters kept features at the settings' k (the fast half of segmenting).
 
-  2-D: `segmentation.segments_from_features` and the hierarchy. A volume:
+  2-D: `segmentation.segments_from_features` and the scale stack. A volume:
   every voxel clustered together and the labels scaled back to the
   volume's slices, as `cuts_jax.segment_volume` does.
   """
@@ -179,7 +175,7 @@ def segments(params: cuts_jax.SegmentationParams, features: Features,
   if values.ndim == 3:
     labels = segmentation.segments_from_features(params, values, size=features.shape,
                                                  settings=settings)
-    return Segments(labels=labels, hierarchy=_hierarchy(features, settings), settings=settings)
+    return Segments(labels=labels, stack=_stack(params, features, settings), settings=settings)
   flat = clustering.cluster_embeddings(values.reshape(-1, values.shape[-1]),
                                        num_clusters=settings.num_clusters,
                                        method=settings.method, seed=settings.seed,

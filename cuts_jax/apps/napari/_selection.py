@@ -3,24 +3,19 @@
 A selection is made of clicks: positive ones add the region under them,
 negative ones remove it. `ClickHistory` keeps the clicks and what they were
 before each change, so that the last change can be undone. `select` turns
-the clicks into a mask through `cuts_jax.select`; it is the one place that
-knows how the segments' multi-scale object takes several clicks.
+the clicks into a mask with one call of `cuts_jax.select` (on a 2-D image's
+`ScaleStack`, by the scale rule or at one level).
 """
 
 from __future__ import annotations
 
 import dataclasses
-from typing import Any, Optional, Sequence, Union
+from typing import Any, Optional, Sequence
 
 import numpy as np
+from scipy import ndimage
 
 import cuts_jax
-from cuts_jax import regions
-
-# A granularity: a level of the segments' scales (0 finest), or "persistent"
-# for the level each click's segment persists at.
-Level = Union[int, str]
-PERSISTENT = "persistent"
 
 
 @dataclasses.dataclass(frozen=True)
@@ -86,9 +81,9 @@ class Selection:
 
   Attributes:
     mask: bool mask of the label maps' shape.
-    level: the level (scale) of the segments the last positive click was
-      selected at; None for segments with one scale.
-    num_clusters: the clusters of that level, or None.
+    level: the stack level that matches the last positive click's region
+      best (the largest overlap over union), or None without a stack.
+    num_clusters: that level's k, or None.
   """
 
   mask: np.ndarray
@@ -96,46 +91,45 @@ class Selection:
   num_clusters: Optional[int] = None
 
 
-def _under(labels: np.ndarray, index: tuple[int, ...]) -> np.ndarray:
-  return np.asarray(cuts_jax.select(labels, index), bool)
+def _closest_level(stack: Any, mask: np.ndarray, click: tuple[int, ...]) -> int:
+  """The level whose segment under `click` overlaps the selected region there the most (IoU)."""
+  region = mask
+  if mask[click]:
+    components, _ = ndimage.label(mask, structure=ndimage.generate_binary_structure(mask.ndim, 1))
+    region = components == components[click]
+  clicked = stack.labels == stack.labels[(slice(None),) + click][(slice(None),)
+                                                                 + (None,) * mask.ndim]
+  overlap = np.logical_and(clicked, region).reshape(len(stack), -1).sum(axis=1)
+  union = np.logical_or(clicked, region).reshape(len(stack), -1).sum(axis=1)
+  return int(np.argmax(overlap / np.maximum(union, 1)))
 
 
-def select(labels: np.ndarray, scales: Any, clicks: Sequence[Click], *,
-           level: Level = PERSISTENT) -> Selection:
-  """The region the clicks select: positive clicks' segments minus negative clicks' segments.
+def select(labels: np.ndarray, stack: Any, clicks: Sequence[Click], *,
+           rule: Optional[str] = None, level: Optional[int] = None) -> Selection:
+  """The region the clicks select: `cuts_jax.select` with the positive and negative clicks.
 
   Args:
-    labels: int label map (2-D) or label volume (3-D): the segments a click
-      picks from when there are no `scales`.
-    scales: the multi-scale segments (a `cuts_jax.Hierarchy`), or None.
-    clicks: in order; the last positive one's level is reported.
-    level: with `scales`: "persistent" (each positive click at the level its
-      segment persists at; negative clicks remove the finest segment under
-      them, the least they can) or one level for every click.
+    labels: int label map (2-D) or label volume (3-D): the segments clicks
+      pick from when there is no `stack`.
+    stack: a 2-D image's `cuts_jax.ScaleStack`, or None.
+    clicks: the clicks; nothing is selected without a positive one.
+    rule: with a stack: the scale rule (one of `cuts_jax.SegmentSettings`'
+      scale rules); None: the stack's (the model's).
+    level: with a stack, instead of the rule: this level for every click.
 
   Returns:
     The `Selection`.
   """
-  mask = np.zeros(np.shape(labels), bool)
-  chosen = None
-  for click in clicks:
-    if scales is None:
-      region = _under(labels, click.index)
-    else:
-      if click.positive:
-        index = (regions.persistent_level(scales, click.index) if level == PERSISTENT
-                 else int(level))
-        chosen = index
-      else:
-        index = 0 if level == PERSISTENT else int(level)
-      region = _under(scales.labels[index], click.index)
-    if click.positive:
-      mask |= region
-    else:
-      mask &= ~region
-  if chosen is None:
-    return Selection(mask)
-  return Selection(mask, level=chosen, num_clusters=int(scales.num_clusters[chosen]))
+  positive = [c.index for c in clicks if c.positive]
+  negative = [c.index for c in clicks if not c.positive]
+  if not positive:
+    return Selection(np.zeros(np.shape(labels), bool))
+  if stack is None:
+    return Selection(np.asarray(cuts_jax.select(labels, positive, negative=negative), bool))
+  options = {"level": int(level)} if level is not None else {"rule": rule}
+  mask = np.asarray(cuts_jax.select(stack, positive, negative=negative, **options), bool)
+  chosen = int(level) if level is not None else _closest_level(stack, mask, positive[-1])
+  return Selection(mask, level=chosen, num_clusters=int(stack.num_clusters[chosen]))
 
 
 def contains(shape: Sequence[int], index: Sequence[int]) -> bool:

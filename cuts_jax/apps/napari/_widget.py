@@ -80,7 +80,7 @@ class SegmentWidget(_clicking.Clicking, _controls.Controls):
     self._segment_cancel.clicked.connect(self.cancel_segmenting)
     self._save_button.clicked.connect(self._save_mask_dialog)
     self._level.valueChanged.connect(self._level_moved)
-    self._persistent.toggled.connect(self._granularity_changed)
+    self._rule.currentTextChanged.connect(self._granularity_changed)
     self._progress_changed.connect(self._show_progress)
     self._segment_progress_changed.connect(self._show_segment_progress)
     self.viewer.layers.events.inserted.connect(self._layers_changed)
@@ -89,8 +89,10 @@ class SegmentWidget(_clicking.Clicking, _controls.Controls):
     self.refresh_targets()
 
   def _workdir_changed(self, _text: str) -> None:
-    """Another model: its own k, until the user picks one."""
+    """Another model: its own k and scale rule, until the user picks others."""
     self._clusters.setValue(_controls.MODEL_K)
+    self._rule.setItemText(0, _controls.MODEL_RULE)
+    self._rule.setCurrentIndex(0)
 
   # Layers.
 
@@ -319,9 +321,10 @@ class SegmentWidget(_clicking.Clicking, _controls.Controls):
 
   def _show_segments(self, layer, segments: _segmenting.Segments) -> None:
     self._segments, self._source = segments, layer
+    self._rule.setItemText(0, f"{_controls.MODEL_RULE} ({segments.settings.scale_rule})")
     self._forget_clicks()
     self._enable_granularity()
-    labels = segments.at_level(self._level_value())
+    labels = segments.at_level(self._shown_level())
     self._put_labels(labels, name=f"{layer.name} segments", opacity=0.35)
     self._put_labels(np.zeros(labels.shape, np.uint8), name=f"{layer.name} selected",
                      opacity=0.7)
@@ -346,17 +349,16 @@ class SegmentWidget(_clicking.Clicking, _controls.Controls):
     levels = 0 if self._segments is None else self._segments.num_levels
     enabled = levels > 0
     self._level.setEnabled(enabled)
-    self._persistent.setEnabled(enabled)
+    self._rule.setEnabled(enabled)
     self._level.setMaximum(max(levels - 1, 0))
     tip = "" if enabled else "Segment a 2-D image to choose among its scales."
     self._level.setToolTip(tip)
-    self._persistent.setToolTip(tip)
 
   def _granularity_changed(self, *_) -> None:
     self._enable_granularity()
-    if self._segments is None or self._segments.hierarchy is None:
+    if self._segments is None or self._segments.stack is None:
       return
-    self._put_labels(self._segments.at_level(self._level_value()),
+    self._put_labels(self._segments.at_level(self._shown_level()),
                      name=f"{self._source.name} segments", opacity=0.35)
     if self.clicks:
       self._update_selection()
@@ -383,7 +385,7 @@ class SegmentWidget(_clicking.Clicking, _controls.Controls):
       self._notify_failure("Saving", ValueError("nothing selected; click a segment first."))
       return None
     try:
-      written = _actions.save_mask(mask, self._segments.at_level(self._level_value()), path,
+      written = _actions.save_mask(mask, self._segments.at_level(self._shown_level()), path,
                                    like=self._scan_like() if mask.ndim == 3 else None,
                                    spacing=self._source.scale)
     except _USER_ERRORS as error:
