@@ -96,7 +96,7 @@ def _screenshot(workdir, output):
   names, images = datasets.demo_images()
   fundus = pixels.resize_image(images[names.index("retina")], (256, 256))
   viewer = napari.Viewer(show=True)
-  viewer.window._qt_window.resize(1200, 760)  # pylint: disable=protected-access
+  viewer.window._qt_window.resize(1500, 800)  # pylint: disable=protected-access
   viewer.add_image(fundus, name="fundus", rgb=True)
   widget = _open_widget(viewer, workdir)
   _press_segment(widget)

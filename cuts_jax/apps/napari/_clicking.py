@@ -144,7 +144,7 @@ class Clicking:
         layer = self.viewer.add_points(
             data, name=name, features=features, face_color="positive",
             face_color_cycle={True: _POSITIVE, False: _NEGATIVE}, border_color="white",
-            size=max(3.0, 0.02 * max(self._segments.labels.shape)),
+            size=max(3.0, 0.035 * max(self._segments.labels.shape)),
             scale=self._source.scale, translate=self._source.translate)
         layer.feature_defaults["positive"] = True
         layer.events.data.connect(self._points_edited)
@@ -211,7 +211,7 @@ class Clicking:
     how = ("the slider's level" if level is not None
            else f"closest to the {rule or self._segments.stack.rule} rule's region")
     return (f"Last click: k = {selection.num_clusters} (level {selection.level} of "
-            f"{self._segments.num_levels - 1}, {how}); move the slider to override.")
+            f"{self._segments.num_levels - 1}, {how}).")
 
   def _level_moved(self, _value: int) -> None:
     """The slider moved by the user: that level for every click (the override)."""

@@ -77,11 +77,13 @@ class Controls(QWidget):
     self._segment_cancel = QPushButton("Cancel")
     self._segment_cancel.setEnabled(False)
     self._segment_progress = QProgressBar()
+    self._segment_progress.setVisible(False)
     self._segment_progress_text = QLabel("")
     self._undo_button = QPushButton("Undo (Ctrl+Z)")
     self._reset_button = QPushButton("Reset")
     self._scale_text = QLabel("")
     self._scale_text.setWordWrap(True)
+    self._scale_text.setToolTip("Move the Level slider to override the rule's choice.")
     self._save_button = QPushButton("Save mask…")
     self._target = QComboBox()
     self._target.setToolTip("The Labels layer Commit writes into (a new one is added when "

@@ -269,6 +269,7 @@ class SegmentWidget(_clicking.Clicking, _controls.Controls):
     self._stop_segmenting.clear()
     self._segment_progress.setRange(0, 1)
     self._segment_progress.setValue(0)
+    self._segment_progress.setVisible(image.is_volume)  # Only a volume reports progress.
     self._segment_progress_text.setText("")
 
     def work():
