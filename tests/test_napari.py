@@ -135,8 +135,11 @@ def test_the_k_box_starts_from_the_models_k(make_napari_viewer, qtbot, tmp_path,
   _segment(qtbot, widget, workdir)
   assert np.array_equal(viewer.layers["coffee segments"].data,
                         cuts_jax.segment(params, coffee, num_clusters=4, on_device=False))
+  assert widget.last_embedded is False  # The same image and model: features kept.
   widget._workdir.setText(str(tiny_workdir))
   assert widget._clusters.text() == "model's"
+  _segment(qtbot, widget, tiny_workdir)
+  assert widget.last_embedded  # Another model's features are its own.
 
 
 def test_the_scale_shows_the_clicks_level_and_the_slider_overrides_it(
