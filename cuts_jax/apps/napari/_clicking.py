@@ -159,6 +159,8 @@ class Clicking:
     if getattr(event, "action", "changed") not in ("added", "removed", "changed"):
       return
     layer = event.source
+    if layer.name != self._points_name():  # The clicks of an image segmented before.
+      return
     positive = layer.features["positive"].to_numpy(bool) if len(layer.features) else []
     clicks = []
     for point, is_positive in zip(np.round(layer.data).astype(int), positive):
