@@ -42,13 +42,16 @@ from cuts_jax import regions
 from cuts_jax import segmentation
 from cuts_jax import volume_features as volume_features_lib
 
-__all__ = ["MODES", "segment_volume", "segments_from_volume_features"]
+__all__ = ["MODES", "segment_volume", "segments_from_volume_features", "volume_clusters"]
 
 MODES = ("volume", "slices")
 
 # Rows of the feature matrix that measure the features' spread for
 # `position_weight`: ample for a standard deviation.
 _SPREAD_SAMPLE = 16_384
+# Spectral coordinates are computed for at least this many eigenvectors, so that
+# any k up to it reuses them (kept in a FeatureCache).
+_KEPT_EIGENVECTORS = 16
 
 
 def segment_volume(params: segmentation.SegmentationParams, volume: Any, *, axis: int = 2,
@@ -116,13 +119,14 @@ def segment_volume(params: segmentation.SegmentationParams, volume: Any, *, axis
   kept = volume_features_lib.volume_features(params, array, axis=axis, spacing=spacing,
                                              cache=cache, settings=settings)
   return segments_from_volume_features(kept, position_weight=position_weight, keep=keep,
-                                       settings=settings)
+                                       cache=cache, settings=settings)
 
 
 def segments_from_volume_features(kept: volume_features_lib.VolumeFeatures, *,
                                   position_weight: float = 0.0,
                                   keep: Sequence[Sequence[int]] = (),
                                   on_grid: bool = False,
+                                  cache: Optional[volume_features_lib.FeatureCache] = None,
                                   settings: segmentation.SegmentSettings) -> np.ndarray:
   """The second half of `segment_volume`: kept features -> int32 label volume.
 
@@ -132,6 +136,7 @@ def segments_from_volume_features(kept: volume_features_lib.VolumeFeatures, *,
   Args:
     kept: from `volume_features.volume_features`.
     position_weight, keep: as in `segment_volume`.
+    cache: keeps the spectral coordinates of `kept` (see `volume_clusters`).
     on_grid: return the labels on the features' grid (S, h, w) instead of
       the volume's shape.
     settings: the resolved settings (`resolve_settings(params, ...)`):
@@ -147,16 +152,57 @@ def segments_from_volume_features(kept: volume_features_lib.VolumeFeatures, *,
   if position_weight > 0:
     features = _with_positions(features, kept.grid_spacing, position_weight,
                                seed=settings.seed)
-  flat = clustering.cluster_embeddings(
-      features.reshape(-1, features.shape[-1]), num_clusters=settings.num_clusters,
-      method=settings.method, seed=settings.seed, on_device=settings.on_device)
-  labels = flat.reshape(kept.grid_shape)
+  labels = volume_clusters(kept, settings, features=None if position_weight == 0 else features,
+                           cache=cache)
   if settings.connected:
     min_size = max(1, round(settings.min_segment_fraction * labels.size))
     labels = regions.connected_segments(labels, min_size=min_size, spacing=kept.grid_spacing,
                                         keep=[kept.to_grid(voxel) for voxel in keep])
   labels = labels.astype(np.int32)
   return labels if on_grid else regions.renumber(kept.to_volume(labels))
+
+
+def volume_clusters(kept: volume_features_lib.VolumeFeatures,
+                    settings: segmentation.SegmentSettings, *,
+                    features: Optional[np.ndarray] = None,
+                    cache: Optional[volume_features_lib.FeatureCache] = None) -> np.ndarray:
+  """int32 (S, h, w) clusters of a volume's kept features, numbered by first appearance.
+
+  Spectral clustering computes the graph's leading eigenvectors once for
+  every k up to 16 (`clustering.spectral_coordinates`; kept in `cache`), and
+  each k is a k-means of its first k coordinates: a new k on a kept volume
+  costs a k-means, not a new graph.
+
+  Args:
+    kept: from `volume_features.volume_features`.
+    settings: `num_clusters`, `method`, `seed` and `on_device` are read.
+    features: (S, h, w, F) to cluster instead of `kept.features` (e.g. with
+      positions added); not kept.
+    cache: keeps the spectral coordinates of `kept.features`.
+  """
+  own = features is None
+  points = (kept.features if own else features)
+  points = points.reshape(-1, points.shape[-1])
+  k = settings.num_clusters
+  if settings.method != "spectral":
+    flat = clustering.cluster_embeddings(points, num_clusters=k, method=settings.method,
+                                         seed=settings.seed, on_device=settings.on_device)
+    return flat.reshape(kept.grid_shape)
+  count = max(k, _KEPT_EIGENVECTORS)
+
+  def coordinates():
+    return clustering.spectral_coordinates(points, num_eigenvectors=count, seed=settings.seed,
+                                           on_device=settings.on_device)
+
+  name = f"spectral coordinates q={count} seed={settings.seed} on_device={settings.on_device}"
+  spectral = (cache.derived(kept, name, coordinates) if own and cache is not None
+              else coordinates())
+  leading = spectral[:, :k]
+  # Rows to unit length over the k columns kept, as the clustering of k alone does.
+  leading = leading / np.maximum(np.linalg.norm(leading, axis=1, keepdims=True), 1e-12)
+  flat = clustering.cluster_embeddings(leading, num_clusters=k, method="kmeans",
+                                       seed=settings.seed, on_device=settings.on_device)
+  return flat.reshape(kept.grid_shape)
 
 
 def _check_position_weight(weight: Any) -> None:

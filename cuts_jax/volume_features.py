@@ -40,7 +40,7 @@ import hashlib
 import json
 import pathlib
 import threading
-from typing import Any, Optional, Sequence
+from typing import Any, Callable, Optional, Sequence
 
 import jax
 import numpy as np
@@ -214,6 +214,9 @@ class FeatureCache:
     self.hits = 0
     self.misses = 0
     self._entries: collections.OrderedDict[str, VolumeFeatures] = collections.OrderedDict()
+    # Arrays computed from kept features (e.g. spectral coordinates), by (features key, name).
+    self._derived: collections.OrderedDict[tuple[str, str], np.ndarray] = \
+        collections.OrderedDict()
     self._lock = threading.Lock()
 
   def __len__(self) -> int:
@@ -225,8 +228,33 @@ class FeatureCache:
 
   @property
   def nbytes(self) -> int:
-    """Bytes of the features held in memory."""
-    return sum(entry.nbytes for entry in self._entries.values())
+    """Bytes held in memory: the features and what was derived from them."""
+    return (sum(entry.nbytes for entry in self._entries.values())
+            + sum(array.nbytes for array in self._derived.values()))
+
+  def derived(self, kept: VolumeFeatures, name: str, compute: Callable[[], np.ndarray]
+              ) -> np.ndarray:
+    """An array computed from `kept` (e.g. its spectral coordinates), kept in memory.
+
+    Args:
+      kept: the features it is computed from (their key is part of its key).
+      name: what it is, with every option that changes it (e.g.
+        "spectral q=16 seed=0").
+      compute: makes the array when it is not kept.
+    """
+    key = (kept.key, name)
+    with self._lock:
+      array = self._derived.get(key)
+      if array is not None:
+        self._derived.move_to_end(key)
+        self.hits += 1
+        return array
+    array = compute()
+    with self._lock:
+      self.misses += 1
+      self._derived[key] = array
+      self._shrink()
+    return array
 
   def get(self, key: str) -> Optional[VolumeFeatures]:
     """The features kept under `key` (memory first, then disk), or None."""
@@ -256,13 +284,20 @@ class FeatureCache:
     """Forgets every entry in memory (files on disk stay)."""
     with self._lock:
       self._entries.clear()
+      self._derived.clear()
 
   def _keep(self, entry: VolumeFeatures) -> None:
     self._entries.pop(entry.key, None)
     if entry.nbytes > self.max_bytes:
       return
     self._entries[entry.key] = entry
-    while sum(e.nbytes for e in self._entries.values()) > self.max_bytes:
+    self._shrink()
+
+  def _shrink(self) -> None:
+    """Drops derived arrays, then features, least recently used first, until within budget."""
+    while self.nbytes > self.max_bytes and self._derived:
+      self._derived.popitem(last=False)
+    while self.nbytes > self.max_bytes and self._entries:
       self._entries.popitem(last=False)
 
   def _write(self, entry: VolumeFeatures) -> None:

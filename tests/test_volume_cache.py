@@ -93,7 +93,8 @@ def test_the_cache_keeps_features_until_the_model_or_the_volume_changes(tiny_par
   again = volume_features.volume_features(tiny_params, volume, axis=0, cache=cache)
   assert again is first and (cache.hits, cache.misses) == (1, 1)
   # Segmenting with another k reads the kept features.
-  cuts_jax.segment_volume(tiny_params, volume, axis=0, cache=cache, num_clusters=3)
+  cuts_jax.segment_volume(tiny_params, volume, axis=0, cache=cache, num_clusters=3,
+                          method="kmeans")
   assert (cache.hits, cache.misses) == (2, 1)
   changed = volume.copy()
   changed[0, 0, 0] += 0.01
@@ -115,6 +116,19 @@ def test_the_cache_keeps_features_until_the_model_or_the_volume_changes(tiny_par
   back = volume_features.volume_features(tiny_params, volume, axis=0, cache=fresh)
   assert (fresh.hits, fresh.misses) == (1, 0)
   np.testing.assert_array_equal(back.features, first.features)
+
+
+def test_another_k_reuses_the_kept_spectral_coordinates(tiny_params):
+  volume, _ = _slab_volume()
+  cache = volume_features.FeatureCache()
+  three = cuts_jax.segment_volume(tiny_params, volume, axis=0, cache=cache, num_clusters=3)
+  assert cache.misses == 2  # The features, then their spectral coordinates.
+  four = cuts_jax.segment_volume(tiny_params, volume, axis=0, cache=cache, num_clusters=4,
+                                 connected=False)
+  assert cache.misses == 2 and len(np.unique(four)) == 4
+  # Kept or not, the same settings give the same labels.
+  np.testing.assert_array_equal(
+      three, cuts_jax.segment_volume(tiny_params, volume, axis=0, num_clusters=3))
 
 
 def test_the_cache_stays_within_its_memory_budget(tiny_params):
