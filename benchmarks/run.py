@@ -3,6 +3,7 @@
     python benchmarks/run.py                       # everything, ~10 min on a 2-core CPU
     python benchmarks/run.py --only=train_step --json
     python benchmarks/run.py --only=segment --json
+    python benchmarks/run.py --only=select        # the scale rule under clicks, 128x128
     python benchmarks/run.py --only=volume        # segment_volume of the brain MRI volume
     python benchmarks/run.py --only=conv_layers   # each part of each layer, cuts_jax vs PyTorch
     python benchmarks/run.py --quick               # smoke run (CI): tiny sizes, no figures kept
@@ -40,12 +41,13 @@ from cuts_jax import conv
 from cuts_jax import defaults as default_config
 from cuts_jax import pixels
 from cuts_jax import sampling
+from cuts_jax import scales
 from cuts_jax import segmentation
 from cuts_jax import step as step_lib
 from cuts_jax.io import datasets as data
 from cuts_jax.runs import console
 
-SECTIONS = ("train_step", "conv_layers", "pairs", "segment", "volume", "torch",
+SECTIONS = ("train_step", "conv_layers", "pairs", "segment", "select", "volume", "torch",
             "time_to_result")
 # The brain MRI volume of the shared data (160 x 192 x 224); a synthetic one of
 # its shape stands in when it is absent.
@@ -325,6 +327,33 @@ def bench_segment(args) -> dict:
   return results
 
 
+def bench_select(args) -> dict:
+  """`select` with the scale rule on a 128x128 image after `segment`, its features cached.
+
+  The features `segment` computed are kept; the scale stack (k = 2..15) is
+  built from them once (`scales.scale_stack`, timed apart), then each
+  `select` chooses the clicked region by the default rule: one click, and
+  two positive clicks with one negative.
+  """
+  size = 64 if args.quick else 128
+  params = _segment_params(args, size)
+  image = _segment_image(size)
+  segmentation.segment(params, image)  # Compiles.
+  features = segmentation.segment_features(params, image)
+  stack_s, _ = _median_time(lambda: scales.scale_stack(params, features), args.repeats)
+  stack = scales.scale_stack(params, features)
+  centre = (size // 2, size // 3)
+  one_s, _ = _median_time(lambda: segmentation.select(stack, centre), args.repeats)
+  clicks = [centre, (size // 4, size // 2)]
+  three_s, _ = _median_time(lambda: segmentation.select(stack, clicks,
+                                                        negative=(3 * size // 4, size // 2)),
+                            args.repeats)
+  print(f"select {size}x{size} ({stack.rule}): one click {one_s * 1e3:.1f} ms, three clicks "
+        f"{three_s * 1e3:.1f} ms; scale stack from cached features {stack_s:.3f} s", flush=True)
+  return {"size": size, "rule": stack.rule, "levels": len(stack), "one_click_s": one_s,
+          "three_clicks_s": three_s, "stack_s": stack_s}
+
+
 def _child_segment_memory(size: int, args) -> None:
   params = _segment_params(args, size)
   image = _segment_image(size)
@@ -503,6 +532,12 @@ def _markdown(results: dict) -> str:
     else:  # Rows of older runs.
       lines.append(f"| segment {size}x{size} | {r['seconds']:.3f} s (embedding "
                    f"{r['embed_s']:.3f} s, clustering {r['cluster_s']:.3f} s){memory} |")
+  if "select" in results:
+    r = results["select"]
+    lines.append(f"| select {r['size']}x{r['size']}, rule {r['rule']} over {r['levels']} scales, "
+                 f"features cached | one click {r['one_click_s'] * 1e3:.1f} ms; two clicks and "
+                 f"a negative {r['three_clicks_s'] * 1e3:.1f} ms; the scale stack from the "
+                 f"features, once per image, {r['stack_s']:.3f} s |")
   if "volume" in results:
     r = results["volume"]
     more = (f"; then k = 6 on the kept features {r['new_k_s']:.1f} s, a click "
@@ -535,6 +570,9 @@ def _headline(results: dict) -> dict:
     out["speedup_vs_torch"] = torch_result["speedup_of_jax"]
   if "pairs" in results and step:
     out["pairs_fraction_of_step"] = results["pairs"]["seconds"] / step["seconds"]
+  if "select" in results:
+    out.update(select_s=results["select"]["one_click_s"],
+               scale_stack_s=results["select"]["stack_s"])
   if "volume" in results:
     out.update(segment_volume_s=results["volume"]["seconds"],
                segment_volume_peak_mb=results["volume"]["peak_mb"])
@@ -590,6 +628,8 @@ def main() -> None:
     results["pairs"] = bench_pairs(args)
   if "segment" in sections:
     results["segment"] = bench_segment(args)
+  if "select" in sections:
+    results["select"] = bench_select(args)
   if "volume" in sections:
     results["volume"] = bench_volume(args)
   if "torch" in sections and not args.quick:

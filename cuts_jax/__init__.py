@@ -3,8 +3,8 @@
     params = cuts_jax.load(workdir)          # after python -m cuts_jax.main ...
     labels = cuts_jax.segment(params, image)             # int32 (H, W) connected segments
     mask = cuts_jax.select(labels, (row, col))           # bool (H, W): the clicked one
-    levels = cuts_jax.segment_hierarchy(params, image)   # nested, fine to coarse
-    mask = cuts_jax.select(levels, (row, col))           # at the persistent level
+    stack = cuts_jax.segment_hierarchy(params, image)    # every k of 2..15, one embedding
+    mask = cuts_jax.select(stack, [(r1, c1), (r2, c2)], negative=(r3, c3))  # scale per click
 
 Every segmentation takes the model's own settings (`SegmentSettings`, from
 its config) with keyword overrides, e.g. `segment(params, image,
@@ -12,15 +12,15 @@ num_clusters=6)`; `resolve_settings(params, ...)` gives the settings it runs
 with, to pass on as `settings=`.
 
 Segmenting needs only `segment`, `segment_hierarchy`, `select`, `embed`,
-`Hierarchy`, `SegmentationParams`, `SegmentSettings` and `resolve_settings`,
+`ScaleStack`, `SegmentationParams`, `SegmentSettings` and `resolve_settings`,
 imported with the package. `load`, `train_and_evaluate` and `segment_volume`
 bring in the training stack (optax, orbax) and are imported when first used.
 """
 
 import importlib
 
-from cuts_jax.hierarchy import segment_hierarchy
-from cuts_jax.regions import Hierarchy
+from cuts_jax.scales import ScaleStack
+from cuts_jax.scales import segment_hierarchy
 from cuts_jax.segmentation import SegmentationParams
 from cuts_jax.segmentation import SegmentSettings
 from cuts_jax.segmentation import embed
@@ -28,7 +28,7 @@ from cuts_jax.segmentation import resolve_settings
 from cuts_jax.segmentation import segment
 from cuts_jax.segmentation import select
 
-__all__ = ["Hierarchy", "SegmentSettings", "SegmentationParams", "embed", "load",
+__all__ = ["ScaleStack", "SegmentSettings", "SegmentationParams", "embed", "load",
            "resolve_settings", "segment", "segment_hierarchy", "segment_volume", "select",
            "train_and_evaluate"]
 __version__ = "0.1.0"

@@ -172,6 +172,37 @@ def check_pixel(pixel: Any, *, shape: Optional[Sequence[int]] = None, what: str 
   return index
 
 
+def check_clicks(clicks: Any, *, shape: Sequence[int], what: str = "click",
+                 where: str = "label map", allow_empty: bool = False) -> list[tuple[int, ...]]:
+  """One click or a sequence of clicks, each a pixel (row, col) or voxel (i, j, k) inside `shape`.
+
+  The clicks have as many indices as `shape` has axes (2 or 3); each is
+  checked by `check_pixel`. Returns them as a list of tuples of Python ints.
+  """
+  ndim = len(shape)
+  array = np.asarray(clicks, dtype=object) if not isinstance(clicks, np.ndarray) else clicks
+  if array.ndim == 0 or (array.ndim == 1 and len(array)
+                          and not isinstance(array[0], (Sequence, np.ndarray))):
+    items = [clicks]  # One click (or something that is no click, refused below).
+  elif array.ndim == 1 and not len(array):
+    items = []
+  else:
+    items = list(clicks)
+  if not items and not allow_empty:
+    raise ValueError(f"no {what} given; give one (row, col) pixel of an image or (i, j, k) "
+                     "voxel of a volume, or a list of them.")
+  checked = []
+  for item in items:
+    if isinstance(item, (Sequence, np.ndarray)) and not isinstance(item, str) and \
+        len(item) in (2, 3) and len(item) != ndim:
+      kind = "an image's" if ndim == 2 else "a volume's"
+      given = "a voxel (i, j, k)" if len(item) == 3 else "a pixel (row, col)"
+      raise ValueError(f"{what} {tuple(item)!r} is {given}, but the {where} of shape "
+                       f"{tuple(shape)} is {kind}; give {ndim} indices per {what}.")
+    checked.append(check_pixel(item, shape=shape, what=what, where=where, ndim=ndim))
+  return checked
+
+
 def check_spacing(spacing: Any, *, ndim: int, what: str = "spacing") -> tuple[float, ...]:
   """Voxel sizes: None (1 per axis), one number for every axis, or `ndim` numbers; all > 0.
 

@@ -129,14 +129,26 @@ def get_config(*, model_preset: str = "paper") -> ml_collections.ConfigDict:
   config.evaluation.image_sigma = 2.0  # Their Gaussian smoothing, in pixels.
   config.evaluation.connected_segments = True  # Cut clusters into connected regions.
   config.evaluation.min_segment_fraction = 0.005  # Smaller pieces join a neighbour.
+  # The same threshold in pixels at the segmenting size, used instead when > 0: about the
+  # encoder's receptive field (31 px for 15/11/7 kernels), not a share of the image, so small
+  # structures the encoder resolves survive (experiments/results/tuning_scale.md).
+  config.evaluation.min_segment_pixels = 30
+  # The scales `select` chooses among under a click (cuts_jax.scales): segment_hierarchy
+  # clusters one image's features at each of these k; scale_rule picks the clicked region
+  # without labels ("consensus", "medoid", "stability", or "fixed" at num_clusters), passing
+  # over levels whose clicked segment covers more than scale_max_fraction of the image.
+  config.evaluation.scale_num_clusters = tuple(range(2, 16))
+  config.evaluation.scale_rule = "consensus"
+  config.evaluation.scale_max_fraction = 0.25
   config.evaluation.segment_at_training_size = True  # Segment at data.image_size.
   # CUTS rows of an evaluation (cuts_jax.evaluation.evaluate): the default `segment`, the
   # plain clusters in each space (the paper's literal row is cuts_raw_embedding), and the
-  # hierarchy's persistent level under the click.
+  # scale rule's region under the click (cuts_scale).
   config.evaluation.cuts_rows = ("cuts", "cuts_reconstruction_clusters", "cuts_raw_embedding",
-                                 "cuts_cosine", "cuts_persistent")
-  # Oracle rows (add "cuts_level_oracle", "cuts_k_oracle", "kmeans_smoothed_k_oracle" to
-  # cuts_rows) pick per image, with the expert mask, the best of these cluster counts.
+                                 "cuts_cosine", "cuts_scale")
+  # More click rows (evaluate.CLICK_ROWS: the colour and Felzenszwalb stacks with the same
+  # rule, and oracles that pick per image, with the expert mask, the best level; the plain
+  # colour oracle tries these cluster counts).
   config.evaluation.oracle_num_clusters = tuple(range(2, 16))
   config.evaluation.oracle_smoothing_sigma = 2.0  # The colour oracle's smoothing.
   config.evaluation.seed = 0  # Seeds clustering and the patch sample of the metrics.

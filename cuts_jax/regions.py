@@ -1,21 +1,13 @@
-"""Label maps as regions: connected segments, nested levels, and the choice of a level.
+"""Label maps as regions: connected segments, small pieces folded into neighbours.
 
 Clusters of pixel features are not regions: one cluster can hold pixels on
 both sides of an image. `connected_segments` cuts every cluster into its
-4-connected pieces and folds tiny pieces into a neighbour, so that the
-segment under a click is one coherent region.
-
-A `Hierarchy` holds label maps from fine to coarse in which every segment of
-a coarser level is a union of segments of the level below. `select_level`
-picks, for one clicked pixel, the level whose segment survives the widest
-range of granularity (the "persistent" one), or a level by index or by the
-size of the clicked segment.
+face-connected pieces (4-connected in 2-D, 6-connected in 3-D) and folds tiny
+pieces into a neighbour, so that the segment under a click is one coherent
+region; with voxel sizes, borders are measured in area.
 """
 
 from __future__ import annotations
-
-import dataclasses
-from typing import Sequence, Union
 
 import numpy as np
 from scipy import ndimage
@@ -25,8 +17,8 @@ from scipy.sparse import csgraph
 from cuts_jax import _labels
 from cuts_jax import _validation
 
-__all__ = ["Hierarchy", "connected_segments", "fold_small_pieces", "kept_apart",
-           "nested_levels", "persistent_level", "renumber", "select_level"]
+__all__ = ["connected_segments", "fold_small_pieces", "kept_apart", "pieces_and_segments",
+           "renumber"]
 
 # Folding small pieces into neighbours can expose new small pieces (two tiny
 # neighbours merged into each other); a few rounds settle every real image.
@@ -206,11 +198,29 @@ def connected_segments(labels: np.ndarray, *, min_size: int = 1, spacing=None,
     array([[0, 1, 2],
            [0, 1, 2]], dtype=int32)
   """
+  return pieces_and_segments(labels, min_size=min_size, spacing=spacing, keep=keep)[1]
+
+
+def pieces_and_segments(labels: np.ndarray, *, min_size: int = 1, spacing=None,
+                        keep=()) -> tuple[np.ndarray, np.ndarray]:
+  """Every segment's connected pieces, before and after tiny pieces are folded away.
+
+  Args:
+    labels: int (H, W) label map or (D0, D1, D2) label volume.
+    min_size, spacing, keep: as in `connected_segments`.
+
+  Returns:
+    (pieces, segments): int32 maps numbered in raster order; `pieces` keeps
+    every piece, `segments` is `connected_segments(labels, ...)`. A click on
+    a piece smaller than `min_size` can so still be answered with that piece
+    (`cuts_jax.scales`).
+  """
   labels = _validation.check_label_map(labels, ndim=3 if np.ndim(labels) == 3 else 2)
   _validation.check_positive_integers(min_size=min_size)
   if spacing is not None:
     spacing = _validation.check_spacing(spacing, ndim=labels.ndim)
   pieces = _split_components(labels)
+  folded = pieces
   if min_size > 1:
     folded, parent = fold_small_pieces(pieces, min_size, spacing=spacing)
     table = np.empty(len(parent), np.int64)
@@ -220,148 +230,6 @@ def connected_segments(labels: np.ndarray, *, min_size: int = 1, spacing=None,
       piece = int(pieces[index])
       if parent[piece] != piece:  # It was folded away: take it and its tree back apart.
         table[kept_apart(parent, piece)] = len(parent) + number
-    pieces = table[pieces]
-  return _labels.renumber_by_first_appearance(pieces)
-
-
-@dataclasses.dataclass(frozen=True)
-class Hierarchy:
-  """Nested segmentations of one image, from fine to coarse.
-
-  Attributes:
-    labels: int32 (L, H, W); level 0 is the finest. Every segment of level
-      l + 1 is a union of segments of level l.
-    num_clusters: int (L,): the clusters each level's segments are connected
-      pieces of (decreasing).
-    scales: float (L,): each level's granularity, log(num_clusters[0] /
-      num_clusters[l]): 0 at the finest level, growing as segments merge.
-    heights: float (L,): the merge height (Ward's increase of the within-cluster
-      sum of squares in the spectral coordinates) of the last merge that made
-      each level; 0 at the finest.
-  """
-
-  labels: np.ndarray
-  num_clusters: np.ndarray
-  scales: np.ndarray
-  heights: np.ndarray
-
-  def __len__(self) -> int:
-    return len(self.labels)
-
-  def __array__(self, dtype=None, copy=None):
-    return self.labels if dtype is None else self.labels.astype(dtype)
-
-
-def nested_levels(segments: np.ndarray, segment_cluster: np.ndarray,
-                  merges: Sequence[tuple[int, int]], *, num_levels: int) -> np.ndarray:
-  """Label maps of the first `num_levels` levels of an agglomerative merge of clusters.
-
-  Level 0 is `segments` itself. Level t + 1 applies `merges[t]`: the two
-  clusters become one, and adjacent segments whose clusters are now the same
-  join into one segment. Segments of one cluster that do not touch stay
-  apart, so every level's segments are connected and each is a union of the
-  level below's.
-
-  Args:
-    segments: int (H, W) fine segments, labels 0 .. S - 1.
-    segment_cluster: int (S,) the cluster (0 .. n - 1) each segment belongs to.
-    merges: the n - 1 merges that join n clusters into one: (a, b) pairs of
-      cluster ids in merge order, the cluster made by merge t getting id
-      n + t, as in `scipy.cluster.hierarchy.linkage`.
-    num_levels: levels to return, at most len(merges) + 1.
-
-  Returns:
-    int32 (num_levels, H, W), each level numbered in raster order.
-  """
-  segments = _validation.check_label_map(segments)
-  segment_cluster = np.asarray(segment_cluster)
-  count = int(segments.max()) + 1
-  num_leaves = len(merges) + 1
-  first, second = _neighbour_pairs(segments)
-  current = segment_cluster.copy()
-  levels = np.empty((num_levels,) + segments.shape, np.int32)
-  for level in range(num_levels):
-    if level:
-      a, b = merges[level - 1]
-      current[(current == a) | (current == b)] = num_leaves + level - 1
-    same = current[first] == current[second]
-    graph = sparse.coo_matrix((np.ones(int(same.sum())), (first[same], second[same])),
-                              shape=(count, count))
-    _, component = csgraph.connected_components(graph, directed=False)
-    levels[level] = _labels.renumber_by_first_appearance(component[segments])
-  return levels
-
-
-def _clicked_sizes(hierarchy: Hierarchy, row: int, col: int) -> np.ndarray:
-  clicked = hierarchy.labels[:, row, col]
-  return np.array([np.count_nonzero(level == value)
-                   for level, value in zip(hierarchy.labels, clicked)])
-
-
-def persistent_level(hierarchy: Hierarchy, pixel: Sequence[int], *,
-                     max_fraction: float = 0.5) -> int:
-  """The level at which the segment under `pixel` survives the widest range of granularity.
-
-  Levels are nested, so the clicked segment only grows from fine to coarse;
-  it is the same segment over a run of consecutive levels. A run over levels
-  with K_fine down to K_coarse clusters spans log((K_fine + 1) / K_coarse) of
-  log-granularity (a level with K clusters covers [log K, log (K + 1))). The
-  finest level of the longest run is returned; segments larger than
-  `max_fraction` of the image (background halves) are passed over unless
-  nothing smaller exists.
-
-  Args:
-    hierarchy: from `segment_hierarchy`.
-    pixel: (row, col).
-    max_fraction: the largest share of the image a chosen segment may cover.
-
-  Returns:
-    The index of the chosen level.
-  """
-  row, col = _validation.check_pixel(pixel, shape=hierarchy.labels.shape[1:])
-  sizes = _clicked_sizes(hierarchy, row, col)
-  clusters = np.asarray(hierarchy.num_clusters, np.float64)
-  runs = []  # (persistence, first level of the run)
-  start = 0
-  for level in range(1, len(sizes) + 1):
-    if level == len(sizes) or sizes[level] != sizes[start]:
-      persistence = np.log((clusters[start] + 1.0) / clusters[level - 1])
-      runs.append((persistence, -start))
-      start = level
-  area = hierarchy.labels[0].size
-  small_enough = [run for run in runs if sizes[-run[1]] <= max_fraction * area]
-  return -max(small_enough or runs)[1]
-
-
-def select_level(hierarchy: Hierarchy, pixel: Sequence[int], *,
-                 level: Union[str, int] = "persistent",
-                 target_size: int | None = None) -> np.ndarray:
-  """The clicked segment at a level of a hierarchy.
-
-  Args:
-    hierarchy: from `segment_hierarchy`.
-    pixel: (row, col), 0-based.
-    level: "persistent" (see `persistent_level`) or a level index (negative
-      counts from the coarsest).
-    target_size: instead of `level`, the level whose clicked segment has the
-      number of pixels closest to this.
-
-  Returns:
-    bool (H, W) mask of the segment under `pixel`.
-  """
-  row, col = _validation.check_pixel(pixel, shape=hierarchy.labels.shape[1:])
-  if target_size is not None:
-    _validation.check_positive_integers(target_size=target_size)
-    index = int(np.argmin(np.abs(_clicked_sizes(hierarchy, row, col) - target_size)))
-  elif isinstance(level, str):
-    _validation.check_one_of(level, ("persistent",), what="level")
-    index = persistent_level(hierarchy, (row, col))
-  else:
-    count = len(hierarchy)
-    if isinstance(level, bool) or not isinstance(level, (int, np.integer)) or \
-        not -count <= level < count:
-      raise ValueError(f"level is {level!r}; expected 'persistent' or an integer in "
-                       f"[{-count}, {count}) for this hierarchy of {count} levels.")
-    index = int(level) % count
-  labels = hierarchy.labels[index]
-  return labels == labels[row, col]
+    folded = table[pieces]
+  pieces = _labels.renumber_by_first_appearance(pieces)
+  return pieces, (pieces if folded is pieces else _labels.renumber_by_first_appearance(folded))

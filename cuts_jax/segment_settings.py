@@ -23,9 +23,11 @@ import numpy as np
 from cuts_jax import _validation
 from cuts_jax import clustering
 
-__all__ = ["CLUSTER_SPACES", "SegmentSettings", "resolve_settings"]
+__all__ = ["CLUSTER_SPACES", "SCALE_RULES", "SegmentSettings", "resolve_settings"]
 
 CLUSTER_SPACES = ("reconstruction", "embedding", "cosine")
+# How `cuts_jax.select` chooses a stack's level under a click (`cuts_jax.scales`).
+SCALE_RULES = ("consensus", "medoid", "stability", "fixed")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -51,7 +53,13 @@ class SegmentSettings:
       segment under a click is one region; False keeps the clusters (the
       paper's labels).
     min_segment_fraction: with `connected`, pieces smaller than this share of
-      the image's pixels join the neighbour they share the longest border with.
+      the image's pixels join the neighbour they share the longest border with
+      (when `min_segment_pixels` is None).
+    min_segment_pixels: the fold threshold in pixels at the size the image is
+      segmented at, replacing `min_segment_fraction` when not None: about the
+      encoder's receptive field (31 px for the paper's 15/11/7 kernels), so
+      that what the encoder can resolve is not folded away
+      (`config.evaluation.min_segment_pixels`; 0 there means None).
     at_training_size: segment images at the training image size and scale
       the labels back (the scale the encoder learned features at); False: at
       each image's own size.
@@ -59,7 +67,14 @@ class SegmentSettings:
       `at_training_size` says.
     on_device: where the clustering runs: True on JAX's default device, False
       on the host (numpy/scikit-learn), "auto" where it was measured faster.
-    max_clusters: clusters of the finest level of `segment_hierarchy`.
+    scale_num_clusters: the k of the levels of `segment_hierarchy` (a
+      `ScaleStack`), coarse to fine (`config.evaluation.scale_num_clusters`).
+    scale_rule: how `select` chooses a stack's level under a click: one of
+      `SCALE_RULES` ("fixed": the level with k = `num_clusters`)
+      (`config.evaluation.scale_rule`).
+    scale_max_fraction: levels whose clicked segment covers more than this
+      share of the image are passed over by the rules other than "fixed"
+      (`config.evaluation.scale_max_fraction`).
 
   Raises:
     ValueError: when a value is invalid (checked when the settings are made).
@@ -76,7 +91,10 @@ class SegmentSettings:
   at_training_size: bool = True
   resize_to: Optional[tuple[int, int]] = None
   on_device: Union[bool, str] = "auto"
-  max_clusters: int = 24
+  min_segment_pixels: Optional[int] = None
+  scale_num_clusters: tuple[int, ...] = tuple(range(2, 16))
+  scale_rule: str = "consensus"
+  scale_max_fraction: float = 0.25
 
   def __post_init__(self):
     _validation.check_positive_integers(num_clusters=self.num_clusters)
@@ -104,9 +122,27 @@ class SegmentSettings:
           self.resize_to, what="resize_to", minimum=2, hint=" E.g. params.image_size."))
     if self.on_device is not True and self.on_device is not False and self.on_device != "auto":
       raise ValueError(f"on_device is {self.on_device!r}; expected True, False or 'auto'.")
-    _validation.check_positive_integers(max_clusters=self.max_clusters)
-    if self.max_clusters < 2:
-      raise ValueError(f"max_clusters is {self.max_clusters}; a hierarchy needs at least 2.")
+    if self.min_segment_pixels is not None:
+      _validation.check_positive_integers(min_segment_pixels=self.min_segment_pixels)
+    ks = self.scale_num_clusters
+    if isinstance(ks, (str, bytes)) or not isinstance(ks, (tuple, list, np.ndarray)) \
+        or not len(ks):
+      raise ValueError(f"scale_num_clusters is {ks!r}; expected a non-empty sequence of k, "
+                       "e.g. range(2, 16).")
+    _validation.check_positive_integers(**{f"scale_num_clusters[{i}]": k
+                                           for i, k in enumerate(ks)})
+    object.__setattr__(self, "scale_num_clusters", tuple(sorted({int(k) for k in ks})))
+    _validation.check_one_of(self.scale_rule, SCALE_RULES, what="scale rule")
+    share = self.scale_max_fraction
+    if isinstance(share, bool) or not isinstance(share, (int, float, np.integer, np.floating)) \
+        or not 0 < share <= 1:
+      raise ValueError(f"scale_max_fraction is {share!r}; expected a share in (0, 1].")
+
+  def fold_threshold(self, pixel_count: int) -> int:
+    """Pieces with fewer pixels than this join a neighbour, in an image of `pixel_count` pixels."""
+    if self.min_segment_pixels is not None:
+      return int(self.min_segment_pixels)
+    return max(1, round(self.min_segment_fraction * pixel_count))
 
   @classmethod
   def from_config(cls, evaluation) -> "SegmentSettings":
@@ -117,7 +153,11 @@ class SegmentSettings:
                image_sigma=float(evaluation.image_sigma),
                connected=bool(evaluation.connected_segments),
                min_segment_fraction=float(evaluation.min_segment_fraction),
-               at_training_size=bool(evaluation.segment_at_training_size))
+               at_training_size=bool(evaluation.segment_at_training_size),
+               min_segment_pixels=int(evaluation.get("min_segment_pixels", 0)) or None,
+               scale_num_clusters=tuple(evaluation.get("scale_num_clusters", range(2, 16))),
+               scale_rule=evaluation.get("scale_rule", "consensus"),
+               scale_max_fraction=float(evaluation.get("scale_max_fraction", 0.25)))
 
 
 _FIELDS = tuple(field.name for field in dataclasses.fields(SegmentSettings))

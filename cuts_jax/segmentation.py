@@ -13,16 +13,17 @@ features (`features`).
 
 from __future__ import annotations
 
+import dataclasses
 from typing import Any, Optional, Sequence, Union
 
 import numpy as np
-from scipy import ndimage
 
 from cuts_jax import _validation
 from cuts_jax import clustering
 from cuts_jax import features as features_lib
 from cuts_jax import pixels
 from cuts_jax import regions
+from cuts_jax import scales
 from cuts_jax.embedding import SegmentationParams
 from cuts_jax.embedding import clustering_features
 from cuts_jax.embedding import embed
@@ -78,6 +79,8 @@ def segment(params: SegmentationParams, image: Any, *,
     params = cuts_jax.load("/tmp/retina")
     labels = cuts_jax.segment(params, skimage.io.imread("fundus.png"))
     lesion = cuts_jax.select(labels, (64, 40))   # bool (H, W): the segment under the click
+    stack = cuts_jax.segment_hierarchy(params, image)   # every k of scale_num_clusters
+    lesion = cuts_jax.select(stack, (64, 40))    # the region the scale rule chooses
   """
   settings = resolve_settings(params, settings=settings, **overrides)
   features = features_lib.image_features(params, image, settings=settings)
@@ -113,68 +116,91 @@ def _labels(features: np.ndarray, size: Optional[Sequence[int]],
                                     method=settings.method, seed=settings.seed,
                                     on_device=settings.on_device)
   if settings.connected:
-    labels = regions.connected_segments(
-        labels, min_size=max(1, round(settings.min_segment_fraction * labels.size)))
+    labels = regions.connected_segments(labels, min_size=settings.fold_threshold(labels.size))
   if size is not None and labels.shape != tuple(size):
     labels = regions.renumber(pixels.resize_labels(labels, size))
   return labels.astype(np.int32)
 
 
-def select(labels: Union[np.ndarray, regions.Hierarchy], pixel: Sequence[int], *,
-           connected: Optional[bool] = None, level: Union[str, int] = "persistent",
-           target_size: Optional[int] = None) -> np.ndarray:
-  """The binary mask of the segment under one click: a pixel of an image or a voxel of a volume.
+def select(segments: Union[np.ndarray, scales.ScaleStack], clicks: Any, *, negative: Any = (),
+           rule: Union[str, int, None] = None, level: Optional[int] = None,
+           max_fraction: Optional[float] = None,
+           connected: Optional[bool] = None) -> np.ndarray:
+  """The binary mask of what the clicks select: pixels of an image or voxels of a volume.
+
+  Positive clicks add the region under them, negative clicks remove the
+  region under them. On a `ScaleStack` (from `segment_hierarchy`) each
+  click's region is chosen among the levels by the scale rule
+  (`cuts_jax.scales`): a positive click's among the levels whose clicked
+  segment holds no negative click, a negative click's among those whose
+  segment holds no positive one, so a negative click inside a segment splits
+  it at a finer scale rather than dropping it. On a flat label map the
+  segment under each positive click is taken whole, except that one holding
+  a negative click is split between the clicks (each pixel to the nearest
+  one), all a fixed map allows.
 
   Args:
-    labels: int (H, W) label map (e.g. from `segment`), int (D0, D1, D2)
-      label volume (e.g. from `cuts_jax.segment_volume`), or a `Hierarchy`
-      (from `segment_hierarchy`).
-    pixel: (row, col) of an image, or (i, j, k) of a volume; 0-based,
-      negative indices are refused.
-    connected: True: only the connected part of the clicked segment that
+    segments: a `ScaleStack` (2-D or 3-D), an int (H, W) label map (e.g.
+      from `segment`), or an int (D0, D1, D2) label volume (e.g. from
+      `cuts_jax.segment_volume`).
+    clicks: one click, (row, col) of an image or (i, j, k) of a volume, or a
+      list of them; 0-based, inside the labels.
+    negative: clicks on what must not be selected, in the same form.
+    rule: for a stack: one of `SCALE_RULES` ("consensus", "medoid",
+      "stability", "fixed"), or an int k (the level with the nearest k);
+      None: the stack's rule (the model's `scale_rule`).
+    level: for a stack, instead of `rule`: this level's index (0 coarsest),
+      as a flat map.
+    max_fraction: for a stack: the largest share of the image a region
+      chosen by a rule other than "fixed" may cover; None: the stack's.
+    connected: True: only the connected part of each clicked segment that
       holds the click (face neighbours: 4-connectivity in 2-D,
-      6-connectivity in 3-D); False: every pixel with the clicked label.
-      Default: True for a volume, False for an image (the paper's one-click
+      6-connectivity in 3-D); False: every pixel of its label. Default:
+      True for a volume, False for an image (the paper's one-click
       protocol; `segment`'s segments are connected already).
-    level: for a hierarchy: "persistent" (the level at which the clicked
-      segment survives the widest range of granularity) or a level index.
-    target_size: for a hierarchy: instead of `level`, the level whose clicked
-      segment has the number of pixels closest to this.
 
   Returns:
-    bool mask of the labels' shape.
+    bool mask of the labels' spatial shape.
+
+  Raises:
+    ValueError: a click outside the labels, with the wrong number of
+      indices (a pixel for a volume, or a voxel for an image), or both
+      positive and negative; an unknown rule or level.
+
+  Example:
+    stack = cuts_jax.segment_hierarchy(params, image)
+    mask = cuts_jax.select(stack, [(64, 40), (60, 70)], negative=(80, 40))
   """
-  if isinstance(labels, regions.Hierarchy):
-    return regions.select_level(labels, pixel, level=level, target_size=target_size)
-  if np.ndim(labels) == 3:
-    return _select_in_volume(labels, pixel, connected=connected is None or connected)
-  labels = _validation.check_label_map(labels)
-  row, col = _validation.check_pixel(pixel, shape=labels.shape)
-  mask = labels == labels[row, col]
-  return _component_holding(mask, (row, col)) if connected else mask
-
-
-def _select_in_volume(labels: Any, voxel: Sequence[int], *, connected: bool) -> np.ndarray:
-  # In a volume clustered as a whole, one label spans every structure of a
-  # similar look (the ventricles and all other fluid), so a click means the
-  # clicked structure itself: its connected part.
-  labels = _validation.check_label_map(labels, ndim=3)
-  if np.ndim(voxel) == 1 and len(voxel) == 2:
-    raise ValueError(f"labels of shape {labels.shape} are a 3-D label volume, which takes a "
-                     f"voxel (i, j, k), three integers; got the pixel {tuple(voxel)!r}. For a 2-D (H, W) "
-                     "label map pass a 2-D array.")
-  voxel = _validation.check_pixel(voxel, shape=labels.shape, what="voxel",
-                                  where="label volume", ndim=3)
-  mask = labels == labels[voxel]
-  return _component_holding(mask, voxel) if connected else mask
-
-
-def _component_holding(mask: np.ndarray, index: tuple[int, ...]) -> np.ndarray:
-  """The face-connected component of `mask` that holds `index`.
-
-  Face neighbours only: diagonal contacts, which at the rim of two segments
-  often join structures that are not one, do not link.
-  """
-  structure = ndimage.generate_binary_structure(mask.ndim, 1)
-  components, _ = ndimage.label(mask, structure=structure)
-  return components == components[index]
+  if isinstance(segments, scales.ScaleStack):
+    stack = segments
+    if level is not None:
+      count = len(stack)
+      if isinstance(level, (bool, np.bool_)) or not isinstance(level, (int, np.integer)) \
+          or not -count <= level < count:
+        raise ValueError(f"level is {level!r}; expected an integer in [{-count}, {count}) for "
+                         f"this stack of {count} levels.")
+      index = slice(int(level) % count, int(level) % count + 1)
+      stack = dataclasses.replace(
+          stack, labels=stack.labels[index], num_clusters=stack.num_clusters[index],
+          pieces=None if stack.pieces is None else stack.pieces[index])
+      rule = "fixed"
+    fixed = None
+    if isinstance(rule, (int, np.integer)) and not isinstance(rule, (bool, np.bool_)):
+      rule, fixed = "fixed", int(rule)
+    return scales.choose_region(stack, clicks, negative=negative, rule=rule,
+                                max_fraction=max_fraction, fixed_clusters=fixed,
+                                connected=bool(connected) if connected is not None
+                                else len(stack.shape) == 3)
+  labels = np.asarray(segments)
+  if labels.ndim not in (2, 3):
+    raise ValueError(f"segments must be a ScaleStack, an (H, W) label map or a (D0, D1, D2) "
+                     f"label volume; got an array of shape {labels.shape}.")
+  labels = _validation.check_label_map(labels, ndim=labels.ndim)
+  if rule is not None or level is not None or max_fraction is not None:
+    raise ValueError("rule, level and max_fraction choose among a ScaleStack's levels; a flat "
+                     "label map has one. Pass cuts_jax.segment_hierarchy(params, image) to "
+                     "choose the scale per click.")
+  flat = scales.ScaleStack(labels=labels[None], num_clusters=(1,), rule="fixed",
+                           fixed_clusters=1)
+  return scales.choose_region(flat, clicks, negative=negative,
+                              connected=labels.ndim == 3 if connected is None else bool(connected))

@@ -234,7 +234,7 @@ def main() -> None:
       if seed == seeds[0]:
         # The baselines do not change with an ablation: their figure is kept once.
         for figure in (("cuts.png",) if ablation != "none"
-                       else ("cuts.png", "methods.png", "hierarchy.png")):
+                       else ("cuts.png", "methods.png", "scales.png")):
           source = outcome["directory"] / figure
           if source.exists():
             suffix = "" if ablation == "none" else f"_{ablation}"
@@ -280,10 +280,14 @@ def main() -> None:
            f" `cuts` (the default `segment`) clusters the {config.evaluation.cluster_space}-space "
            f"embeddings beside the smoothed image (weight {config.evaluation.image_weight}, "
            f"sigma {config.evaluation.image_sigma} px) and cuts clusters into connected segments "
-           f"(pieces under {config.evaluation.min_segment_fraction:.1%} of the image join a "
-           f"neighbour); `cuts_reconstruction_clusters`, `cuts_raw_embedding` (the paper's "
+           + (f"(pieces under {config.evaluation.min_segment_pixels} px at the segmenting size "
+              if config.evaluation.min_segment_pixels else
+              f"(pieces under {config.evaluation.min_segment_fraction:.1%} of the image ")
+           + f"join a neighbour); `cuts_reconstruction_clusters`, `cuts_raw_embedding` (the paper's "
            f"literal row) and `cuts_cosine` are the plain clusters of the embeddings in each "
-           f"space; `cuts_persistent` is the hierarchy's persistent level under the click; rows "
+           f"space; `cuts_scale` (and `colour_scale`, `felzenszwalb_scale`) is the region the "
+           f"scale rule `{config.evaluation.scale_rule}` chooses under the click among the "
+           f"scales; rows "
            f"ending in `_oracle` pick the granularity per image with the expert mask (not "
            f"label-free). Dice with the paper's one-pixel protocol "
            f"(`dice_majority`: the optimistic majority protocol); SSIM/ERGAS/RMSE within "

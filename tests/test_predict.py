@@ -56,7 +56,7 @@ def test_cli_on_a_folder_with_a_corrupt_file(trained, tmp_path):
   before = _digests(inputs)
   output = tmp_path / "out" / "nested"
   result = _run_cli(f"--workdir={workdir}", f"--input={inputs}", f"--output={output}",
-                    "--pixel=2,3", "--num_clusters=3")
+                    "--pixel=2,3", "--num_clusters=3", "--scale=fixed")
   assert result.returncode != 0, result.stderr
   assert "3 of 4 input(s) segmented, 1 failed" in result.stdout
   assert "broken.png" in result.stderr and "cannot read" in result.stderr
@@ -91,33 +91,35 @@ def test_a_single_file_matches_the_python_api(trained, tmp_path):
   assert summary.ok and summary.line().startswith("1 of 1 input(s) segmented, 0 failed")
   labels = io.imread(tmp_path / "results" / "one_labels.png")
   np.testing.assert_array_equal(labels, cuts_jax.segment(params, image, num_clusters=4, seed=3))
+  # The click's region is chosen by the model's scale rule among the scales.
+  stack = cuts_jax.segment_hierarchy(params, image, num_clusters=4, seed=3)
   np.testing.assert_array_equal(io.imread(tmp_path / "results" / "one_mask.png") == 255,
-                                cuts_jax.select(labels, (5, 6)))
+                                cuts_jax.select(stack, (5, 6)))
 
 
-def test_hierarchy_flag_writes_the_levels_and_the_clicked_segment_at_its_level(trained,
-                                                                              tmp_path):
+def test_repeated_pixels_negative_clicks_and_the_scale_flag(trained, tmp_path):
   workdir, params = trained
   image = np.random.default_rng(4).integers(0, 256, (28, 26, 3), dtype=np.uint8)
   io.imsave(tmp_path / "one.png", image)
   result = _run_cli(f"--workdir={workdir}", f"--input={tmp_path / 'one.png'}",
-                    f"--output={tmp_path / 'out'}", "--pixel=5,6", "--hierarchy=persistent")
+                    f"--output={tmp_path / 'out'}", "--pixel=5,6", "--pixel=20,20",
+                    "--negative=12,12", "--scale=medoid")
   assert result.returncode == 0, result.stderr
-  expected = cuts_jax.segment_hierarchy(params, image)
-  saved = np.load(tmp_path / "out" / "one_hierarchy.npz")
-  np.testing.assert_array_equal(saved["labels"], expected.labels)
-  np.testing.assert_array_equal(saved["num_clusters"], expected.num_clusters)
-  np.testing.assert_array_equal(io.imread(tmp_path / "out" / "one_mask.png") == 255,
-                                cuts_jax.select(expected, (5, 6)))
-  assert (tmp_path / "out" / "one_hierarchy.png").stat().st_size > 0
-  summary = predict.predict_path(params, tmp_path / "one.png", tmp_path / "level1",
-                                 pixel=(5, 6), hierarchy_level=1)
+  stack = cuts_jax.segment_hierarchy(params, image)
+  expected = cuts_jax.select(stack, [(5, 6), (20, 20)], negative=[(12, 12)], rule="medoid")
+  np.testing.assert_array_equal(io.imread(tmp_path / "out" / "one_mask.png") == 255, expected)
+  summary = predict.predict_path(params, tmp_path / "one.png", tmp_path / "k4", pixel=(5, 6),
+                                 scale=4)
   assert summary.ok
-  np.testing.assert_array_equal(io.imread(tmp_path / "level1" / "one_mask.png") == 255,
-                                cuts_jax.select(expected, (5, 6), level=1))
+  labels = cuts_jax.segment(params, image, num_clusters=4)
+  np.testing.assert_array_equal(io.imread(tmp_path / "k4" / "one_labels.png"), labels)
+  np.testing.assert_array_equal(io.imread(tmp_path / "k4" / "one_mask.png") == 255,
+                                cuts_jax.select(labels, (5, 6)))
   bad = _run_cli(f"--workdir={workdir}", f"--input={tmp_path / 'one.png'}",
-                 f"--output={tmp_path / 'bad'}", "--hierarchy=coarse")
-  assert bad.returncode != 0 and "'persistent' or a level index" in bad.stderr
+                 f"--output={tmp_path / 'bad'}", "--pixel=5,6", "--scale=coarse")
+  assert bad.returncode != 0 and "--scale is 'coarse'" in bad.stderr
+  with pytest.raises(ValueError, match="needs at least one --pixel"):
+    predict.predict_path(params, tmp_path / "one.png", tmp_path / "bad2", negative=(1, 1))
 
 
 def test_the_segment_size_is_the_models_unless_chosen(trained, tmp_path):

@@ -42,7 +42,10 @@ def test_overrides_replace_the_models_values_and_none_keeps_them(params):
     (dict(image_sigma=float("nan")), "image_sigma"), (dict(connected="yes"), "connected"),
     (dict(min_segment_fraction=1.0), "min_segment_fraction"),
     (dict(resize_to=(1, 16)), "resize_to"), (dict(on_device="gpu"), "on_device"),
-    (dict(max_clusters=1), "max_clusters"),
+    (dict(min_segment_pixels=0), "min_segment_pixels"),
+    (dict(scale_num_clusters=()), "scale_num_clusters"),
+    (dict(scale_num_clusters=(2, 0)), "scale_num_clusters"),
+    (dict(scale_rule="persistent"), "scale rule"), (dict(scale_max_fraction=0.0), "scale_max_fraction"),
 ])
 def test_every_value_is_checked_in_one_place(params, overrides, message):
   with pytest.raises(ValueError, match=message):

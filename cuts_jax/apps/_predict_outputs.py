@@ -108,13 +108,6 @@ class Writer:
     skimage_io.imsave(path, np.asarray(mask, bool).astype(np.uint8) * 255, check_contrast=False)
     return path
 
-  def hierarchy(self, levels, file_name: str) -> pathlib.Path:
-    """A `Hierarchy`'s labels (L, H, W), num_clusters and scales as an .npz."""
-    path = self.path(file_name)
-    np.savez_compressed(path, labels=levels.labels, num_clusters=levels.num_clusters,
-                        scales=levels.scales)
-    return path
-
   def summary(self, summary: Summary) -> pathlib.Path:
     """`summary` as SUMMARY_FILE in the output folder."""
     path = self.path(SUMMARY_FILE)

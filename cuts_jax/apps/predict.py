@@ -47,8 +47,8 @@ import numpy as np
 
 from cuts_jax import _optional
 from cuts_jax import _validation
-from cuts_jax import hierarchy
 from cuts_jax import pixels
+from cuts_jax import scales
 from cuts_jax import segmentation
 from cuts_jax import trained
 from cuts_jax import volume as volume_lib
@@ -61,7 +61,7 @@ from cuts_jax.runs import checkpointing
 from cuts_jax.runs import console
 
 __all__ = ["SUMMARY_FILE", "Item", "Summary", "find_inputs", "main", "parse_pixel",
-           "parse_segment_size", "predict_path"]
+           "parse_scale", "parse_segment_size", "predict_path"]
 
 _tqdm = _optional.module("tqdm.auto", extra=None, purpose="a progress bar")
 
@@ -119,49 +119,50 @@ def parse_segment_size(text: str) -> dict[str, Any]:
   return {"resize_to": _validation.check_size(size, what="--segment_size", minimum=2)}
 
 
-def _predict_image(params, item: Item, image: Any, writer: _predict_outputs.Writer, *, pixel,
-                   settings: segmentation.SegmentSettings, hierarchy_level) -> list:
+def _predict_image(params, item: Item, image: Any, writer: _predict_outputs.Writer, *,
+                   clicks, negative, settings: segmentation.SegmentSettings, scale) -> list:
   image = pixels.match_channels(np.asarray(image), params.channels, source=item.path)
-  if pixel is not None:
-    if len(pixel) != 2:
-      raise ValueError(f"--pixel {tuple(pixel)} is a voxel (I,J,K), but this is a 2-D image; "
-                       "give its pixel as ROW,COL.")
-    _validation.check_pixel(pixel, shape=image.shape, what="--pixel", where="image")
+  for click in (*clicks, *negative):
+    if len(click) != 2:
+      raise ValueError(f"--pixel/--negative {tuple(click)} is a voxel (I,J,K), but this is a "
+                       "2-D image; give its pixels as ROW,COL.")
+    _validation.check_pixel(click, shape=image.shape, what="--pixel", where="image")
   image = segmentation.prepare_image(image, channels=params.channels)
-  labels = segmentation.segment(params, image, settings=settings)
+  rule = settings.scale_rule if scale is None else scale
+  flat = rule == "fixed" or isinstance(rule, int)
+  if clicks and not flat:
+    stack = scales.segment_hierarchy(params, image, settings=settings)
+    labels = (stack.labels[stack.level_of(settings.num_clusters)]
+              if settings.num_clusters in stack.num_clusters
+              else segmentation.segment(params, image, settings=settings))
+  else:
+    k = rule if isinstance(rule, int) else None
+    labels = segmentation.segment(params, image, settings=settings, num_clusters=k)
   outputs = [medical.write_label_png(labels, writer.path(f"{item.name}_labels.png"))]
-  levels = None
-  if hierarchy_level is not None:
-    levels = hierarchy.segment_hierarchy(params, image, settings=settings)
-    outputs.append(writer.hierarchy(levels, f"{item.name}_hierarchy.npz"))
   mask = None
-  if pixel is not None:
-    mask = (segmentation.select(labels, pixel) if levels is None
-            else segmentation.select(levels, pixel, level=hierarchy_level))
+  if clicks:
+    mask = (segmentation.select(labels, clicks, negative=negative) if flat
+            else segmentation.select(stack, clicks, negative=negative, rule=rule))
     outputs.append(writer.mask_png(mask, f"{item.name}_mask.png"))
   outputs.append(writer.overlay(image, labels, mask, f"{item.name}_overlay.png"))
-  if levels is not None and pixel is not None:
-    outputs.append(writer.figure(
-        lambda: viz.hierarchy_figure([dict(image=image, hierarchy=levels, pixel=pixel)]),
-        f"{item.name}_hierarchy.png"))
   return outputs
 
 
 def _predict_volume(params, item: Item, volume: medical.Volume,
-                    writer: _predict_outputs.Writer, *, pixel, axis,
-                    settings: segmentation.SegmentSettings, hierarchy_level) -> list:
-  if hierarchy_level is not None:
-    raise ValueError("--hierarchy is for 2-D images; a volume is segmented at one level "
-                     "(run it without --hierarchy).")
+                    writer: _predict_outputs.Writer, *, clicks, negative, axis,
+                    settings: segmentation.SegmentSettings, scale) -> list:
+  if scale is not None and scale != "fixed":
+    raise ValueError("--scale chooses among a 2-D image's scales; a volume is segmented at "
+                     "one k (use --num_clusters).")
   if not -3 <= axis < 3:
     raise ValueError(f"--axis is {axis}; a volume has axes 0, 1 and 2.")
-  if pixel is not None:
-    if len(pixel) != 3:
-      raise ValueError(f"--pixel {tuple(pixel)} is a pixel (ROW,COL), but this is a volume; "
-                       "click a voxel with --pixel=I,J,K (indices along the volume's own "
-                       "axes, as stored). Its labels are the same on every slice, so one "
+  for click in (*clicks, *negative):
+    if len(click) != 3:
+      raise ValueError(f"--pixel/--negative {tuple(click)} is a pixel (ROW,COL), but this is a "
+                       "volume; click a voxel with --pixel=I,J,K (indices along the volume's "
+                       "own axes, as stored). Its labels are the same on every slice, so one "
                        "voxel selects the structure in 3-D.")
-    _validation.check_pixel(pixel, shape=volume.data.shape, what="--pixel",
+    _validation.check_pixel(click, shape=volume.data.shape, what="--pixel",
                             where="volume", ndim=3)
   labels = volume_lib.segment_volume(params, volume.data, axis=axis, settings=settings)
   outputs = [medical.write_nifti_labels(labels, writer.path(f"{item.name}_labels.nii.gz"),
@@ -170,13 +171,13 @@ def _predict_volume(params, item: Item, volume: medical.Volume,
   masks = None
   count = len(slices)
   drawn = {min(int(f * count), count - 1) for f in _OVERLAY_SLICE_FRACTIONS}
-  if pixel is not None:
-    mask = segmentation.select(labels, pixel)
+  if clicks:
+    mask = segmentation.select(labels, clicks, negative=negative)
     outputs.append(medical.write_nifti_labels(
         mask.astype(np.uint8), writer.path(f"{item.name}_mask.nii.gz"), like=volume,
         dtype=np.uint8))
     masks = np.moveaxis(mask, axis, 0)
-    drawn.add(pixel[axis % 3])
+    drawn.add(clicks[0][axis % 3])
   images = np.moveaxis(pixels.to_unit_range(volume.data), axis, 0)
   for index in sorted(drawn):
     outputs.append(writer.overlay(images[index], slices[index],
@@ -215,8 +216,8 @@ def _progress(items: list, enabled: bool) -> Iterable:
 
 
 def predict_path(params: segmentation.SegmentationParams, input_path: str | pathlib.Path,
-                 output_dir: str | pathlib.Path, *, pixel: Optional[Sequence[int]] = None,
-                 axis: int = 2, hierarchy_level: Optional[Union[str, int]] = None,
+                 output_dir: str | pathlib.Path, *, pixel: Any = None, negative: Any = (),
+                 scale: Optional[Union[str, int]] = None, axis: int = 2,
                  show_progress: bool = True,
                  on_failure: Optional[Callable[[pathlib.Path, str], None]] = None,
                  settings: Optional[segmentation.SegmentSettings] = None,
@@ -234,16 +235,19 @@ def predict_path(params: segmentation.SegmentationParams, input_path: str | path
     input_path: a file (image, .dcm, .nii/.nii.gz) or a folder of them; a
       folder of .dcm files is one DICOM series.
     output_dir: created when missing; must not be the input folder.
-    pixel: (row, col) to select a segment of an image at, or (i, j, k): a
-      voxel of a volume, whose segment's 3-D connected part is the mask. An
-      input of the other kind fails with the reason (a folder's other
-      inputs are still segmented).
+    pixel: the positive click(s) whose region is written as the mask: one
+      (row, col) of an image or (i, j, k) of a volume (whose 3-D connected
+      part of the clicked segment is the mask), or a list of them. An input
+      of the other kind fails with the reason (a folder's other inputs are
+      still segmented).
+    negative: click(s) on what the mask must not hold, in the same form
+      (`cuts_jax.select`'s `negative`).
+    scale: for 2-D images, how the region under each click is chosen: a
+      rule of `cuts_jax.segment_settings.SCALE_RULES` among the scales of
+      `cuts_jax.segment_hierarchy` ("fixed": the segments at the model's
+      k), or an int k (the segments at that k). None: the model's
+      `scale_rule`. Volumes take only None or "fixed".
     axis: the axis volumes are sliced along.
-    hierarchy_level: for 2-D images, also write `NAME_hierarchy.npz` (the
-      `cuts_jax.segment_hierarchy` levels: labels (L, H, W), num_clusters,
-      scales); with `pixel`, the mask is the clicked segment at this level
-      ("persistent", or a level index) and `NAME_hierarchy.png` draws the
-      levels. None: no hierarchy. Volumes fail with the reason.
     show_progress: draw a progress line for more than one input.
     on_failure: called with (path, reason) when an input fails (default:
       a warning in the log).
@@ -272,21 +276,23 @@ def predict_path(params: segmentation.SegmentationParams, input_path: str | path
   if input_path.is_dir() and output_dir.exists() and output_dir.resolve() == input_path.resolve():
     raise ValueError(f"--output {output_dir} is the input folder; choose another folder so the "
                      "results do not mix with (or get read as) inputs.")
-  if pixel is not None:
-    voxel = isinstance(pixel, (tuple, list, np.ndarray)) and len(pixel) == 3
-    pixel = _validation.check_pixel(pixel, ndim=3 if voxel else 2)
+  clicks = _clicks(pixel, "--pixel")
+  negative = _clicks(negative, "--negative")
+  if negative and not clicks:
+    raise ValueError("--negative needs at least one --pixel: negative clicks only remove from "
+                     "what positive clicks select.")
+  if scale is not None and not (isinstance(scale, int) and not isinstance(scale, bool)
+                                and scale >= 1) and scale not in scales.RULES:
+    raise ValueError(f"--scale is {scale!r}; expected one of {', '.join(scales.RULES)} or a "
+                     "number of clusters k >= 1.")
   items, others = find_inputs(input_path, exclude=output_dir)
   checkpointing.check_writable(output_dir, flag="--output")
   writer = _predict_outputs.Writer(output_dir, _predict_inputs.input_files(input_path, items))
-  if hierarchy_level is not None and hierarchy_level != "persistent" and not (
-      isinstance(hierarchy_level, (int, np.integer)) and hierarchy_level >= 0):
-    raise ValueError(f"hierarchy level is {hierarchy_level!r}; expected 'persistent' or a "
-                     "level index >= 0.")
   summary = Summary(output_dir=output_dir, skipped=others)
   for item in _progress(items, show_progress):
     try:
-      outputs = _predict_item(params, item, writer, pixel=pixel, axis=axis, settings=settings,
-                              hierarchy_level=hierarchy_level)
+      outputs = _predict_item(params, item, writer, clicks=clicks, negative=negative,
+                              axis=axis, settings=settings, scale=scale)
     except Exception as error:  # One bad input must not stop the others.
       if isinstance(error, OSError) and error.errno in _FATAL_WRITE_ERRORS:
         raise OSError(f"cannot write to {output_dir} ({error.strerror}); stopped at "
@@ -306,15 +312,34 @@ def predict_path(params: segmentation.SegmentationParams, input_path: str | path
   return summary
 
 
-def _parse_level(text: Optional[str]) -> Optional[Union[str, int]]:
-  if text is None:
+def _clicks(clicks: Any, what: str) -> list[tuple[int, ...]]:
+  """One click or a list of them (pixels or voxels, not mixed) as a list of tuples."""
+  if clicks is None:
+    return []
+  array = np.asarray(clicks, dtype=object)
+  items = [clicks] if array.ndim == 1 and len(array) and not isinstance(
+      array[0], (tuple, list, np.ndarray)) else list(clicks)
+  checked = [_validation.check_pixel(c, what=what, ndim=3 if len(c) == 3 else 2)
+             if isinstance(c, (tuple, list, np.ndarray)) else
+             _validation.check_pixel(c, what=what) for c in items]
+  if len({len(c) for c in checked}) > 1:
+    raise ValueError(f"{what} mixes pixels (ROW,COL) and voxels (I,J,K); an input is either an "
+                     "image or a volume.")
+  return checked
+
+
+def parse_scale(text: Optional[str]) -> Optional[Union[str, int]]:
+  """--scale as `predict_path`'s `scale`: None, a rule name, or a k ("10" -> 10)."""
+  if text is None or not text.strip():
     return None
-  if text == "persistent":
-    return text
-  if text.isdigit():
+  text = text.strip()
+  if text.isdigit() and int(text) >= 1:
     return int(text)
-  raise ValueError(f"--hierarchy is {text!r}; expected 'persistent' or a level index "
-                   "(0 finest), e.g. --hierarchy=persistent.")
+  if text in scales.RULES:
+    return text
+  raise ValueError(f"--scale is {text!r}; expected one of {', '.join(scales.RULES)} (how the "
+                   "region under a click is chosen among the scales k = 2..15) or a number of "
+                   "clusters, e.g. --scale=10.")
 
 
 def _define_flags() -> None:
@@ -322,14 +347,19 @@ def _define_flags() -> None:
   flags.DEFINE_string("workdir", None, "Training workdir (config.json + checkpoints/).")
   flags.DEFINE_string("input", None, "An image, .nii/.nii.gz, .dcm, or a folder of them.")
   flags.DEFINE_string("output", None, "Folder for the results (created when missing).")
-  flags.DEFINE_string("pixel", None, "ROW,COL of an image's pixel, or I,J,K of a volume's "
-                      "voxel, whose segment is written as a mask (for a volume: the segment's "
-                      "3-D connected part that holds the voxel).")
+  flags.DEFINE_multi_string("pixel", [], "ROW,COL of an image's pixel, or I,J,K of a "
+                            "volume's voxel, whose region is written as a mask (for a volume: "
+                            "the segment's 3-D connected part that holds the voxel); repeat "
+                            "for more positive clicks.")
+  flags.DEFINE_multi_string("negative", [], "ROW,COL (or I,J,K) the mask must not hold; "
+                            "repeatable. On an image the region under each --pixel is then "
+                            "chosen at a scale that leaves these out.")
+  flags.DEFINE_string("scale", None, "How the region under a 2-D image's click is chosen: "
+                      "consensus, medoid, stability (label-free rules over the scales "
+                      "k = 2..15), fixed (the segments at the model's k) or a number k. "
+                      "Default: the model's (config.evaluation.scale_rule).")
   flags.DEFINE_integer("num_clusters", None, "k of the clustering (default: the model's, "
                        "from its config).")
-  flags.DEFINE_string("hierarchy", None, "For 2-D images, also write the segment hierarchy "
-                      "(NAME_hierarchy.npz) and, with --pixel, take the mask at this level: "
-                      "'persistent' (chosen without labels) or a level index (0 finest).")
   flags.DEFINE_integer("seed", None, "Seed of the clustering (default: the model's, "
                        "config.evaluation.seed).")
   flags.DEFINE_integer("axis", 2, "Axis along which volumes are sliced.")
@@ -355,14 +385,17 @@ def main(argv: Sequence[str]) -> None:
     print(f"\n{_cli.program_name()}: FAILED {where}{reason}", file=sys.stderr, flush=True)
 
   with _cli.exit_on_user_error():
-    pixel = parse_pixel(values.pixel) if values.pixel else None
+    clicks = [parse_pixel(text) for text in values.pixel]
+    negative = [parse_pixel(text) for text in values.negative]
+    scale = parse_scale(values.scale)
     size = parse_segment_size(values.segment_size)
     find_inputs(values.input)  # A wrong path fails before the model loads.
     params = trained.load(values.workdir, step=values.step)
     summary = predict_path(
-        params, values.input, values.output, pixel=pixel, num_clusters=values.num_clusters,
+        params, values.input, values.output, pixel=clicks or None, negative=negative,
+        scale=scale, num_clusters=values.num_clusters,
         seed=values.seed, axis=values.axis, on_failure=report,
-        hierarchy_level=_parse_level(values.hierarchy), **size)
+        **size)
   print(f"{_cli.program_name()}: {summary.line()}", flush=True)
   if not summary.ok:
     sys.exit(1)

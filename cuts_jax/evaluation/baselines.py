@@ -24,7 +24,7 @@ from a config through `run_baseline(name, image, **params)`:
 
 from __future__ import annotations
 
-from typing import Any, Callable, Optional
+from typing import Any, Callable, Optional, Sequence
 
 import numpy as np
 from scipy import ndimage
@@ -37,9 +37,12 @@ from skimage import segmentation
 
 from cuts_jax import _validation
 from cuts_jax import clustering
+from cuts_jax import pixels
 from cuts_jax import regions
+from cuts_jax import scales
 
-__all__ = ["BASELINES", "felzenszwalb", "kmeans_pixels", "otsu", "otsu_watershed", "random_labels",
+__all__ = ["BASELINES", "FELZENSZWALB_SCALES", "colour_stack", "felzenszwalb",
+           "felzenszwalb_stack", "kmeans_pixels", "otsu", "otsu_watershed", "random_labels",
            "run_baseline", "slic"]
 
 
@@ -222,6 +225,64 @@ def kmeans_pixels(image: np.ndarray, *, num_clusters: int = 10, smoothing_sigma:
     labels = regions.connected_segments(
         labels, min_size=max(1, round(min_segment_fraction * labels.size)))
   return labels
+
+
+def colour_stack(image: np.ndarray, *, num_clusters: Sequence[int] = tuple(range(2, 16)),
+                 smoothing_sigma: float = 2.0, min_size: int = 30,
+                 size: Optional[Sequence[int]] = None, seed: int = 0) -> scales.ScaleStack:
+  """`colour_segments` at every k: the smoothed colours through CUTS's scale stack.
+
+  The same clustering, connected segments, fold threshold and kept small
+  pieces as `cuts_jax.segment_hierarchy`, with the blurred pixel values in
+  place of the learned features, so a scale rule can be compared fairly.
+
+  Args:
+    image: float (H, W, C) or (H, W) in [0, 1].
+    num_clusters: the k of the levels.
+    smoothing_sigma: Gaussian blur (pixels, at `size`) of each channel.
+    min_size: the fold threshold in pixels at `size`.
+    size: (h, w) to segment at (e.g. the model's training size), the
+      levels coming back at the image's size; None: the image's own.
+    seed: seeds the clustering.
+
+  Returns:
+    A `scales.ScaleStack` of (H, W) levels.
+  """
+  array = _check_image(image)
+  work = array if size is None or tuple(size) == array.shape[:2] else \
+      pixels.resize_image(array, tuple(size))
+  if smoothing_sigma > 0:
+    work = ndimage.gaussian_filter(work, sigma=(smoothing_sigma, smoothing_sigma, 0),
+                                   mode="reflect")
+  return scales.stack_from_features(work, num_clusters=num_clusters, seed=seed,
+                                    min_size=min_size, size=array.shape[:2])
+
+
+# Felzenszwalb's scale parameter at each level of `felzenszwalb_stack`: 2^5 .. 2^12.
+FELZENSZWALB_SCALES = tuple(float(s) for s in np.geomspace(32, 4096, 14))
+
+
+def felzenszwalb_stack(image: np.ndarray, *, scale_values: Sequence[float] = FELZENSZWALB_SCALES,
+                       sigma: float = 0.8, min_size: int = 20) -> scales.ScaleStack:
+  """Felzenszwalb's segmentation at several scale parameters, as a `scales.ScaleStack`.
+
+  Levels are ordered from fewest to most segments; each level's
+  `num_clusters` is its segment count.
+
+  Args:
+    image: float (H, W, C) or (H, W) in [0, 1].
+    scale_values: Felzenszwalb's `scale` at each level.
+    sigma, min_size: as in `felzenszwalb`.
+
+  Returns:
+    A `scales.ScaleStack` of (H, W) levels (its "fixed" rule is not meaningful).
+  """
+  levels = [felzenszwalb(image, scale=float(s), sigma=sigma, min_size=min_size)
+            for s in scale_values]
+  counts = [int(level.max()) + 1 for level in levels]
+  order = np.argsort(counts, kind="stable")
+  return scales.ScaleStack(labels=np.stack([levels[i] for i in order]),
+                           num_clusters=tuple(counts[i] for i in order))
 
 
 BASELINES: dict[str, Callable[..., np.ndarray]] = {

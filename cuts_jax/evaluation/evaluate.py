@@ -4,13 +4,15 @@
 
 Writes to `workdir/evaluation/`: `results.md` and `results.csv` (mean +- std over images,
 one row per method), `per_image.csv`, and figures (`cuts.png`, `methods.png`, like the
-paper's Figs. 2, 3 and 5, and `hierarchy.png`, the levels of the hierarchy with the clicked
-segment at each).
+paper's Figs. 2, 3 and 5, and `scales.png`, the levels of CUTS's scale stack with the
+clicked segment at each and the region the scale rule chooses).
 
 Rows: `cuts` is `segment` with the model's defaults; `cuts_reconstruction_clusters`,
 `cuts_raw_embedding` and `cuts_cosine` are the plain spectral k-means clusters of the
 embeddings measured in the reconstruction space, as they are (the paper's literal choice) and
-scaled to unit length; `cuts_persistent` is the hierarchy's persistent level under the click.
+scaled to unit length; `cuts_scale`, `colour_scale` and `felzenszwalb_scale` are the region the
+label-free scale rule (`cuts_jax.scales`) chooses under the click in each pipeline's stack of
+scales (CUTS's and the colours' at k = 2..15, Felzenszwalb's at 14 scale parameters).
 Rows ending in `_oracle` choose per image, with the expert mask, the best number of clusters
 or the best level: they show what a label-free choice of granularity leaves on the table and
 are not results a user can get.
@@ -31,8 +33,7 @@ from absl import logging
 import ml_collections
 import numpy as np
 
-from cuts_jax import hierarchy
-from cuts_jax import regions
+from cuts_jax import scales
 from cuts_jax import segmentation
 from cuts_jax import trained
 from cuts_jax.evaluation import baselines
@@ -41,7 +42,8 @@ from cuts_jax.evaluation import viz
 from cuts_jax.io import datasets
 from cuts_jax.runs import checkpointing
 
-__all__ = ["CLICK_ROWS", "CUTS", "CUTS_VARIANTS", "EVALUATION_DIR", "ImageResult", "evaluate"]
+__all__ = ["CLICK_ROWS", "CUTS", "CUTS_VARIANTS", "EVALUATION_DIR", "ImageResult", "click_stack",
+           "evaluate"]
 
 EVALUATION_DIR = "evaluation"
 CUTS = "cuts"
@@ -53,13 +55,17 @@ CUTS_VARIANTS = {
     "cuts_raw_embedding": {"space": "embedding", **_CLUSTERS_ONLY},
     "cuts_cosine": {"space": "cosine", **_CLUSTERS_ONLY},
 }
-# Rows that need the click (and so an expert mask): the hierarchy's levels and the oracles.
-CUTS_PERSISTENT = "cuts_persistent"
-CUTS_ORACLE_LEVEL = "cuts_level_oracle"
+# Rows that need the click (and so an expert mask): the scale rule on each pipeline's stack
+# of k = 2..15 (cuts_jax.scales; colour and Felzenszwalb given the same rule) and the oracles.
+CUTS_SCALE = "cuts_scale"
 CUTS_ORACLE_K = "cuts_k_oracle"
 COLOUR_ORACLE_K = "kmeans_smoothed_k_oracle"
-CLICK_ROWS = (CUTS_PERSISTENT, CUTS_ORACLE_LEVEL, CUTS_ORACLE_K, COLOUR_ORACLE_K)
-
+COLOUR_SCALE = "colour_scale"
+COLOUR_SCALE_ORACLE = "colour_k_oracle"
+FELZENSZWALB_SCALE = "felzenszwalb_scale"
+FELZENSZWALB_SCALE_ORACLE = "felzenszwalb_scale_oracle"
+CLICK_ROWS = (CUTS_SCALE, CUTS_ORACLE_K, COLOUR_ORACLE_K, COLOUR_SCALE, COLOUR_SCALE_ORACLE,
+              FELZENSZWALB_SCALE, FELZENSZWALB_SCALE_ORACLE)
 
 @dataclasses.dataclass
 class ImageResult:
@@ -95,7 +101,7 @@ def _score(image: np.ndarray, labels: np.ndarray, *, target: Optional[np.ndarray
   """All the metrics of one label map; returns (scores, selected mask, clicked pixel).
 
   `selected` replaces the one-pixel selection for rows that choose the
-  clicked segment themselves (a hierarchy level); the majority Dice, which
+  clicked region themselves (a scale rule); the majority Dice, which
   is about the label map, is then left out.
   """
   scores: dict[str, float] = {}
@@ -129,34 +135,50 @@ def _best_by_dice(label_maps, target: np.ndarray, percentile: float) -> np.ndarr
                                                                    percentile=percentile))
 
 
+def click_stack(method: str, params, image: np.ndarray, evaluation: ml_collections.ConfigDict,
+                *, size=None) -> scales.ScaleStack:
+  """The scale stack a click row chooses in: CUTS's, the colours' or Felzenszwalb's.
+
+  CUTS's follows the evaluation section's settings (`SegmentSettings.from_config`);
+  the colours' are clustered at `size` (the size CUTS segments at) with the same k,
+  seed, fold threshold and rule.
+  """
+  settings = segmentation.SegmentSettings.from_config(evaluation)
+  if method in (CUTS_SCALE, CUTS_ORACLE_K):
+    return scales.scale_stack(params, image, settings=settings)
+  if method in (COLOUR_SCALE, COLOUR_SCALE_ORACLE):
+    stack = baselines.colour_stack(image, num_clusters=settings.scale_num_clusters,
+                                   smoothing_sigma=evaluation.oracle_smoothing_sigma,
+                                   min_size=settings.fold_threshold(int(np.prod(size))),
+                                   size=size, seed=evaluation.seed)
+  else:
+    stack = baselines.felzenszwalb_stack(image)
+  return dataclasses.replace(stack, rule=settings.scale_rule,
+                             max_fraction=settings.scale_max_fraction,
+                             fixed_clusters=settings.num_clusters)
+
+
 def _click_rows(method: str, params, image: np.ndarray, target: np.ndarray,
-                evaluation: ml_collections.ConfigDict, cache: dict
+                evaluation: ml_collections.ConfigDict, cache: dict, size
                 ) -> tuple[np.ndarray, Optional[np.ndarray]]:
   """(labels, selected or None) of a row that uses the click or the expert mask."""
   percentile = evaluation.click_percentile
   pixel = metrics.centre_pixel(target, percentile=percentile)
-  if method in (CUTS_PERSISTENT, CUTS_ORACLE_LEVEL):
-    if "hierarchy" not in cache:
-      cache["hierarchy"] = hierarchy.segment_hierarchy(params, image, seed=evaluation.seed)
-    levels = cache["hierarchy"]
-    if method == CUTS_PERSISTENT:
-      index = regions.persistent_level(levels, pixel)
-    else:
-      index = max(range(len(levels)), key=lambda l: metrics.dice_one_pixel(
-          levels.labels[l], target, percentile=percentile))
-    labels = levels.labels[index]
-    return labels, labels == labels[pixel]
-  if method == CUTS_ORACLE_K:
-    # One embedding of the image, clustered with every k.
-    features = segmentation.image_features(params, image)
-    return _best_by_dice((segmentation.segments_from_features(
-        params, features, size=np.shape(image)[:2], num_clusters=k,
-        method=evaluation.clustering, seed=evaluation.seed)
-                          for k in evaluation.oracle_num_clusters), target, percentile), None
-  return _best_by_dice((baselines.kmeans_pixels(image, num_clusters=k,
-                                                smoothing_sigma=evaluation.oracle_smoothing_sigma,
-                                                seed=evaluation.seed)
-                        for k in evaluation.oracle_num_clusters), target, percentile), None
+  if method == COLOUR_ORACLE_K:
+    return _best_by_dice((baselines.kmeans_pixels(
+        image, num_clusters=k, smoothing_sigma=evaluation.oracle_smoothing_sigma,
+        seed=evaluation.seed) for k in evaluation.oracle_num_clusters), target, percentile), None
+  pipeline = method.split("_")[0]
+  if pipeline not in cache:
+    cache[pipeline] = click_stack(method, params, image, evaluation, size=size)
+  stack = cache[pipeline]
+  if method in (CUTS_SCALE, COLOUR_SCALE, FELZENSZWALB_SCALE):
+    index, selected = stack.level_of(stack.fixed_clusters), segmentation.select(stack, pixel)
+  else:
+    masks = [segmentation.select(stack, pixel, level=level) for level in range(len(stack))]
+    index = max(range(len(stack)), key=lambda level: metrics.dice(masks[level], target))
+    selected = masks[index]
+  return stack.labels[index], selected
 
 
 def _summarise(results: list[ImageResult]) -> tuple[list[str], dict[str, dict[str, tuple]]]:
@@ -307,7 +329,8 @@ def evaluate(config: ml_collections.ConfigDict, workdir: str | pathlib.Path, *,
                                       method=evaluation.clustering, seed=evaluation.seed,
                                       **CUTS_VARIANTS[method])
       elif method in CLICK_ROWS:
-        labels, selected = _click_rows(method, params, image, target, evaluation, cache)
+        labels, selected = _click_rows(method, params, image, target, evaluation, cache,
+                                       tuple(config.data.image_size))
       else:
         function, kwargs = _baseline_call(method, evaluation.baselines[method],
                                           evaluation.seed)
@@ -316,8 +339,8 @@ def evaluate(config: ml_collections.ConfigDict, workdir: str | pathlib.Path, *,
       scores, selected, pixel = _score(image, labels, target=target, humans=humans,
                                        evaluation=evaluation, selected=selected)
       results.append(ImageResult(method, name, labels, scores, selected, pixel))
-    if "hierarchy" in cache and len(figure_rows) < evaluation.num_figure_images:
-      figure_rows.append(dict(image=image, hierarchy=cache["hierarchy"], expert=target,
+    if "cuts" in cache and len(figure_rows) < evaluation.num_figure_images:
+      figure_rows.append(dict(image=image, stack=cache["cuts"], expert=target,
                               pixel=metrics.centre_pixel(
                                   target, percentile=evaluation.click_percentile)))
     cuts_scores = next((r.scores for r in results[::-1] if r.method == CUTS), {})
@@ -337,7 +360,7 @@ def evaluate(config: ml_collections.ConfigDict, workdir: str | pathlib.Path, *,
   if figures and evaluation.num_figure_images:
     _figures(dataset, results, directory, evaluation.num_figure_images)
     if figure_rows:
-      viz.save(viz.hierarchy_figure(figure_rows), directory / "hierarchy.png")
+      viz.save(viz.scales_figure(figure_rows), directory / "scales.png")
   logging.info("Results written to %s:\n%s", directory, markdown)
   return {"table": _summarise(results)[1], "markdown": markdown, "directory": directory,
           "results": results}

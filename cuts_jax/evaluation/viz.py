@@ -16,10 +16,10 @@ from skimage import segmentation
 
 from cuts_jax import _optional
 from cuts_jax import _validation
-from cuts_jax import regions
+from cuts_jax import scales
 
-__all__ = ["hierarchy_figure", "methods_figure", "overlay_segments", "pyplot", "save",
-           "segmentation_figure", "training_curves"]
+__all__ = ["methods_figure", "overlay_segments", "pyplot", "save",
+           "scales_figure", "segmentation_figure", "training_curves"]
 
 _matplotlib = _optional.module("matplotlib", extra="viz", purpose="drawing figures")
 _pyplot = _optional.module("matplotlib.pyplot", extra="viz", purpose="drawing figures")
@@ -159,41 +159,40 @@ def methods_figure(images: Sequence[np.ndarray], rows: Sequence[Sequence[dict]],
   return figure
 
 
-def hierarchy_figure(rows: Sequence[dict], *, num_columns: int = 6):
-  """The levels of segment hierarchies side by side, with the clicked segment at each.
+def scales_figure(rows: Sequence[dict], *, num_columns: int = 5):
+  """A scale stack's levels side by side with the clicked segment at each, and the rule's region.
 
   Args:
-    rows: per image a dict with "image" (H, W[, C]), "hierarchy" (a
-      `cuts_jax.Hierarchy`), "pixel" ((row, col) clicked) and optionally
-      "expert" (bool mask to outline).
-    num_columns: levels drawn per image, spread evenly from fine to coarse;
-      the persistent level is always among them (its title is marked).
+    rows: per image a dict with "image" (H, W[, C]), "stack" (a 2-D
+      `cuts_jax.scales.ScaleStack`), "pixel" ((row, col) clicked) and
+      optionally "expert" (bool mask to outline).
+    num_columns: levels drawn per image, spread evenly from coarse to fine.
 
   Returns:
-    A matplotlib Figure: per row the image, then the chosen levels' segments
-    with the clicked segment (red) and the expert region (yellow).
+    A matplotlib Figure: per row the image, the levels' segments with the
+    clicked segment (red) and the expert region (yellow), then the region
+    the stack's rule chooses (`cuts_jax.select`).
   """
   plt = pyplot()
-  figure, axes = plt.subplots(len(rows), num_columns + 1,
-                              figsize=(2.3 * (num_columns + 1), 2.4 * len(rows)), squeeze=False)
+  figure, axes = plt.subplots(len(rows), num_columns + 2,
+                              figsize=(2.3 * (num_columns + 2), 2.4 * len(rows)), squeeze=False)
   for axis_row, row in zip(axes, rows):
-    levels, pixel = row["hierarchy"], tuple(row["pixel"])
-    persistent = regions.persistent_level(levels, pixel)
-    shown = sorted(set(np.linspace(0, len(levels) - 1, num_columns).round().astype(int))
-                   | {persistent})[:num_columns]
-    if persistent not in shown:
-      shown[-1] = persistent
+    stack, pixel = row["stack"], tuple(row["pixel"])
+    shown = sorted(set(np.linspace(0, len(stack) - 1, num_columns).round().astype(int)))
     axis_row[0].imshow(_as_rgb(row["image"]))
     axis_row[0].plot(pixel[1], pixel[0], "c+", markersize=10, mew=2)
     axis_row[0].set_title("image and click", fontsize=8)
-    for axis, level in zip(axis_row[1:], sorted(shown)):
-      labels = levels.labels[level]
+    panels = [(stack.labels[level], stack.labels[level] == stack.labels[level][pixel],
+               f"k = {stack.num_clusters[level]}") for level in shown]
+    chosen = scales.choose_region(stack, pixel)
+    panels.append((stack.labels[stack.level_of(stack.fixed_clusters)], chosen,
+                   f"rule: {stack.rule}"))
+    for axis, (labels, mask, title) in zip(axis_row[1:], panels):
       axis.imshow(overlay_segments(row["image"], labels, boundaries=False))
       if row.get("expert") is not None:
         _draw_contours(axis, row["expert"], colour="yellow", linewidth=1.0)
-      _draw_contours(axis, labels == labels[pixel], colour="red", linewidth=1.0)
-      mark = " (persistent)" if level == persistent else ""
-      axis.set_title(f"level {level}: {levels.num_clusters[level]} clusters{mark}", fontsize=8)
+      _draw_contours(axis, mask, colour="red", linewidth=1.0)
+      axis.set_title(title, fontsize=8)
     for axis in axis_row:
       axis.set_axis_off()
   figure.tight_layout()

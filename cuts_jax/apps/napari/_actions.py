@@ -143,7 +143,8 @@ def select_segment(segments: Segments, index: Sequence[int], *,
   """bool mask of the segment under `index` ((row, col), or (i, j, k) in a volume)."""
   index = tuple(int(i) for i in index)
   if segments.hierarchy is not None:
-    return np.asarray(cuts_jax.select(segments.hierarchy, index, level=level), bool)
+    return np.asarray(cuts_jax.select(segments.hierarchy, index,
+                                      level=None if level == PERSISTENT else level), bool)
   labels = segments.labels
   if labels.ndim == 2:
     return np.asarray(cuts_jax.select(labels, index), bool)

@@ -1,0 +1,395 @@
+"""One image's segments at every scale, and the region a click means: `ScaleStack`, `choose_region`.
+
+A single k cannot suit every click: a lesion may be one segment at k = 4 and
+split in three at k = 10, while a small ventricle horn appears only at
+k = 12. `scale_stack` computes an image's features once
+(`features.image_features`) and clusters them at each k of
+`scale_num_clusters` (2..15 by default), cutting every clustering into
+connected segments (`regions.pieces_and_segments`); the stack holds one
+label map per k. Re-clustering at each k keeps what a fresh clustering at
+that k finds, which merging one fine clustering (a hierarchy) loses.
+
+Which level's segment a click means is decided by a rule that reads no
+label (`RULES`; chosen on the tuning parts, experiments/results/tuning_scale.md):
+
+- "consensus" (the default): the clicked segments of the levels are put to a
+  pixel-wise vote; the region is the vote thresholded where it agrees best
+  (mean Jaccard index) with the levels' segments: what most scales agree the
+  clicked structure is.
+- "medoid": the one level segment with the highest mean Jaccard index to the
+  others.
+- "stability": the level segment that changes least between neighbouring k
+  (mean intersection over union with the levels beside it).
+- "fixed": the level with k = `fixed_clusters` (what `segment` returns).
+
+Levels whose clicked segment covers more than `max_fraction` of the image (a
+background half) are passed over by the first three rules, unless no level
+is smaller. Clicks read the segments alone, never where in a segment they
+fall.
+
+Small structures are kept: a clicked piece smaller than the fold threshold
+(`folded_below`, joined to a neighbour in `labels`) is answered with the
+piece itself (from `pieces`), not with the neighbour that swallowed it.
+
+Several clicks (`choose_region`, and `cuts_jax.select`): each positive click
+takes its region by the rule among the levels whose clicked segment holds no
+negative click, and each negative click its own among the levels whose
+segment holds no positive click; the result is the union of the positive
+regions less the negative ones, so a negative click inside a segment splits
+it at a finer scale. When even the finest level cannot separate two clicks,
+their segment is split between them (each pixel to the nearest click). Everything works on
+2-D stacks and on 3-D ones (label volumes) alike.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from typing import Any, Optional, Sequence
+
+import numpy as np
+from scipy import ndimage
+
+from cuts_jax import _validation
+from cuts_jax import clustering
+from cuts_jax import features as features_lib
+from cuts_jax import pixels
+from cuts_jax import regions
+from cuts_jax import segment_settings
+
+__all__ = ["NEGATIVE_MODES", "RULES", "ScaleStack", "choose_region", "scale_stack", "segment_hierarchy",
+           "stack_from_features"]
+
+RULES = segment_settings.SCALE_RULES
+# What a negative click does (`choose_region`'s `negatives`).
+NEGATIVE_MODES = ("exclude", "subtract", "both")
+
+
+@dataclasses.dataclass(frozen=True)
+class ScaleStack:
+  """One image's (or volume's) segmentations at several scales, coarse to fine.
+
+  Attributes:
+    labels: int32 (L, *spatial): one label map per level, spatial (H, W) or
+      (D0, D1, D2); for `scale_stack`, connected segments of a clustering.
+    num_clusters: the k of each level (L ints, e.g. 2, 3, ..., 15), or its
+      granularity for stacks not made by clustering (e.g. segment counts).
+    pieces: None, or int32 (L, *spatial): each level's connected pieces
+      before pieces smaller than `folded_below` were folded into a
+      neighbour; a click on such a piece is answered with the piece.
+    folded_below: the fold threshold in pixels (1: nothing was folded).
+    rule: the default rule of `choose_region` (one of `RULES`).
+    max_fraction: the default largest share of the image a chosen region
+      may cover (the rules other than "fixed").
+    fixed_clusters: the k of the rule "fixed" (the level with the nearest k).
+
+  Raises:
+    ValueError: inconsistent shapes or an invalid option.
+  """
+
+  labels: np.ndarray
+  num_clusters: tuple[int, ...]
+  pieces: Optional[np.ndarray] = None
+  folded_below: int = 1
+  rule: str = "consensus"
+  max_fraction: float = 0.25
+  fixed_clusters: int = 10
+
+  def __post_init__(self):
+    labels = np.asarray(self.labels)
+    if labels.ndim not in (3, 4) or 0 in labels.shape:
+      raise ValueError(f"a ScaleStack's labels must be (L, H, W) or (L, D0, D1, D2) with L >= 1; "
+                       f"got shape {labels.shape}.")
+    _validation.check_integer_dtype(labels, what="ScaleStack labels")
+    object.__setattr__(self, "labels", labels.astype(np.int32, copy=False))
+    num_clusters = tuple(int(k) for k in np.ravel(self.num_clusters))
+    if len(num_clusters) != len(labels):
+      raise ValueError(f"num_clusters has {len(num_clusters)} entries for {len(labels)} levels.")
+    object.__setattr__(self, "num_clusters", num_clusters)
+    if self.pieces is not None:
+      pieces = np.asarray(self.pieces)
+      if pieces.shape != labels.shape:
+        raise ValueError(f"pieces of shape {pieces.shape} do not match labels of shape "
+                         f"{labels.shape}.")
+      _validation.check_integer_dtype(pieces, what="ScaleStack pieces")
+      object.__setattr__(self, "pieces", pieces.astype(np.int32, copy=False))
+    _validation.check_positive_integers(folded_below=self.folded_below,
+                                        fixed_clusters=self.fixed_clusters)
+    _validation.check_one_of(self.rule, RULES, what="scale rule")
+    _check_fraction(self.max_fraction)
+
+  def __len__(self) -> int:
+    return len(self.labels)
+
+  @property
+  def shape(self) -> tuple[int, ...]:
+    """The spatial shape of each level: (H, W) or (D0, D1, D2)."""
+    return self.labels.shape[1:]
+
+  def level_of(self, num_clusters: int) -> int:
+    """The index of the level whose k is nearest `num_clusters` (the finer one on a tie)."""
+    distance = [(abs(k - num_clusters), -k) for k in self.num_clusters]
+    return int(min(range(len(distance)), key=distance.__getitem__))
+
+
+def _check_fraction(value: Any) -> None:
+  if isinstance(value, bool) or not isinstance(value, (int, float, np.integer, np.floating)) \
+      or not 0 < value <= 1:
+    raise ValueError(f"max_fraction is {value!r}; expected a share in (0, 1].")
+
+
+def stack_from_features(features: np.ndarray, *, num_clusters: Sequence[int] = tuple(range(2, 16)),
+                        method: str = "spectral", seed: int = 0, min_size: int = 1,
+                        on_device: Any = "auto", size: Optional[Sequence[int]] = None,
+                        **stack_options: Any) -> ScaleStack:
+  """Clusters (h, w, R) per-pixel features at each k and cuts each clustering into segments.
+
+  Args:
+    features: float (h, w, R), e.g. from `features.image_features` or smoothed
+      colours.
+    num_clusters: the k of the levels (each at least 1; sorted ascending).
+    method, seed, on_device: as in `clustering.cluster_image`.
+    min_size: pieces with fewer pixels (at the features' size) are folded
+      into a neighbour in `labels` and kept in `pieces`.
+    size: (H, W) to return the levels at; None: (h, w).
+    **stack_options: `rule`, `max_fraction`, `fixed_clusters` of the stack.
+
+  Returns:
+    A `ScaleStack` with `pieces`.
+  """
+  features = np.asarray(features)
+  if features.ndim != 3:
+    raise ValueError(f"features must be (h, w, R); got shape {features.shape}.")
+  ks = sorted({int(k) for k in num_clusters})
+  _validation.check_positive_integers(**{f"num_clusters[{i}]": k for i, k in enumerate(ks)},
+                                      min_size=min_size)
+  pieces, labels = [], []
+  for k in ks:
+    clusters = clustering.cluster_image(features, num_clusters=k, method=method, seed=seed,
+                                        on_device=on_device)
+    piece_map, segment_map = regions.pieces_and_segments(clusters, min_size=min_size)
+    if size is not None and tuple(size) != piece_map.shape:
+      piece_map = regions.renumber(pixels.resize_labels(piece_map, size))
+      segment_map = regions.renumber(pixels.resize_labels(segment_map, size))
+    pieces.append(piece_map)
+    labels.append(segment_map)
+  return ScaleStack(labels=np.stack(labels), num_clusters=tuple(ks), pieces=np.stack(pieces),
+                    folded_below=min_size, **stack_options)
+
+
+def scale_stack(params: Any, image_or_features: Any, *, size: Optional[Sequence[int]] = None,
+                settings: Optional[segment_settings.SegmentSettings] = None,
+                **overrides: Any) -> ScaleStack:
+  """An image's segments at every k of `scale_num_clusters`, from one feature computation.
+
+  Args:
+    params: a `SegmentationParams` (from `cuts_jax.load`).
+    image_or_features: an (H, W) or (H, W, C) image as `segment` takes it
+      (C <= 4), or float (h, w, R) features from `features.image_features`
+      (R > 4), computed once and reused (e.g. for several clicks' stacks).
+    size: (H, W) to return the levels at; default: the image's own size,
+      or the features' (h, w).
+    settings, **overrides: as in `segment`; read here: `scale_num_clusters`,
+      `method`, `seed`, `on_device`, the fold threshold
+      (`min_segment_pixels`, else `min_segment_fraction`), and the stack's
+      rule defaults `scale_rule`, `scale_max_fraction` and `num_clusters`
+      (the k of the rule "fixed"); for an image also what
+      `image_features` reads.
+
+  Returns:
+    A `ScaleStack` (levels coarse to fine).
+
+  Example:
+    stack = cuts_jax.segment_hierarchy(params, image)       # this, for one image
+    mask = cuts_jax.select(stack, [(64, 40), (70, 52)], negative=(90, 40))
+  """
+  settings = segment_settings.resolve_settings(params, settings=settings, **overrides)
+  array = np.asarray(image_or_features)
+  if array.ndim == 3 and array.shape[-1] > 4:
+    features = array
+  else:
+    features = features_lib.image_features(params, image_or_features, settings=settings)
+    size = size or array.shape[:2]
+  pixel_count = features.shape[0] * features.shape[1]
+  return stack_from_features(
+      features, num_clusters=settings.scale_num_clusters, method=settings.method,
+      seed=settings.seed, on_device=settings.on_device, size=size,
+      min_size=settings.fold_threshold(pixel_count), rule=settings.scale_rule,
+      max_fraction=settings.scale_max_fraction, fixed_clusters=settings.num_clusters)
+
+
+def segment_hierarchy(params: Any, image: Any, *,
+                      settings: Optional[segment_settings.SegmentSettings] = None,
+                      **overrides: Any) -> ScaleStack:
+  """One image's segments at every scale: the `ScaleStack` `cuts_jax.select` chooses in.
+
+  `scale_stack` of an image: its features are computed once and clustered at
+  each k of the settings' `scale_num_clusters` (2..15 by default), each
+  clustering cut into connected segments; the levels come back at the
+  image's own size.
+
+  Args:
+    params: a `SegmentationParams` (from `cuts_jax.load`).
+    image: (H, W) or (H, W, C) image, as `segment` takes it.
+    settings, **overrides: as in `scale_stack`.
+
+  Returns:
+    A `ScaleStack` of (H, W) levels, coarse to fine, carrying the model's
+    scale rule as its default.
+
+  Example:
+    stack = cuts_jax.segment_hierarchy(params, image)
+    mask = cuts_jax.select(stack, (row, col))                 # the scale rule's region
+    mask = cuts_jax.select(stack, [(r1, c1), (r2, c2)], negative=[(r3, c3)])
+  """
+  _validation.check_image(image, hint=" For a batch, call segment_hierarchy once per image.")
+  return scale_stack(params, image, settings=settings, **overrides)
+
+
+def _component_holding(mask: np.ndarray, index: tuple[int, ...]) -> np.ndarray:
+  """The face-connected component of `mask` that holds `index` (all False when it is outside)."""
+  if not mask[index]:
+    return np.zeros_like(mask)
+  components, _ = ndimage.label(mask, structure=ndimage.generate_binary_structure(mask.ndim, 1))
+  return components == components[index]
+
+
+def _clicked_regions(stack: ScaleStack, click: tuple[int, ...], *, connected: bool) -> np.ndarray:
+  """bool (L, *spatial): the region under `click` at each level (kept small pieces included)."""
+  expand = (slice(None),) + (None,) * len(click)
+  index = (slice(None),) + click
+  regions_ = stack.labels == stack.labels[index][expand]
+  if stack.pieces is not None and stack.folded_below > 1:
+    piece = stack.pieces == stack.pieces[index][expand]
+    small = piece.reshape(len(stack), -1).sum(axis=1) < stack.folded_below
+    regions_[small] = piece[small]
+  if connected:
+    for level in range(len(stack)):
+      regions_[level] = _component_holding(regions_[level], click)
+  return regions_
+
+
+def _agreement(regions_: np.ndarray, masks: np.ndarray) -> np.ndarray:
+  """(M, L) Jaccard index of every mask (rows of `masks`) with every region (float, flat)."""
+  inter = masks.astype(np.float32) @ regions_.astype(np.float32).T
+  union = masks.sum(axis=1)[:, None] + regions_.sum(axis=1)[None, :] - inter
+  return inter / np.maximum(union, 1)
+
+
+def _consensus(regions_: np.ndarray) -> np.ndarray:
+  vote = regions_.mean(axis=0)
+  thresholds = np.unique(vote[vote > 0])[::-1]  # Strictest first: ties keep the smaller mask.
+  masks = vote[None, :] >= thresholds[:, None]
+  return masks[int(np.argmax(_agreement(regions_, masks).mean(axis=1)))]
+
+
+def _medoid(regions_: np.ndarray) -> np.ndarray:
+  return regions_[int(np.argmax(_agreement(regions_, regions_).mean(axis=1)))]
+
+
+def _stability(regions_: np.ndarray) -> np.ndarray:
+  if len(regions_) == 1:
+    return regions_[0]
+  agreement = _agreement(regions_, regions_)
+  beside = np.array([np.mean([agreement[i, j] for j in (i - 1, i + 1) if 0 <= j < len(regions_)])
+                     for i in range(len(regions_))])
+  return regions_[int(np.argmax(beside))]
+
+
+_COMBINE = {"consensus": _consensus, "medoid": _medoid, "stability": _stability}
+
+
+def _split_between(region: np.ndarray, click: tuple[int, ...],
+                   negative: Sequence[tuple[int, ...]]) -> np.ndarray:
+  """The pixels of `region` nearer `click` than every negative click inside it."""
+  inside = [n for n in negative if region[n]]
+  points = np.argwhere(region)
+  own = np.sum((points - np.asarray(click)) ** 2, axis=1)
+  others = np.min([np.sum((points - np.asarray(n)) ** 2, axis=1) for n in inside], axis=0)
+  split = np.zeros_like(region)
+  split[tuple(points[own < others].T)] = True
+  return _component_holding(split, click)
+
+
+def _region_for_click(stack: ScaleStack, click: tuple[int, ...],
+                      negative: Sequence[tuple[int, ...]], *, rule: str, max_fraction: float,
+                      fixed_clusters: int, connected: bool) -> np.ndarray:
+  levels = _clicked_regions(stack, click, connected=connected)
+  flat = levels.reshape(len(stack), -1)
+  free = np.ones(len(stack), bool)
+  for index in negative:
+    free &= ~levels[(slice(None),) + index]
+  if not free.any():
+    finest = int(np.argmin(flat.sum(axis=1)))
+    return _split_between(levels[finest], click, negative)
+  candidates = np.flatnonzero(free)
+  if rule == "fixed":
+    ks = np.asarray(stack.num_clusters)[candidates]
+    best = min(range(len(candidates)), key=lambda i: (abs(ks[i] - fixed_clusters), -ks[i]))
+    return levels[candidates[best]]
+  sizes = flat[candidates].sum(axis=1)
+  small = candidates[sizes <= max_fraction * flat.shape[1]]
+  if not len(small):
+    return levels[candidates[int(np.argmin(sizes))]]
+  chosen = _COMBINE[rule](flat[small]).reshape(stack.shape)
+  return _component_holding(chosen, click)
+
+
+def choose_region(stack: ScaleStack, clicks: Any, *, negative: Any = (),
+                  rule: Optional[str] = None, max_fraction: Optional[float] = None,
+                  fixed_clusters: Optional[int] = None, negatives: str = "both",
+                  connected: bool = False) -> np.ndarray:
+  """The region the clicks mean, chosen among a stack's levels by a label-free rule.
+
+  Args:
+    stack: a `ScaleStack` (2-D or 3-D).
+    clicks: one positive click, (row, col) or (i, j, k), or a sequence of
+      them; 0-based, inside the stack.
+    negative: clicks on what is not wanted, in the same form (may be empty).
+    rule: one of `RULES`; None: the stack's `rule`.
+    max_fraction: the largest share of the image a region chosen by
+      "consensus", "medoid" or "stability" may cover; None: the stack's.
+    fixed_clusters: the k of the rule "fixed"; None: the stack's.
+    negatives: what a negative click does: "exclude" (each positive click's
+      region is chosen among the levels whose clicked segment holds no
+      negative click), "subtract" (each negative click's own region, chosen
+      by the rule among the levels whose segment holds no positive click, is
+      removed from the positive clicks' regions) or "both" (`NEGATIVE_MODES`).
+    connected: reduce each level's clicked segment to its face-connected
+      part holding the click (for stacks of clusters rather than segments).
+
+  Returns:
+    bool mask of the stack's spatial shape: the union of the positive
+    clicks' regions less the negative clicks' regions, holding no negative
+    click; only the parts connected to a positive click are kept.
+
+  Raises:
+    ValueError: a click outside the stack, with the wrong number of indices,
+      or both positive and negative; an unknown rule, mode or invalid share.
+  """
+  where, what = ("label map", "pixel") if len(stack.shape) == 2 else ("label volume", "voxel")
+  positive = _validation.check_clicks(clicks, shape=stack.shape, what=what, where=where)
+  negative = _validation.check_clicks(negative, shape=stack.shape, what=f"negative {what}",
+                                      where=where, allow_empty=True)
+  both = sorted(set(positive) & set(negative))
+  if both:
+    raise ValueError(f"click(s) {both} are both positive and negative; give each point once.")
+  rule = stack.rule if rule is None else rule
+  _validation.check_one_of(rule, RULES, what="scale rule")
+  _validation.check_one_of(negatives, NEGATIVE_MODES, what="negatives mode")
+  max_fraction = stack.max_fraction if max_fraction is None else max_fraction
+  _check_fraction(max_fraction)
+  fixed_clusters = stack.fixed_clusters if fixed_clusters is None else fixed_clusters
+  _validation.check_positive_integers(fixed_clusters=fixed_clusters)
+  options = dict(rule=rule, max_fraction=max_fraction, fixed_clusters=fixed_clusters,
+                 connected=connected)
+  avoided = negative if negatives != "subtract" else ()
+  mask = np.zeros(stack.shape, bool)
+  for click in positive:
+    mask |= _region_for_click(stack, click, avoided, **options)
+  if negative and negatives != "exclude":
+    for click in negative:
+      mask &= ~_region_for_click(stack, click, positive, **options)
+    components, _ = ndimage.label(mask, structure=ndimage.generate_binary_structure(mask.ndim, 1))
+    kept = {components[click] for click in positive} - {0}
+    mask = np.isin(components, list(kept))
+  return mask

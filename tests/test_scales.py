@@ -1,0 +1,143 @@
+"""The scale stack and the region a click means: rules, negative clicks, small pieces, 3-D."""
+
+import numpy as np
+import pytest
+
+import cuts_jax
+from cuts_jax import scales
+from cuts_jax import segment_settings
+
+
+def _stack(**options) -> scales.ScaleStack:
+  # 8 x 8: level k=1 one segment; k=2 left/right halves; k=3 splits the right half's top and
+  # bottom; k=4 cuts the right top in two columns.
+  levels = np.zeros((4, 8, 8), np.int32)
+  levels[1, :, 4:] = 1
+  levels[2, :, 4:] = 1
+  levels[2, 4:, 4:] = 2
+  levels[3] = levels[2]
+  levels[3, :4, 6:] = 3
+  return scales.ScaleStack(labels=levels, num_clusters=(1, 2, 3, 4), **options)
+
+
+def test_each_rule_picks_its_level_without_labels():
+  stack = _stack()
+  quarter = np.zeros((8, 8), bool)
+  quarter[:4, 4:] = True
+  eighth = np.zeros((8, 8), bool)
+  eighth[:4, 4:6] = True
+  # Level 1 (a half) covers over 25% of the image; the right-top quarter (k=3) and its left
+  # part (k=4) remain: their vote agrees as well with either, and ties keep the smaller.
+  np.testing.assert_array_equal(cuts_jax.select(stack, (1, 5)), eighth)
+  np.testing.assert_array_equal(scales.choose_region(stack, (1, 5)), eighth)
+  np.testing.assert_array_equal(cuts_jax.select(stack, (1, 5), rule=3), quarter)
+  np.testing.assert_array_equal(cuts_jax.select(stack, (1, 5), rule=2),
+                                np.tile(np.arange(8) >= 4, (8, 1)))
+  # With a looser size limit the half joins the vote: the quarter agrees best with all three.
+  np.testing.assert_array_equal(cuts_jax.select(stack, (1, 5), max_fraction=0.5), quarter)
+  for rule in scales.RULES:
+    mask = cuts_jax.select(stack, (1, 5), rule=rule)
+    assert mask[1, 5] and mask.sum() <= 32, rule
+
+
+def test_a_negative_click_moves_the_choice_to_a_finer_level_rather_than_dropping_it():
+  stack = _stack(rule="fixed", fixed_clusters=2)
+  # At k=2 the click and the negative click share the right half; k=3 splits them.
+  mask = cuts_jax.select(stack, (1, 5), negative=(6, 6))
+  expected = np.zeros((8, 8), bool)
+  expected[:4, 4:] = True
+  np.testing.assert_array_equal(mask, expected)
+  # Even the finest level holds both: the segment is split between the clicks.
+  split = cuts_jax.select(stack, (1, 4), negative=(1, 5))
+  assert split[1, 4] and not split[1, 5] and split.sum() > 0
+
+
+def test_positive_clicks_add_their_regions_on_stacks_and_flat_maps():
+  stack = _stack(rule="fixed", fixed_clusters=3)
+  both = cuts_jax.select(stack, [(1, 1), (6, 6)])
+  np.testing.assert_array_equal(both, cuts_jax.select(stack, (1, 1))
+                                | cuts_jax.select(stack, (6, 6)))
+  flat = stack.labels[2]
+  np.testing.assert_array_equal(cuts_jax.select(flat, [(1, 1), (6, 6)]),
+                                (flat == 0) | (flat == 2))
+  # A negative click inside a clicked flat segment splits it (nearest click), nothing more.
+  mask = cuts_jax.select(flat, (0, 0), negative=(0, 3))
+  assert mask[0, 0] and not mask[0, 3] and not mask[:, 4:].any()
+
+
+def test_a_small_clicked_piece_is_kept_not_folded_away():
+  labels = np.zeros((1, 10, 10), np.int32)
+  pieces = np.zeros((1, 10, 10), np.int32)
+  pieces[0, 4:6, 4:6] = 1  # 4 px, folded into the background in `labels`.
+  stack = scales.ScaleStack(labels=labels, num_clusters=(2,), pieces=pieces, folded_below=5)
+  np.testing.assert_array_equal(cuts_jax.select(stack, (4, 4)), pieces[0] == 1)
+  assert cuts_jax.select(stack, (0, 0)).sum() == 100  # The background and what it swallowed.
+  # The same stack without the fold threshold answers with the segment.
+  plain = scales.ScaleStack(labels=labels, num_clusters=(2,), pieces=pieces)
+  assert cuts_jax.select(plain, (4, 4)).sum() == 100
+
+
+def test_three_dimensional_stacks_and_volumes_take_voxels():
+  volume = np.zeros((2, 4, 6, 6), np.int32)
+  volume[1, :, :, 3:] = 1
+  volume[1, 2:, :, 3:] = 2  # Level 1 splits the right part along axis 0.
+  stack = scales.ScaleStack(labels=volume, num_clusters=(1, 3), rule="fixed", fixed_clusters=3)
+  mask = cuts_jax.select(stack, (0, 1, 4), negative=[(3, 1, 4)])
+  assert mask.shape == (4, 6, 6) and mask[0, 1, 4] and not mask[3, 1, 4]
+  assert mask.sum() == 2 * 6 * 3
+  np.testing.assert_array_equal(cuts_jax.select(volume[1], (0, 1, 4)), volume[1] == 1)
+  with pytest.raises(ValueError, match="is a pixel .* volume's"):
+    cuts_jax.select(stack, (0, 1))
+  with pytest.raises(ValueError, match="is a voxel .* image's"):
+    cuts_jax.select(volume[1, 0], [(0, 1, 2)])
+
+
+@pytest.mark.parametrize("clicks, negative, message", [
+    ((8, 1), (), "outside"), ((1, -1), (), "negative entry"), ([], (), "no pixel"),
+    ((1, 1), [(1, 1)], "both positive and negative"), ((1, 2.5), (), "two integers"),
+    ((1, 1), [(9, 9)], "negative pixel .* outside"),
+])
+def test_bad_clicks_are_refused_clearly(clicks, negative, message):
+  for segments in (_stack(), _stack().labels[2]):
+    with pytest.raises(ValueError, match=message):
+      cuts_jax.select(segments, clicks, negative=negative)
+
+
+def test_bad_options_are_refused():
+  with pytest.raises(ValueError, match="scale rule"):
+    cuts_jax.select(_stack(), (1, 1), rule="persistent")
+  with pytest.raises(ValueError, match="max_fraction"):
+    cuts_jax.select(_stack(), (1, 1), max_fraction=0)
+  with pytest.raises(ValueError, match="level"):
+    cuts_jax.select(_stack(), (1, 1), level=4)
+  with pytest.raises(ValueError, match="ScaleStack"):
+    cuts_jax.select(_stack().labels[0], (1, 1), rule="consensus")
+  with pytest.raises(ValueError, match="entries"):
+    scales.ScaleStack(labels=np.zeros((2, 4, 4), int), num_clusters=(2,))
+  with pytest.raises(ValueError, match="pieces"):
+    scales.ScaleStack(labels=np.zeros((1, 4, 4), int), num_clusters=(2,),
+                      pieces=np.zeros((1, 4, 5), int))
+
+
+def test_segment_hierarchy_clusters_one_image_at_every_k(tiny_workdir):
+  params = cuts_jax.load(tiny_workdir)
+  image = np.random.default_rng(0).random((40, 36, 3))
+  stack = cuts_jax.segment_hierarchy(params, image, scale_num_clusters=(3, 5, 2))
+  assert isinstance(stack, cuts_jax.ScaleStack) and stack.num_clusters == (2, 3, 5)
+  assert stack.labels.shape == (3, 40, 36) and stack.pieces.shape == (3, 40, 36)
+  assert stack.rule == params.settings.scale_rule
+  assert stack.folded_below == params.settings.fold_threshold(32 * 32)
+  # Each level is segment's own label map at that k.
+  np.testing.assert_array_equal(stack.labels[2], cuts_jax.segment(params, image, num_clusters=5))
+  # Features computed once give the same stack.
+  features = cuts_jax.segmentation.image_features(params, image)
+  again = scales.scale_stack(params, features, size=(40, 36), scale_num_clusters=(2, 3, 5))
+  np.testing.assert_array_equal(again.labels, stack.labels)
+  mask = cuts_jax.select(stack, [(5, 5), (30, 30)], negative=(20, 20))
+  assert mask[5, 5] and mask[30, 30] and not mask[20, 20]
+
+
+def test_the_fold_threshold_in_pixels_replaces_the_share():
+  settings = segment_settings.SegmentSettings(min_segment_fraction=0.01)
+  assert settings.fold_threshold(10_000) == 100
+  assert segment_settings.SegmentSettings(min_segment_pixels=30).fold_threshold(10_000) == 30
