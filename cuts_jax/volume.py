@@ -31,6 +31,7 @@ Reading and writing NIfTI and DICOM is `cuts_jax.io.medical`'s.
 
 from __future__ import annotations
 
+import dataclasses
 from typing import Any, Optional, Sequence
 
 import numpy as np
@@ -39,10 +40,12 @@ from cuts_jax import _validation
 from cuts_jax import clustering
 from cuts_jax import pixels
 from cuts_jax import regions
+from cuts_jax import scales
 from cuts_jax import segmentation
 from cuts_jax import volume_features as volume_features_lib
 
-__all__ = ["MODES", "segment_volume", "segments_from_volume_features", "volume_clusters"]
+__all__ = ["MODES", "segment_volume", "segments_from_volume_features", "select_voxels",
+           "stack_from_volume_features", "volume_clusters", "volume_stack"]
 
 MODES = ("volume", "slices")
 
@@ -155,11 +158,103 @@ def segments_from_volume_features(kept: volume_features_lib.VolumeFeatures, *,
   labels = volume_clusters(kept, settings, features=None if position_weight == 0 else features,
                            cache=cache)
   if settings.connected:
-    min_size = max(1, round(settings.min_segment_fraction * labels.size))
-    labels = regions.connected_segments(labels, min_size=min_size, spacing=kept.grid_spacing,
+    labels = regions.connected_segments(labels, min_size=settings.fold_threshold(labels.size),
+                                        spacing=kept.grid_spacing,
                                         keep=[kept.to_grid(voxel) for voxel in keep])
   labels = labels.astype(np.int32)
   return labels if on_grid else regions.renumber(kept.to_volume(labels))
+
+
+def volume_stack(params: segmentation.SegmentationParams, volume: Any, *, axis: int = 2,
+                 spacing: Optional[Any] = None,
+                 cache: Optional[volume_features_lib.FeatureCache] = None,
+                 settings: Optional[segmentation.SegmentSettings] = None,
+                 **overrides: Any) -> tuple[scales.ScaleStack, volume_features_lib.VolumeFeatures]:
+  """A volume's segments at every k of `scale_num_clusters`: the 3-D `ScaleStack` clicks choose in.
+
+  The features are computed once (or read from `cache`), their spectral
+  coordinates once, and each k is a k-means of them cut into 3-D connected
+  segments (pieces below the fold threshold kept in `pieces`, so a click on
+  one is answered with it). The levels live on the features' grid (slices
+  along `axis` first, each at the size it is segmented at); `select_voxels`
+  takes the volume's voxels and returns a mask of the volume's shape.
+
+  Args:
+    params, volume, axis, spacing, cache: as in `segment_volume`.
+    settings, **overrides: as in `segment_volume`; also read:
+      `scale_num_clusters`, `scale_rule`, `scale_max_fraction`, and the fold
+      threshold (`min_segment_pixels`, else `min_segment_fraction` of the
+      grid's voxels).
+
+  Returns:
+    (stack, kept): the `ScaleStack` (int32 (L, S, h, w) levels, coarse to
+    fine) and the `VolumeFeatures` that map voxels onto its grid.
+
+  Example:
+    stack, kept = cuts_jax.volume.volume_stack(params, scan.data, axis=0,
+                                               spacing=scan.spacing, cache=cache)
+    mask = cuts_jax.volume.select_voxels(kept, stack, [(80, 96, 112)], negative=[(80, 90, 60)])
+  """
+  array, axis = volume_features_lib.check_volume(volume, axis)
+  settings = segmentation.resolve_settings(params, settings=settings, **overrides)
+  kept = volume_features_lib.volume_features(params, array, axis=axis, spacing=spacing,
+                                             cache=cache, settings=settings)
+  return stack_from_volume_features(kept, settings=settings, cache=cache), kept
+
+
+def stack_from_volume_features(kept: volume_features_lib.VolumeFeatures, *,
+                               settings: segmentation.SegmentSettings,
+                               cache: Optional[volume_features_lib.FeatureCache] = None,
+                               num_clusters: Optional[Sequence[int]] = None) -> scales.ScaleStack:
+  """The second half of `volume_stack`: kept features -> a `ScaleStack` on their grid.
+
+  Args:
+    kept: from `volume_features.volume_features`.
+    settings: resolved settings (see `volume_stack`).
+    cache: keeps the spectral coordinates (see `volume_clusters`).
+    num_clusters: the levels' k; None: `settings.scale_num_clusters`.
+  """
+  ks = sorted({int(k) for k in (settings.scale_num_clusters if num_clusters is None
+                                else num_clusters)})
+  min_size = settings.fold_threshold(int(np.prod(kept.grid_shape)))
+  pieces, labels = [], []
+  for k in ks:
+    clusters = volume_clusters(kept, dataclasses.replace(settings, num_clusters=k), cache=cache)
+    piece_map, segment_map = regions.pieces_and_segments(clusters, min_size=min_size,
+                                                         spacing=kept.grid_spacing)
+    pieces.append(piece_map)
+    labels.append(segment_map)
+  return scales.ScaleStack(labels=np.stack(labels), num_clusters=tuple(ks),
+                           pieces=np.stack(pieces), folded_below=min_size,
+                           rule=settings.scale_rule, max_fraction=settings.scale_max_fraction,
+                           fixed_clusters=settings.num_clusters)
+
+
+def select_voxels(kept: volume_features_lib.VolumeFeatures, stack: scales.ScaleStack,
+                  clicks: Any, *, negative: Any = (), **options: Any) -> np.ndarray:
+  """`cuts_jax.select` on a stack on the features' grid, with the volume's voxels in and out.
+
+  Args:
+    kept: the `VolumeFeatures` the stack was made from.
+    stack: from `volume_stack` (levels on `kept`'s grid).
+    clicks, negative: voxels (i, j, k) of the volume, one or a list each.
+    **options: `rule`, `level`, `max_fraction` of `cuts_jax.select`.
+
+  Returns:
+    bool mask of the volume's shape.
+  """
+  if tuple(stack.shape) != kept.grid_shape:
+    raise ValueError(f"the stack's levels have shape {tuple(stack.shape)}, not the features' "
+                     f"grid {kept.grid_shape}; pass the VolumeFeatures it was made from.")
+  where = dict(shape=kept.volume_shape, where="volume")
+  positive = [kept.to_grid(c) for c in _validation.check_clicks(clicks, **where)]
+  negative = [kept.to_grid(c) for c in _validation.check_clicks(
+      negative, what="negative click", allow_empty=True, **where)]
+  # A negative click on the grid voxel of a positive one cancels nothing it can tell apart.
+  negative = [n for n in negative if n not in positive]
+  # The levels are connected segments already: no component search needed.
+  mask = segmentation.select(stack, positive, negative=negative, connected=False, **options)
+  return kept.to_volume(mask)
 
 
 def volume_clusters(kept: volume_features_lib.VolumeFeatures,
