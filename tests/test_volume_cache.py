@@ -156,3 +156,20 @@ def test_kept_features_map_voxels_and_labels_between_the_volume_and_the_grid():
   assert full[8, 7, 11] == grid[kept.to_grid((8, 7, 11))]
   with pytest.raises(ValueError, match="feature grid"):
     kept.to_volume(grid[:, :2])
+
+
+def test_a_3d_stack_selects_with_voxels_of_the_volume(tiny_params):
+  volume, slab = _slab_volume()
+  cache = cuts_jax.FeatureCache()
+  stack, kept = cuts_jax.volume_stack(tiny_params, volume, axis=0, spacing=(4.0, 1.0, 1.0),
+                                      cache=cache, scale_num_clusters=(2, 3, 4),
+                                      image_weight=10.0)
+  assert stack.labels.shape == (3, *kept.grid_shape) and stack.num_clusters == (2, 3, 4)
+  assert cache.misses == 2  # The features and one set of spectral coordinates for every k.
+  mask = volume_lib.select_voxels(kept, stack, [(3, 12, 12)], rule="fixed")
+  assert mask.shape == volume.shape and _dice(mask, slab) > 0.9
+  # A negative click in the slab leaves the positive click's region without it.
+  split = volume_lib.select_voxels(kept, stack, [(3, 7, 7)], negative=[(3, 16, 16)])
+  assert split[3, 7, 7] and not split[3, 16, 16]
+  with pytest.raises(ValueError, match="give 3 indices"):
+    volume_lib.select_voxels(kept, stack, [(3, 12)])
