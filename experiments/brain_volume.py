@@ -315,9 +315,11 @@ def main() -> None:
         select, labels = _selector(name, params, volume, axis=axis, spacing=spacing, seed=seed,
                                    cache=cache, first_click=[click, interior])
         seconds = time.perf_counter() - tick
-        found = {"component": select([click], []),
-                 "component, interior click": select([interior], [])}
-        extra = {"clicks": 1}
+        tick = time.perf_counter()
+        found = {"component": select([click], [])}
+        click_s = time.perf_counter() - tick
+        found["component, interior click"] = select([interior], [])
+        extra = {"clicks": 1, "click_s": click_s}
         if labels is not None:
           found["whole segment"] = segmentation.select(labels, click, connected=False)
           extra["segments"] = int(len(np.unique(labels)))
@@ -342,14 +344,14 @@ def main() -> None:
   results_dir.mkdir(parents=True, exist_ok=True)
   with (results_dir / f"{args.name}.csv").open("w", newline="") as stream:
     fields = ["method", "selection", "seed", "dice", "hd95_mm", "msd_mm", "dice_2d", "voxels",
-              "clicks", "segments", "seconds"]
+              "clicks", "segments", "seconds", "click_s"]
     writer = csv.DictWriter(stream, fieldnames=fields, restval="")
     writer.writeheader()
     writer.writerows(rows)
 
   def table(selections) -> list[str]:
     lines = ["| method | selection | Dice | HD95 (mm) | MSD (mm) | mean 2-D Dice | voxels | "
-             "seconds |", "| --- | --- | --- | --- | --- | --- | --- | --- |"]
+             "seconds | click (s) |", "| --- | --- | --- | --- | --- | --- | --- | --- | --- |"]
     for name in methods:
       for selection in selections:
         group = [r for r in rows if r["method"] == name and r["selection"] == selection]
@@ -357,7 +359,7 @@ def main() -> None:
           continue
         cells = []
         for column, digits in (("dice", 3), ("hd95_mm", 1), ("msd_mm", 1), ("dice_2d", 3),
-                               ("voxels", 0), ("seconds", 0)):
+                               ("voxels", 0), ("seconds", 0), ("click_s", 2)):
           if column not in group[0]:
             cells.append("-")
             continue
@@ -408,7 +410,8 @@ def main() -> None:
       f"- Hardware: {console.processor_name()}, {os.cpu_count()} cores, "
       f"{jax.devices()[0].platform}, shared with other jobs; jax {jax.__version__}; Python "
       f"{platform.python_version()}. Wall time {wall / 60:.1f} min; `seconds` is the time to "
-      "label the volume (3-D) or every slice (slice-wise).", "",
+      "label the volume (3-D; features included for the first CUTS row, read from the cache by "
+      "the next) or every slice (slice-wise); `click (s)`: the one-click selection.", "",
       "## Settings", "",
       "Numbered and fixed before any result was seen, except `otsu_3d_nonzero` (see its "
       "line); none was chosen by its Dice.", ""]
