@@ -28,7 +28,7 @@ LAYERS = {
     "cuts_jax.conv": 2,
     "cuts_jax.embedding": 2,
     "cuts_jax.features": 2,
-    "cuts_jax.hierarchy": 2,
+    "cuts_jax.scales": 2,
     "cuts_jax.losses": 2,
     "cuts_jax.model": 2,
     "cuts_jax.regions": 2,
