@@ -13,8 +13,13 @@ with, to pass on as `settings=`.
 
 Segmenting needs only `segment`, `segment_hierarchy`, `select`, `embed`,
 `ScaleStack`, `SegmentationParams`, `SegmentSettings` and `resolve_settings`,
-imported with the package. `load`, `train_and_evaluate` and `segment_volume`
-bring in the training stack (optax, orbax) and are imported when first used.
+imported with the package. `load`, `train_and_evaluate`, `segment_volume`,
+`volume_stack` and `FeatureCache` bring in the training stack (optax, orbax)
+and are imported when first used.
+
+    cache = cuts_jax.FeatureCache()          # a volume's features, kept between calls
+    labels = cuts_jax.segment_volume(params, volume, axis=0, spacing=(1, 1, 3), cache=cache)
+    stack, kept = cuts_jax.volume_stack(params, volume, axis=0, cache=cache)  # no re-embedding
 """
 
 import importlib
@@ -28,16 +33,18 @@ from cuts_jax.segmentation import resolve_settings
 from cuts_jax.segmentation import segment
 from cuts_jax.segmentation import select
 
-__all__ = ["ScaleStack", "SegmentSettings", "SegmentationParams", "embed", "load",
-           "resolve_settings", "segment", "segment_hierarchy", "segment_volume", "select",
-           "train_and_evaluate"]
+__all__ = ["FeatureCache", "ScaleStack", "SegmentSettings", "SegmentationParams", "embed",
+           "load", "resolve_settings", "segment", "segment_hierarchy", "segment_volume",
+           "select", "train_and_evaluate", "volume_stack"]
 __version__ = "0.1.0"
 
 # Public name -> the module that defines it, imported on first access (PEP 562).
 _LAZY = {
+    "FeatureCache": "cuts_jax.volume_features",
     "load": "cuts_jax.trained",
     "segment_volume": "cuts_jax.volume",
     "train_and_evaluate": "cuts_jax.train",
+    "volume_stack": "cuts_jax.volume",
 }
 
 

@@ -39,6 +39,7 @@ LAYERS = {
     "cuts_jax.train": 2,
     "cuts_jax.trained": 2,
     "cuts_jax.volume": 2,
+    "cuts_jax.volume_features": 2,
     # 3, evaluation.
     "cuts_jax.evaluation": 3,
     # 4, the programs, and the package's public face.

@@ -55,8 +55,11 @@ def test_a_tube_through_every_slice_is_one_label_and_one_click_recovers_it(inten
   click = (5, 10, 10)
   assert tube[click]
   np.testing.assert_array_equal(cuts_jax.select(labels, click), tube)
-  # The blob has the tube's label but is not connected to it.
-  np.testing.assert_array_equal(cuts_jax.select(labels, click, connected=False), tube | blob)
+  # Connected segments: the blob looks like the tube but is a segment of its own.
+  np.testing.assert_array_equal(cuts_jax.select(labels, click, connected=False), tube)
+  clusters = cuts_jax.segment_volume(intensity_params, volume, axis=0, num_clusters=2,
+                                     connected=False)
+  np.testing.assert_array_equal(cuts_jax.select(clusters, click, connected=False), tube | blob)
 
 
 def test_slices_mode_clusters_each_slice_on_its_own(intensity_params):
@@ -101,21 +104,26 @@ def test_position_feature_measures_positions_in_spacing_units(intensity_params, 
   assert halves[0].flat[0] != halves[1].flat[0]
 
 
-def test_a_one_slice_volume_is_clustered_on_the_features_segment_clusters(tiny_params):
+def test_a_one_slice_volume_has_the_features_segment_clusters(tiny_params):
   # The volume's features are each slice's `image_features`: at the model's size, the
-  # embeddings beside the smoothed intensities, scaled over the volume (here: one slice).
+  # embeddings beside the smoothed intensities, scaled over the volume (here: one slice),
+  # kept in float16 (pca_dim=None: every column, centred by no PCA).
+  from cuts_jax import volume_features  # pylint: disable=import-outside-toplevel
   volume = np.random.default_rng(2).normal(100, 20, (1, 20, 22))
-  labels = volume_lib.segment_volume(tiny_params, volume, axis=0)
+  kept = volume_features.volume_features(tiny_params, volume, axis=0, pca_dim=None)
   image = np.repeat(pixels.to_unit_range(volume)[0][..., None], 3, axis=-1)
-  np.testing.assert_array_equal(labels[0], cuts_jax.segment(tiny_params, image, connected=False))
+  expected = cuts_jax.segmentation.image_features(tiny_params, image)
+  assert kept.features.dtype == np.float16 and kept.grid_shape == (1, *expected.shape[:2])
+  np.testing.assert_allclose(kept.features[0], expected, rtol=2e-3, atol=2e-3)
 
 
 def test_a_volume_takes_the_models_k_unless_told(tiny_params):
   volume = np.random.default_rng(3).normal(size=(3, 20, 22))
-  labels = volume_lib.segment_volume(tiny_params.with_settings(num_clusters=3), volume, axis=0)
+  labels = volume_lib.segment_volume(tiny_params.with_settings(num_clusters=3), volume, axis=0,
+                                     connected=False)
   assert len(np.unique(labels)) == 3
   labels = volume_lib.segment_volume(tiny_params, volume, axis=0, num_clusters=2,
-                                     method="kmeans")
+                                     method="kmeans", connected=False)
   assert len(np.unique(labels)) == 2
 
 
@@ -141,7 +149,7 @@ def test_volume_options_are_checked(intensity_params):
 
 def test_select_in_a_volume_needs_a_voxel_inside_it():
   labels = np.zeros((3, 4, 5), np.int32)
-  with pytest.raises(ValueError, match=r"\(i, j, k\), three integers"):
+  with pytest.raises(ValueError, match="give 3 indices"):
     cuts_jax.select(labels, (1, 2))
   with pytest.raises(ValueError, match="outside the 3x4x5 label volume"):
     cuts_jax.select(labels, (1, 2, 5))

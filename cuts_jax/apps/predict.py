@@ -52,6 +52,7 @@ from cuts_jax import scales
 from cuts_jax import segmentation
 from cuts_jax import trained
 from cuts_jax import volume as volume_lib
+from cuts_jax import volume_features
 from cuts_jax.apps import _cli
 from cuts_jax.apps import _predict_inputs
 from cuts_jax.apps import _predict_outputs
@@ -150,7 +151,7 @@ def _predict_image(params, item: Item, image: Any, writer: _predict_outputs.Writ
 
 def _predict_volume(params, item: Item, volume: medical.Volume,
                     writer: _predict_outputs.Writer, *, clicks, negative, axis,
-                    settings: segmentation.SegmentSettings, scale) -> list:
+                    settings: segmentation.SegmentSettings, scale, feature_cache) -> list:
   if scale is not None and scale != "fixed":
     raise ValueError("--scale chooses among a 2-D image's scales; a volume is segmented at "
                      "one k (use --num_clusters).")
@@ -164,7 +165,10 @@ def _predict_volume(params, item: Item, volume: medical.Volume,
                        "voxel selects the structure in 3-D.")
     _validation.check_pixel(click, shape=volume.data.shape, what="--pixel",
                             where="volume", ndim=3)
-  labels = volume_lib.segment_volume(params, volume.data, axis=axis, settings=settings)
+  # The file's voxel sizes; the clicked pieces are never folded away; features kept in the cache.
+  labels = volume_lib.segment_volume(params, volume.data, axis=axis, spacing=volume.spacing,
+                                     keep=[*clicks, *negative], cache=feature_cache,
+                                     settings=settings)
   outputs = [medical.write_nifti_labels(labels, writer.path(f"{item.name}_labels.nii.gz"),
                                         like=volume)]
   slices = np.moveaxis(labels, axis, 0)
@@ -193,6 +197,7 @@ def _predict_item(params, item: Item, writer: _predict_outputs.Writer, **options
   if kind.is_volume:
     return _predict_volume(params, item, data, writer, **options)
   options.pop("axis")
+  options.pop("feature_cache")
   return _predict_image(params, item, data, writer, **options)
 
 
@@ -220,6 +225,7 @@ def predict_path(params: segmentation.SegmentationParams, input_path: str | path
                  scale: Optional[Union[str, int]] = None, axis: int = 2,
                  show_progress: bool = True,
                  on_failure: Optional[Callable[[pathlib.Path, str], None]] = None,
+                 feature_cache: Optional[volume_features.FeatureCache] = None,
                  settings: Optional[segmentation.SegmentSettings] = None,
                  **overrides: Any) -> Summary:
   """Segments one file or every input in a folder, writing labels, masks and overlays.
@@ -251,6 +257,10 @@ def predict_path(params: segmentation.SegmentationParams, input_path: str | path
     show_progress: draw a progress line for more than one input.
     on_failure: called with (path, reason) when an input fails (default:
       a warning in the log).
+    feature_cache: a `volume_features.FeatureCache` that keeps volumes'
+      features (with a directory: across runs), so segmenting a volume again
+      with another k or other clicks skips the embedding. Volumes use the
+      voxel sizes of their file (smoothing across slices, folding).
     settings, **overrides: as in `cuts_jax.segment`, resolved once for every
       input; the model's by default. E.g. `num_clusters`, `method`, `seed`;
       the size images (and volume slices) are segmented at: `resize_to=(H, W)`,
@@ -292,7 +302,8 @@ def predict_path(params: segmentation.SegmentationParams, input_path: str | path
   for item in _progress(items, show_progress):
     try:
       outputs = _predict_item(params, item, writer, clicks=clicks, negative=negative,
-                              axis=axis, settings=settings, scale=scale)
+                              axis=axis, settings=settings, scale=scale,
+                              feature_cache=feature_cache)
     except Exception as error:  # One bad input must not stop the others.
       if isinstance(error, OSError) and error.errno in _FATAL_WRITE_ERRORS:
         raise OSError(f"cannot write to {output_dir} ({error.strerror}); stopped at "
@@ -363,6 +374,9 @@ def _define_flags() -> None:
   flags.DEFINE_integer("seed", None, "Seed of the clustering (default: the model's, "
                        "config.evaluation.seed).")
   flags.DEFINE_integer("axis", 2, "Axis along which volumes are sliced.")
+  flags.DEFINE_string("feature_cache", None, "Folder that keeps volumes' per-voxel features "
+                      "(keyed by model and volume), so another k or click on the same volume "
+                      "skips the embedding.")
   flags.DEFINE_integer("step", None, "Checkpoint step to load (default: the latest).")
   flags.DEFINE_string("segment_size", "", "The size images (and volume slices) are segmented "
                       "at; labels are written at each input's own size. 'training': the "
@@ -395,6 +409,8 @@ def main(argv: Sequence[str]) -> None:
         params, values.input, values.output, pixel=clicks or None, negative=negative,
         scale=scale, num_clusters=values.num_clusters,
         seed=values.seed, axis=values.axis, on_failure=report,
+        feature_cache=(volume_features.FeatureCache(directory=values.feature_cache)
+                       if values.feature_cache else None),
         **size)
   print(f"{_cli.program_name()}: {summary.line()}", flush=True)
   if not summary.ok:
