@@ -341,6 +341,7 @@ def volume_features(params: embedding.SegmentationParams, volume: Any, *, axis: 
                     spacing: Optional[Any] = None, cache: Optional[FeatureCache] = None,
                     pca_dim: Optional[int] = 32,
                     settings: Optional[segment_settings.SegmentSettings] = None,
+                    progress: Optional[Callable[[int, int], None]] = None,
                     **overrides: Any) -> VolumeFeatures:
   """The per-voxel features of a volume (steps of the module docstring), kept in `cache`.
 
@@ -356,6 +357,10 @@ def volume_features(params: embedding.SegmentationParams, volume: Any, *, axis: 
     settings, **overrides: as in `cuts_jax.segment`; the size (`resize_to`,
       `at_training_size`), `space`, `image_weight`, `image_sigma` and `seed`
       (of the PCA's subsample) matter here.
+    progress: called after each slice is embedded with (slices done, slices
+      in all), e.g. to show progress; an exception it raises stops the work
+      and nothing is kept (the napari widget's Cancel). Not called when the
+      features come from `cache`.
 
   Returns:
     A `VolumeFeatures`.
@@ -387,6 +392,8 @@ def volume_features(params: embedding.SegmentationParams, volume: Any, *, axis: 
     if features is None:
       features = np.empty((len(slices), *vectors.shape), np.float32)
     features[index] = vectors
+    if progress is not None:
+      progress(index + 1, len(slices))
   if settings.image_weight and len(slices) > 1:
     _smooth_across_slices(features, _grid_spacing(array.shape, axis, spacing, size),
                           settings.image_sigma, channels=params.channels)

@@ -84,7 +84,7 @@ def test_kept_features_segment_at_any_k_as_cuts_jax_does(params):
 def test_a_volume_segments_as_segment_volume_does_with_progress_and_cancel(params):
   rng = np.random.default_rng(1)
   volume = rng.normal(size=(3, 20, 22)).astype(np.float32)
-  image = _actions.layer_image(volume, rgb=False, axis=1)
+  image = _actions.layer_image(volume, rgb=False, axis=1, spacing=(2.0, 1.0, 1.0))
   heard = []
 
   def progress(done, total, left):
@@ -92,18 +92,25 @@ def test_a_volume_segments_as_segment_volume_does_with_progress_and_cancel(param
     return False
 
   settings = cuts_jax.resolve_settings(params, num_clusters=3)
-  features = _segmenting.compute_features(params, image, settings, progress=progress)
-  segments = _segmenting.segments(params, features, settings)
+  cache = _segmenting.volume_cache()
+  with pytest.raises(_segmenting.Cancelled):  # Cancel: nothing is kept.
+    _segmenting.compute_features(params, image, settings, cache=cache,
+                                 progress=lambda done, total, left: done >= 2)
+  assert len(cache) == 0
+  features = _segmenting.compute_features(params, image, settings, progress=progress,
+                                          cache=cache)
+  segments = _segmenting.segments(params, features, settings, cache=cache)
   assert heard == [(0, 20, True)] + [(i, 20, False) for i in range(1, 21)]
   np.testing.assert_array_equal(
-      segments.labels, cuts_jax.segment_volume(params, volume, axis=1, num_clusters=3))
-  assert segments.axis == 1 and segments.stack is None
+      segments.labels, cuts_jax.segment_volume(params, volume, axis=1, num_clusters=3,
+                                               spacing=(2.0, 1.0, 1.0)))
+  assert segments.axis == 1 and segments.stack is None and len(cache) == 1
+  heard.clear()
+  _segmenting.compute_features(params, image, settings, progress=progress, cache=cache)
+  assert heard == [(0, 20, True)]  # The same volume and model: from the cache.
   [click] = _clicks((1, 5, 6))
   mask = _selection.select(segments.labels, None, [click]).mask
   assert mask[1, 5, 6] and np.all(segments.labels[mask] == segments.labels[1, 5, 6])
-  with pytest.raises(_segmenting.Cancelled):
-    _segmenting.compute_features(params, image, settings,
-                                 progress=lambda done, total, left: done >= 2)
 
 
 def test_negative_clicks_remove_and_undo_brings_back():

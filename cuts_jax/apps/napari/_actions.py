@@ -31,12 +31,14 @@ class LayerImage:
     axis: for a volume, the axis its slices are cut along (the one the
       viewer steps through).
     name: the layer's name, for file names and messages.
+    spacing: for a volume, its voxel sizes (the layer's scale); None: 1.
   """
 
   data: np.ndarray
   is_volume: bool
   axis: int = 0
   name: str = "image"
+  spacing: Optional[tuple[float, ...]] = None
 
   @property
   def shape(self) -> tuple[int, ...]:
@@ -45,7 +47,7 @@ class LayerImage:
 
 
 def layer_image(data: Any, *, rgb: bool, multiscale: bool = False, axis: int = 0,
-                name: str = "image") -> LayerImage:
+                name: str = "image", spacing: Optional[Sequence[float]] = None) -> LayerImage:
   """The pixels of an image layer, checked to be something CUTS segments.
 
   Raises:
@@ -66,7 +68,8 @@ def layer_image(data: Any, *, rgb: bool, multiscale: bool = False, axis: int = 0
                      "image or a 3-D volume.")
   if not -3 <= axis < 3:
     raise ValueError(f"axis is {axis}; a volume has axes 0, 1 and 2.")
-  return LayerImage(data, is_volume=data.ndim == 3, axis=axis % 3, name=name)
+  spacing = None if spacing is None or data.ndim != 3 else tuple(float(s) for s in spacing)
+  return LayerImage(data, is_volume=data.ndim == 3, axis=axis % 3, name=name, spacing=spacing)
 
 
 def mask_paths(path: str | pathlib.Path, *, is_volume: bool) -> tuple[pathlib.Path, pathlib.Path]:

@@ -23,9 +23,10 @@ import cuts_jax
 from cuts_jax import clustering
 from cuts_jax import features as features_lib
 from cuts_jax import pixels
-from cuts_jax import regions
 from cuts_jax import scales
 from cuts_jax import segmentation
+from cuts_jax import volume as volume_lib
+from cuts_jax import volume_features as volume_features_lib
 from cuts_jax.apps.napari import _actions
 
 # progress(slices done, slices in all, seconds left or None) -> True to stop.
@@ -38,6 +39,15 @@ _STACK_FIELDS = ("scale_num_clusters", "method", "seed", "min_segment_fraction",
                  "min_segment_pixels", "on_device")
 
 
+def volume_cache() -> volume_features_lib.FeatureCache:
+  """Where one widget keeps volumes' features: 2 GB in memory, the least recently used out first.
+
+  A 160-slice brain scan's kept features (float16, 32 components at
+  128 x 128) take about 170 MB, so several volumes and models fit.
+  """
+  return volume_features_lib.FeatureCache(max_bytes=2 * 2**30)
+
+
 class Cancelled(Exception):
   """Raised when the user cancels while a volume's slices are embedded."""
 
@@ -47,8 +57,8 @@ class Features:
   """One layer image's features, and what they were computed from.
 
   Attributes:
-    values: float32 (h, w, R) for an image, (S, h, w, R) for a volume's S
-      slices along `axis`, scaled as segmentation clusters them.
+    values: float32 (h, w, R) for an image, scaled as segmentation clusters
+      them; a volume's `cuts_jax.volume_features.VolumeFeatures`.
     shape: the shape of the image's label maps (a volume's own shape).
     axis: for a volume, the axis it was sliced along.
     key: identifies the image, model and feature settings (see `features_key`).
@@ -79,7 +89,7 @@ def interactive_settings(params: cuts_jax.SegmentationParams,
 def features_key(image_id: Any, model_id: Any, image: _actions.LayerImage,
                  settings: cuts_jax.SegmentSettings) -> tuple:
   """What kept features must match to be reused: the image, the model and the feature settings."""
-  return (image_id, model_id, image.shape, image.is_volume, image.axis,
+  return (image_id, model_id, image.shape, image.is_volume, image.axis, image.spacing,
           tuple(getattr(settings, name) for name in _FEATURE_FIELDS))
 
 
@@ -89,32 +99,31 @@ def _left(started: float, done: int, total: int) -> Optional[float]:
 
 def compute_features(params: cuts_jax.SegmentationParams, image: _actions.LayerImage,
                      settings: cuts_jax.SegmentSettings, *, key: tuple = (),
-                     progress: Optional[Progress] = None) -> Features:
+                     progress: Optional[Progress] = None,
+                     cache: Optional[volume_features_lib.FeatureCache] = None) -> Features:
   """Embeds a layer image into its features (the slow half of segmenting).
 
-  A volume is scaled to [0, 1] as a whole and embedded slice by slice along
-  `image.axis`, as `cuts_jax.segment_volume` does; `progress` hears after
-  each slice and stops the work (raising `Cancelled`) by returning True.
+  A volume's are `cuts_jax.volume_features.volume_features` (kept in
+  `cache`, so the same volume and model are embedded once): `progress`
+  hears after each slice and stops the work (raising `Cancelled`) by
+  returning True.
   """
   if not image.is_volume:
     array = pixels.match_channels(image.data, params.channels, source=image.name)
     values = features_lib.image_features(params, array, settings=settings)
     return Features(values=values, shape=image.shape, axis=0, key=key)
-  slices = np.moveaxis(pixels.to_unit_range(image.data), image.axis, 0)
-  started, total = time.perf_counter(), len(slices)
-  if progress is not None and progress(0, total, None):
-    raise Cancelled()
-  values = None
-  for index, plane in enumerate(slices):
-    one = features_lib.image_features(params, np.repeat(plane[..., None], params.channels, -1),
-                                      settings=settings, scaled=False)
-    if values is None:
-      values = np.empty((total, *one.shape), np.float32)
-    values[index] = one
-    if progress is not None and progress(index + 1, total, _left(started, index + 1, total)):
+  started = time.perf_counter()
+
+  def report(done: int, total: int) -> None:
+    if progress is not None and progress(done, total, _left(started, done, total)):
       raise Cancelled()
-  features_lib.scale_features(values, settings, image_channels=params.channels)
-  return Features(values=values, shape=image.shape, axis=image.axis, key=key)
+
+  if progress is not None and progress(0, image.shape[image.axis], None):
+    raise Cancelled()
+  kept = volume_features_lib.volume_features(params, image.data, axis=image.axis,
+                                             spacing=image.spacing, cache=cache,
+                                             settings=settings, progress=report)
+  return Features(values=kept, shape=image.shape, axis=image.axis, key=key)
 
 
 @dataclasses.dataclass
@@ -164,28 +173,21 @@ def _stack(params: cuts_jax.SegmentationParams, features: Features,
 
 
 def segments(params: cuts_jax.SegmentationParams, features: Features,
-             settings: cuts_jax.SegmentSettings) -> Segments:
+             settings: cuts_jax.SegmentSettings, *,
+             cache: Optional[volume_features_lib.FeatureCache] = None) -> Segments:
   """Clusters kept features at the settings' k (the fast half of segmenting).
 
   2-D: `segmentation.segments_from_features` and the scale stack. A volume:
-  every voxel clustered together and the labels scaled back to the
-  volume's slices, as `cuts_jax.segment_volume` does.
+  `cuts_jax.volume.segments_from_volume_features`, as `cuts_jax.segment_volume`
+  segments (3-D connected segments).
   """
   values = features.values
-  if values.ndim == 3:
+  if isinstance(values, np.ndarray):
     labels = segmentation.segments_from_features(params, values, size=features.shape,
                                                  settings=settings)
     return Segments(labels=labels, stack=_stack(params, features, settings), settings=settings)
-  flat = clustering.cluster_embeddings(values.reshape(-1, values.shape[-1]),
-                                       num_clusters=settings.num_clusters,
-                                       method=settings.method, seed=settings.seed,
-                                       on_device=settings.on_device)
-  sliced = flat.reshape(values.shape[:3])
-  slice_shape = tuple(np.delete(features.shape, features.axis))
-  if sliced.shape[1:] != slice_shape:
-    sliced = regions.renumber(np.stack([pixels.resize_labels(s, slice_shape) for s in sliced]))
-  labels = np.moveaxis(sliced.astype(np.int32), 0, features.axis)
-  return Segments(labels=labels, axis=features.axis, settings=settings)
+  labels = volume_lib.segments_from_volume_features(values, cache=cache, settings=settings)
+  return Segments(labels=np.asarray(labels, np.int32), axis=features.axis, settings=settings)
 
 
 def segment(params: cuts_jax.SegmentationParams, image: _actions.LayerImage, *,
@@ -194,3 +196,4 @@ def segment(params: cuts_jax.SegmentationParams, image: _actions.LayerImage, *,
   """Both halves at once: the model's settings with `overrides` (None keeps the model's)."""
   settings = cuts_jax.resolve_settings(params, settings=settings, **overrides)
   return segments(params, compute_features(params, image, settings), settings)
+

@@ -66,6 +66,8 @@ class SegmentWidget(_clicking.Clicking, _controls.Controls):
     self._params = None
     self._params_key = None
     self._features: Optional[_segmenting.Features] = None  # Of the last image segmented.
+    # Volumes' features, kept across images and models (bounded; keyed by their hashes).
+    self._volume_cache = _segmenting.volume_cache()
     self._segments: Optional[_segmenting.Segments] = None
     self._source = None  # The image layer the segments belong to.
     self.last_segment_seconds: Optional[float] = None
@@ -139,7 +141,7 @@ class SegmentWidget(_clicking.Clicking, _controls.Controls):
     layer = self._picked_layer()
     image = _actions.layer_image(layer.data, rgb=layer.rgb, multiscale=layer.multiscale,
                                  axis=self._slicing_axis(layer) if layer.ndim == 3 else 0,
-                                 name=layer.name)
+                                 name=layer.name, spacing=layer.scale)
     return layer, image
 
   def _workdir_path(self, *, purpose: str) -> pathlib.Path:
@@ -283,10 +285,12 @@ class SegmentWidget(_clicking.Clicking, _controls.Controls):
       if embedded:
         try:
           features = _segmenting.compute_features(params, image, settings, key=features_key,
-                                                  progress=self._segmenting_progress)
+                                                  progress=self._segmenting_progress,
+                                                  cache=self._volume_cache)
         except _segmenting.Cancelled:
           return None
-      return params, features, _segmenting.segments(params, features, settings), embedded
+      segments = _segmenting.segments(params, features, settings, cache=self._volume_cache)
+      return params, features, segments, embedded
 
     def done(result):
       if result is None:
