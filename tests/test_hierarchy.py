@@ -37,18 +37,6 @@ def _assert_nested(levels):
     assert len(np.unique(pairs[0])) == pairs.shape[1]
 
 
-def test_connected_segments_cut_clusters_into_pieces_and_fold_tiny_ones():
-  labels = np.zeros((10, 10), np.int64)
-  labels[:, 4:6] = 1          # A wall that splits cluster 0 into two pieces.
-  labels[0, 0] = 2            # A one-pixel piece.
-  segments = regions.connected_segments(labels, min_size=2)
-  assert segments.dtype == np.int32
-  np.testing.assert_array_equal(np.unique(segments), [0, 1, 2])
-  assert segments[5, 0] != segments[5, 9]       # The two halves of cluster 0.
-  assert segments[0, 0] == segments[0, 1]       # The tiny piece joined its neighbour.
-  np.testing.assert_array_equal(regions.connected_segments(labels)[0, :3], [0, 1, 1])
-
-
 def test_every_level_is_nested_in_the_next(squares_hierarchy):
   _, levels = squares_hierarchy
   assert levels.labels.shape == (7, 64, 64) and levels.labels.dtype == np.int32
