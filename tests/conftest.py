@@ -14,8 +14,15 @@ Shared fixtures (use these rather than training another model):
   checkpoints 2 and 4, metrics.jsonl) holding untrained weights, step 4's
   shifted by 1 from step 2's; built without compiling a training step. Read-only too.
 
-Tests marked `slow` (multi-process and multi-host runs, kill -9, benchmarks,
-the notebook, long CLI runs) are left out by `pytest -m "not slow"`.
+Tests marked `slow` (the determinism module's CLI runs with kill -9 and a full
+disk, the two-process multi-host run, the quick benchmark, the notebook and the
+run_cuts experiment) are left out by `python -m pytest -q -m "not slow"`; mark a
+new test `slow` when it takes a minute or more.
+
+The session, and the command-line programs its tests start, share one
+persistent XLA compilation cache (a fresh folder per session): a test that
+must train its own tiny model compiles nothing when its train step is one
+already compiled (configs/tiny.py's, with its 4 steps, 3 channels, 32 x 32).
 """
 
 import atexit
