@@ -62,7 +62,9 @@ def test_images_handed_in_train_with_progress_that_can_stop_the_run_with_a_check
   config.data.kind = "arrays"
   config.training.checkpoint_every = 10  # No periodic save before the stop.
   rng = np.random.default_rng(0)
-  images = [rng.integers(0, 256, (32, 32), dtype=np.uint8) for _ in range(2)]
+  # Four gray images: the data set test_medical.py trains on has the same shape, so the two
+  # share one compiled step (conftest's compilation cache).
+  images = [rng.integers(0, 256, (32, 32), dtype=np.uint8) for _ in range(4)]
   calls = []
 
   def progress(*, step, num_steps, steps_per_s):
