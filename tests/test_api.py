@@ -109,3 +109,10 @@ def test_segmenting_does_not_import_the_training_stack():
   result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
                           timeout=120, check=False)
   assert result.returncode == 0, result.stderr[-2000:]
+
+
+def test_the_package_exports_the_segmenting_names_with_docstrings():
+  assert {"segment", "embed", "load", "select", "train_and_evaluate",
+          "SegmentationParams"} <= set(cuts_jax.__all__)
+  for name in cuts_jax.__all__:
+    assert getattr(cuts_jax, name).__doc__, name

@@ -32,7 +32,6 @@ from cuts_jax import segmentation
 from cuts_jax import step as step_lib
 from cuts_jax import train
 from cuts_jax.io import datasets as data
-from test_reliability import shared_untrained_workdir
 
 NUM_CLUSTERS = 3
 
@@ -360,20 +359,15 @@ def test_pair_selection_on_a_constant_image_is_finite():
 
 # --- checkpoints that do not fit their config ------------------------------------------------
 
-@pytest.fixture(scope="module")
-def saved_workdir(tmp_path_factory):
-  return shared_untrained_workdir(tmp_path_factory)
-
-
 @pytest.mark.parametrize("field, value, message", [
     ("embedding_dim", 0, "embedding/bias has shape"),
     ("kernel_sizes", [3, 3], r"conv0/kernel has shape \(5, 5, 3, 8\)"),
     ("features", [8, 16, 32], "(batch_norm|conv)2"),
 ])
 def test_load_refuses_a_config_json_that_does_not_fit_the_checkpoint(
-    saved_workdir, tmp_path, field, value, message):
+    untrained_workdir, tmp_path, field, value, message):
   workdir = tmp_path / "copy"
-  shutil.copytree(saved_workdir, workdir)
+  shutil.copytree(untrained_workdir, workdir)
   saved = json.loads((workdir / "config.json").read_text())
   saved["model"][field] = value
   if field == "features":
@@ -389,17 +383,17 @@ def test_load_refuses_a_config_json_that_does_not_fit_the_checkpoint(
     ("[1, 2]", "lacks the config section"),
     ('{"model": {}}', r"lacks the config section\(s\) \['data', 'sampling'\]"),
 ])
-def test_load_refuses_a_damaged_config_json(saved_workdir, tmp_path, content, message):
+def test_load_refuses_a_damaged_config_json(untrained_workdir, tmp_path, content, message):
   workdir = tmp_path / "copy"
-  shutil.copytree(saved_workdir, workdir)
+  shutil.copytree(untrained_workdir, workdir)
   (workdir / "config.json").write_text(content)
   with pytest.raises(ValueError, match=message):
     cuts_jax.load(workdir)
 
 
-def test_load_of_a_damaged_checkpoint_says_which_and_what_to_do(saved_workdir, tmp_path):
+def test_load_of_a_damaged_checkpoint_says_which_and_what_to_do(untrained_workdir, tmp_path):
   workdir = tmp_path / "copy"
-  shutil.copytree(saved_workdir, workdir)
+  shutil.copytree(untrained_workdir, workdir)
   for path in (workdir / "checkpoints" / "4").rglob("*"):
     if path.is_file() and path.parent.name == "d":  # The array data.
       path.write_bytes(path.read_bytes()[:8])
@@ -421,7 +415,7 @@ def _run(module, *args):
                         capture_output=True, text=True, timeout=180)
 
 
-def test_predict_cli_reports_every_bad_file_and_segments_the_rest(saved_workdir, tmp_path):
+def test_predict_cli_reports_every_bad_file_and_segments_the_rest(untrained_workdir, tmp_path):
   folder = tmp_path / "in"
   folder.mkdir()
   rng = np.random.default_rng(0)
@@ -431,7 +425,7 @@ def test_predict_cli_reports_every_bad_file_and_segments_the_rest(saved_workdir,
   np.save(folder / "tiny.npy", rng.random((1, 14, 3)))
   np.save(folder / "pickled.npy", np.array([{"a": 1}], dtype=object), allow_pickle=True)
   (folder / "truncated.png").write_bytes(b"\x89PNG\r\n\x1a\n")
-  result = _run("cuts_jax.apps.predict", f"--workdir={saved_workdir}", f"--input={folder}",
+  result = _run("cuts_jax.apps.predict", f"--workdir={untrained_workdir}", f"--input={folder}",
                 f"--output={tmp_path / 'out'}", "--num_clusters=3")
   assert result.returncode == 1, result.stderr[-3000:]
   assert "1 of 6 input(s) segmented, 5 failed" in result.stdout
@@ -446,9 +440,9 @@ def test_predict_cli_reports_every_bad_file_and_segments_the_rest(saved_workdir,
   _assert_label_map(io.imread(tmp_path / "out" / "good_labels.png").astype(np.int32), (12, 14))
 
 
-def test_evaluate_cli_with_a_tampered_config_json(saved_workdir, tmp_path):
+def test_evaluate_cli_with_a_tampered_config_json(untrained_workdir, tmp_path):
   workdir = tmp_path / "copy"
-  shutil.copytree(saved_workdir, workdir)
+  shutil.copytree(untrained_workdir, workdir)
   saved = json.loads((workdir / "config.json").read_text())
   saved["model"]["embedding_dim"] = 0
   (workdir / "config.json").write_text(json.dumps(saved))

@@ -6,6 +6,7 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 from sklearn.metrics import adjusted_rand_score
+import threadpoolctl
 
 from cuts_jax import _measured
 from cuts_jax import clustering
@@ -179,11 +180,21 @@ def test_large_image_memory_grows_linearly():
   assert peak < 8 * embeddings.nbytes, f"peak {peak / 2**20:.0f} MB"
 
 
-def test_threads_setting_leaves_the_result_unchanged():
+def test_threads_setting_limits_the_threads_and_leaves_the_result_unchanged(monkeypatch):
   points, _ = planted_blobs()
+  limits = []
+  real_limits = threadpoolctl.threadpool_limits
+
+  def recorded(*args, **kwargs):
+    limits.append(kwargs.get("limits"))
+    return real_limits(*args, **kwargs)
+
+  monkeypatch.setattr(threadpoolctl, "threadpool_limits", recorded)
+  unlimited = clustering.cluster_embeddings(points, num_clusters=5, num_threads=None)
+  assert not limits  # None keeps the process's threads.
   np.testing.assert_array_equal(
-      clustering.cluster_embeddings(points, num_clusters=5, num_threads=None),
-      clustering.cluster_embeddings(points, num_clusters=5, num_threads=2))
+      unlimited, clustering.cluster_embeddings(points, num_clusters=5, num_threads=2))
+  assert limits == [2]
 
 
 def test_spectral_clustering_survives_lapack_returning_no_eigenvalues(monkeypatch):

@@ -8,16 +8,14 @@ import numpy as np
 import pytest
 
 from configs import tiny
-from conftest import REPO_ROOT, shared_data
-from cuts_jax import train
+from conftest import REPO_ROOT, copy_workdir, shared_data
 from cuts_jax.evaluation import evaluate
 
 
 @pytest.fixture(scope="module")
-def tiny_workdir(tmp_path_factory):
-  workdir = tmp_path_factory.mktemp("evaluate")
-  train.train_and_evaluate(tiny.get_config(), workdir)
-  return workdir
+def tiny_workdir(trained_run, tmp_path_factory):
+  """A copy of the session's tiny run: evaluation writes into its workdir/evaluation/."""
+  return copy_workdir(trained_run.workdir, tmp_path_factory.mktemp("evaluate") / "workdir")
 
 
 def test_evaluation_on_retina_writes_tables_and_figures(tiny_workdir):

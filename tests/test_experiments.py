@@ -4,6 +4,8 @@ import csv
 import importlib.util
 import sys
 
+import pytest
+
 from conftest import REPO_ROOT
 from conftest import shared_data
 
@@ -33,6 +35,7 @@ def _run_cuts(tmp_path, ablations, monkeypatch):
   return (tmp_path / "results" / "tiny.md").read_text()
 
 
+@pytest.mark.slow  # Two ablations trained and evaluated: one to two minutes.
 def test_run_cuts_writes_tables_per_ablation_and_marks_reused_runs(tmp_path, monkeypatch):
   first = _run_cuts(tmp_path, "none,no_contrastive", monkeypatch)
   assert "## CUTS per ablation" in first

@@ -27,7 +27,8 @@ def _train(root, workdir):
   config = tiny.get_config()
   config.data.kind = "retina"
   config.data.root = str(root)
-  config.training.num_steps = 2
+  # configs/tiny.py's 4 steps: the train step the session's other tiny runs compile, loaded
+  # from conftest's compilation cache rather than compiled again.
   # The segment report reads the masks (to log Dice): it must not change what is trained.
   train.train_and_evaluate(config, workdir, report=report.segment_report(config, workdir))
   manager = checkpointing.checkpoint_manager(workdir, read_only=True)

@@ -15,11 +15,14 @@ import time
 
 import jax
 import numpy as np
+import pytest
 
 from _multihost_worker import config_for, flat_params
 from cuts_jax import batches
 from cuts_jax import step as step_lib
 from cuts_jax.io import datasets
+
+pytestmark = pytest.mark.slow  # Two processes, killed and restarted: about a minute.
 
 WORKER = pathlib.Path(__file__).with_name("_multihost_worker.py")
 

@@ -31,6 +31,7 @@ def test_notebook_parameters_come_first():
   assert all(not cell.outputs for cell in code_cells), "commit the notebook without outputs"
 
 
+@pytest.mark.slow  # A kernel that trains and segments: about a minute.
 def test_notebook_runs_top_to_bottom(tmp_path, monkeypatch):
   # The kernel inherits the environment; conftest's MPLBACKEND=Agg would stop the inline
   # backend that shows the notebook's figures.

@@ -12,20 +12,16 @@ import pytest
 from skimage import io
 
 import cuts_jax
-from configs import tiny
 from conftest import REPO_ROOT
-from cuts_jax import train
 from cuts_jax.apps import _predict_inputs
 from cuts_jax.apps import predict
 from cuts_jax.io import datasets as data
 
 
 @pytest.fixture(scope="module")
-def trained(tmp_path_factory):
-  """A tiny RGB model (the demo images), trained and checkpointed once."""
-  workdir = tmp_path_factory.mktemp("trained")
-  train.train_and_evaluate(tiny.get_config(), workdir)
-  return workdir, cuts_jax.load(workdir)
+def trained(trained_run):
+  """The session's tiny RGB model (conftest's `trained_run`): (workdir, params)."""
+  return trained_run.workdir, trained_run.params
 
 
 def _image_folder(folder):

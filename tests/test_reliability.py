@@ -10,72 +10,23 @@ import errno
 import hashlib
 import os
 import pathlib
-import shutil
 import subprocess
 import sys
 
-import jax
 import numpy as np
 import pytest
 
 import cuts_jax
 from configs import tiny
 from conftest import REPO_ROOT
-from cuts_jax import step as step_lib
+from conftest import copy_workdir
 from cuts_jax import train
 from cuts_jax.apps import predict
 from cuts_jax.evaluation import evaluate
 from cuts_jax.io import datasets as data
 from cuts_jax.io import medical
-from cuts_jax.runs import checkpointing
 
 PACKAGE = REPO_ROOT / "cuts_jax"
-
-
-def untrained_workdir(workdir, *, config=None, channels=3):
-  """A workdir as training leaves one (config.json, checkpoints 2 and 4, metrics.jsonl).
-
-  Nothing is trained: the weights are the initial ones, those of step 4 shifted
-  by 1 so that the two checkpoints differ. The tests that use it need the
-  files, not a good model, and should not wait for a compilation.
-  """
-  workdir = pathlib.Path(workdir)
-  config = config or tiny.get_config()
-  state = step_lib.create_train_state(jax.random.key(config.seed), config,
-                                   image_shape=(32, 32, channels))
-  manager = checkpointing.checkpoint_manager(workdir,
-                                             max_to_keep=config.training.keep_checkpoints)
-  for step in (2, 4):
-    saved = state.replace(step=np.asarray(step, np.int32),
-                          params=jax.tree.map(lambda x, s=step: x + (s == 4), state.params))
-    # The payload train.py saves, so these checkpoints are exactly a run's.
-    payload = train._checkpoint_payload(saved)  # pylint: disable=protected-access
-    checkpointing.save(manager, step, payload)
-  manager.wait_until_finished()
-  manager.close()
-  checkpointing.write_config(workdir, config)
-  (workdir / "metrics.jsonl").write_text('{"step": 2, "loss": 1.0}\n{"step": 4, "loss": 0.9}\n')
-  return workdir
-
-
-_SHARED = {}
-
-
-def shared_untrained_workdir(tmp_path_factory):
-  """One `untrained_workdir` per test session (tests must copy it before changing it)."""
-  if "workdir" not in _SHARED:
-    _SHARED["workdir"] = untrained_workdir(tmp_path_factory.mktemp("saved"))
-  return _SHARED["workdir"]
-
-
-@pytest.fixture(scope="module")
-def saved_workdir(tmp_path_factory):
-  return shared_untrained_workdir(tmp_path_factory)
-
-
-def _copy(workdir, destination):
-  shutil.copytree(workdir, destination)
-  return destination
 
 
 def _snapshot(folder):
@@ -182,7 +133,7 @@ def _pickled_array(path, sentinel):
   return path
 
 
-def test_a_pickled_npy_is_refused_not_executed(saved_workdir, tmp_path):
+def test_a_pickled_npy_is_refused_not_executed(untrained_workdir, tmp_path):
   sentinel = tmp_path / "code_ran"
   # The files really are dangerous: loading one unsafely runs its code.
   np.load(_pickled_array(tmp_path / "probe.npy", sentinel), allow_pickle=True)
@@ -210,15 +161,15 @@ def test_a_pickled_npy_is_refused_not_executed(saved_workdir, tmp_path):
     data.load_volume_slices(tmp_path / "volume.npz", (16, 16))
 
   failures = []
-  summary = predict.predict_path(cuts_jax.load(saved_workdir), folder, tmp_path / "out",
+  summary = predict.predict_path(cuts_jax.load(untrained_workdir), folder, tmp_path / "out",
                                  show_progress=False,
                                  on_failure=lambda path, reason: failures.append(reason))
   assert not summary.ok and "Object (pickled) arrays are refused" in failures[0]
   assert not sentinel.exists()
 
 
-def test_config_json_is_parsed_never_executed(saved_workdir, tmp_path):
-  workdir = _copy(saved_workdir, tmp_path / "copy")
+def test_config_json_is_parsed_never_executed(untrained_workdir, tmp_path):
+  workdir = copy_workdir(untrained_workdir, tmp_path / "copy")
   sentinel = tmp_path / "code_ran"
   (workdir / "config.json").write_text(
       f'{{"data": {{}}, "model": __import__("os").mkdir("{sentinel}"), "sampling": {{}}}}')
@@ -239,23 +190,23 @@ def _assert_all_refuse(workdir, output, message, *, params, inputs):
     predict.predict_path(params, inputs, output, show_progress=False)
 
 
-def test_paths_that_cannot_be_created_fail_at_start(saved_workdir, tmp_path):
+def test_paths_that_cannot_be_created_fail_at_start(untrained_workdir, tmp_path):
   blocker = tmp_path / "a_file"
   blocker.write_text("")
-  params = cuts_jax.load(saved_workdir)
+  params = cuts_jax.load(untrained_workdir)
   _assert_all_refuse(blocker / "workdir", blocker / "out", "Not a directory", params=params,
                      inputs=_photo_folder(tmp_path / "in"))
   # evaluate writes to workdir/evaluation: here a file is in the way.
-  workdir = _copy(saved_workdir, tmp_path / "copy")
+  workdir = copy_workdir(untrained_workdir, tmp_path / "copy")
   (workdir / "evaluation").write_text("")
   with pytest.raises(OSError, match="cannot write to .*evaluation .*--workdir"):
     evaluate.evaluate(tiny.get_config(), workdir, params=params)
 
 
-def test_a_full_disk_fails_at_start_monkeypatched(saved_workdir, tmp_path, monkeypatch):
+def test_a_full_disk_fails_at_start_monkeypatched(untrained_workdir, tmp_path, monkeypatch):
   """Every write reports ENOSPC (the variant that runs anywhere, without mounting)."""
-  params = cuts_jax.load(saved_workdir)
-  workdir = _copy(saved_workdir, tmp_path / "copy")
+  params = cuts_jax.load(untrained_workdir)
+  workdir = copy_workdir(untrained_workdir, tmp_path / "copy")
   before = _snapshot(workdir)
   inputs = _photo_folder(tmp_path / "in")
 
@@ -273,17 +224,17 @@ def test_a_full_disk_fails_at_start_monkeypatched(saved_workdir, tmp_path, monke
   _assert_checkpoints_load(workdir)
 
 
-def test_a_full_tmpfs_fails_at_start(saved_workdir, tmp_path):
-  params = cuts_jax.load(saved_workdir)
+def test_a_full_tmpfs_fails_at_start(untrained_workdir, tmp_path):
+  params = cuts_jax.load(untrained_workdir)
   with tmpfs(tmp_path / "full", size="512k") as mount:
     _assert_all_refuse(mount / "workdir", mount / "out", "No space left on device",
                        params=params, inputs=_photo_folder(tmp_path / "in"))
 
 
-def test_a_read_only_workdir_refuses_training_but_still_loads(saved_workdir, tmp_path):
-  params = cuts_jax.load(saved_workdir)
+def test_a_read_only_workdir_refuses_training_but_still_loads(untrained_workdir, tmp_path):
+  params = cuts_jax.load(untrained_workdir)
   with tmpfs(tmp_path / "mount", size="8m") as mount:
-    workdir = _copy(saved_workdir, mount / "run")
+    workdir = copy_workdir(untrained_workdir, mount / "run")
     before = _snapshot(workdir)
     _remount_read_only(mount)
     _assert_all_refuse(workdir, mount / "out", "Read-only file system", params=params,
@@ -297,8 +248,8 @@ def test_a_read_only_workdir_refuses_training_but_still_loads(saved_workdir, tmp
                                   cuts_jax.segment(params, image))
 
 
-def test_predict_stops_when_the_disk_fills_up(saved_workdir, tmp_path, monkeypatch):
-  params = cuts_jax.load(saved_workdir)
+def test_predict_stops_when_the_disk_fills_up(untrained_workdir, tmp_path, monkeypatch):
+  params = cuts_jax.load(untrained_workdir)
   folder = _photo_folder(tmp_path / "in", count=3)
   written = []
   real_write = medical.write_label_png
@@ -316,11 +267,11 @@ def test_predict_stops_when_the_disk_fills_up(saved_workdir, tmp_path, monkeypat
   assert (tmp_path / "out" / "photo0_labels.png").exists()
 
 
-def test_predict_cli_with_an_unwritable_output_says_so(saved_workdir, tmp_path):
+def test_predict_cli_with_an_unwritable_output_says_so(untrained_workdir, tmp_path):
   (tmp_path / "a_file").write_text("")
   environment = {**os.environ, "XLA_FLAGS": ""}
   result = subprocess.run(
-      [sys.executable, "-m", "cuts_jax.apps.predict", f"--workdir={saved_workdir}",
+      [sys.executable, "-m", "cuts_jax.apps.predict", f"--workdir={untrained_workdir}",
        f"--input={_photo_folder(tmp_path / 'in')}", f"--output={tmp_path / 'a_file' / 'out'}"],
       cwd=REPO_ROOT, env=environment, capture_output=True, text=True, timeout=180)
   assert result.returncode != 0
@@ -330,9 +281,9 @@ def test_predict_cli_with_an_unwritable_output_says_so(saved_workdir, tmp_path):
 
 # --- a failed run loses nothing --------------------------------------------------------------
 
-def test_failed_runs_leave_checkpoints_and_outputs_untouched(saved_workdir, tmp_path,
+def test_failed_runs_leave_checkpoints_and_outputs_untouched(untrained_workdir, tmp_path,
                                                              monkeypatch):
-  workdir = _copy(saved_workdir, tmp_path / "copy")
+  workdir = copy_workdir(untrained_workdir, tmp_path / "copy")
   before = _snapshot(workdir)
   assert {"config.json", "metrics.jsonl", "checkpoints/2/_CHECKPOINT_METADATA",
           "checkpoints/4/_CHECKPOINT_METADATA"} <= set(before)

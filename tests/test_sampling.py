@@ -17,6 +17,11 @@ SETTINGS = sampling.SamplingSettings(
     ssim_filter_sigma=1.5)
 
 
+def _select(key, image, settings=SETTINGS):
+  """`select_pairs` compiled whole: run eagerly, each of its many operations compiles alone."""
+  return jax.jit(functools.partial(sampling.select_pairs, settings=settings))(key, image)
+
+
 def _textured_image(seed=0, size=48):
   """Two halves of different texture, smoothed so that nearby patches are alike."""
   rng = np.random.default_rng(seed)
@@ -45,7 +50,7 @@ def test_extract_patches_is_centred():
 
 def test_select_pairs_geometry_masks_and_ssim():
   image = _textured_image()
-  pairs = jax.jit(functools.partial(sampling.select_pairs, settings=SETTINGS))(jax.random.key(3), image)
+  pairs = _select(jax.random.key(3), image)
   half = SETTINGS.patch_size // 2
   anchor = np.asarray(pairs.anchor_rc)
   for rc in (anchor, np.asarray(pairs.positive_rc), np.asarray(pairs.negative_rc)):
@@ -64,8 +69,10 @@ def test_select_pairs_geometry_masks_and_ssim():
   assert 0 < np.asarray(pairs.valid_anchor).sum() < SETTINGS.num_anchors
 
   # Every kept pair is verified against SSIM computed independently.
-  patch = lambda rc: image[rc[0] - half:rc[0] + half + 1, rc[1] - half:rc[1] + half + 1]
-  ssim = lambda a, b: float(dm_pix.ssim(patch(a), patch(b), filter_size=7))
+  host = np.asarray(image)  # Sliced on the host: no compilation per slice.
+  patch = lambda rc: host[rc[0] - half:rc[0] + half + 1, rc[1] - half:rc[1] + half + 1]
+  patch_ssim = jax.jit(functools.partial(dm_pix.ssim, filter_size=7))  # One compilation.
+  ssim = lambda a, b: float(patch_ssim(patch(a), patch(b)))
   np.testing.assert_allclose(pairs.anchor_patches[5], patch(anchor[5]))
   for s, k in zip(*np.nonzero(positive_mask)):
     assert ssim(anchor[s], pairs.positive_rc[s, k]) >= 0.5
@@ -77,15 +84,15 @@ def test_negatives_are_dropped_when_every_candidate_is_too_close():
   # On a 17x17 image patch centres lie in [3, 14), so no two are more than
   # 14.2 px apart: with a 20 px minimum distance no negative exists.
   image = _textured_image(size=17)
-  pairs = sampling.select_pairs(jax.random.key(0), image,
-                                dataclasses.replace(SETTINGS, negative_min_distance=20.0))
+  pairs = _select(jax.random.key(0), image,
+                  dataclasses.replace(SETTINGS, negative_min_distance=20.0))
   assert not np.any(pairs.negative_mask) and not np.any(pairs.positive_mask)
   assert not np.any(pairs.valid_anchor)
 
 
 def test_constant_image_gives_positives_but_no_negatives():
   # SSIM of identical constant patches is 1: every candidate is similar.
-  pairs = sampling.select_pairs(jax.random.key(0), jnp.full((40, 40, 1), 0.3), SETTINGS)
+  pairs = _select(jax.random.key(0), jnp.full((40, 40, 1), 0.3))
   assert not np.any(pairs.valid_anchor)
 
 

@@ -12,6 +12,7 @@ import pytest
 
 from configs import tiny
 from conftest import REPO_ROOT
+from conftest import copy_workdir
 from cuts_jax import train
 from cuts_jax import trained
 from cuts_jax.evaluation import report
@@ -26,28 +27,32 @@ def test_periodic_is_due():
   assert [s for s in range(1, 4) if periodic.is_due(s, 0, last_step=3)] == [3]
 
 
-def test_training_run_writes_and_resumes(tmp_path):
-  config = tiny.get_config()
-  config.training.num_figure_images = 2
-  state = train.train_and_evaluate(config, tmp_path,
-                                   report=report.segment_report(config, tmp_path))
-  assert (tmp_path / "segments.png").stat().st_size > 5_000
-  assert int(state.step) == 4
-  assert sorted(p.name for p in (tmp_path / "checkpoints").iterdir()
-                if p.name.isdigit()) == ["2", "4"]
-  lines = [json.loads(l) for l in (tmp_path / "metrics.jsonl").read_text().splitlines()]
+def _checkpoint_steps(workdir):
+  return sorted(p.name for p in (workdir / "checkpoints").iterdir() if p.name.isdigit())
+
+
+def test_training_run_writes_and_resumes(trained_run, tmp_path):
+  # The session's run: configs/tiny.py trained for 4 steps as the command line does.
+  assert int(trained_run.state.step) == 4
+  workdir = copy_workdir(trained_run.workdir, tmp_path / "run")
+  assert _checkpoint_steps(workdir) == ["2", "4"]
+  lines = [json.loads(l) for l in (workdir / "metrics.jsonl").read_text().splitlines()]
   assert [l["step"] for l in lines] == [2, 4]
   assert {"loss", "contrastive_loss", "reconstruction_loss", "valid_anchor_fraction",
           "steps_per_s", "learning_rate"} <= set(lines[0])
-  saved = checkpointing.read_config(tmp_path)
+  saved = checkpointing.read_config(workdir)
   assert saved.training.num_steps == 4 and tuple(saved.model.kernel_sizes) == (5, 3)
 
-  # A longer run in the same workdir continues from step 4.
+  # A longer run in the same workdir continues from step 4; its report draws the segments.
+  config = tiny.get_config()
   config.training.num_steps = 6
-  resumed = train.train_and_evaluate(config, tmp_path,
-                                     report=report.segment_report(config, tmp_path))
+  config.training.num_figure_images = 2
+  resumed = train.train_and_evaluate(config, workdir,
+                                     report=report.segment_report(config, workdir))
   assert int(resumed.step) == 6
-  lines = [json.loads(l) for l in (tmp_path / "metrics.jsonl").read_text().splitlines()]
+  assert (workdir / "segments.png").stat().st_size > 5_000
+  assert _checkpoint_steps(workdir) == ["4", "6"]  # keep_checkpoints = 2.
+  lines = [json.loads(l) for l in (workdir / "metrics.jsonl").read_text().splitlines()]
   assert [l["step"] for l in lines] == [2, 4, 6]
 
 
@@ -57,7 +62,9 @@ def test_images_handed_in_train_with_progress_that_can_stop_the_run_with_a_check
   config.data.kind = "arrays"
   config.training.checkpoint_every = 10  # No periodic save before the stop.
   rng = np.random.default_rng(0)
-  images = [rng.integers(0, 256, (32, 32), dtype=np.uint8) for _ in range(2)]
+  # Four gray images: the data set test_medical.py trains on has the same shape, so the two
+  # share one compiled step (conftest's compilation cache).
+  images = [rng.integers(0, 256, (32, 32), dtype=np.uint8) for _ in range(4)]
   calls = []
 
   def progress(*, step, num_steps, steps_per_s):
@@ -77,13 +84,14 @@ def test_images_handed_in_train_with_progress_that_can_stop_the_run_with_a_check
   assert checkpointing.read_config(tmp_path).data.kind == "arrays"
 
 
-def test_resuming_with_a_different_model_is_refused(tmp_path):
+def test_resuming_with_a_different_model_is_refused(trained_run, tmp_path):
+  workdir = copy_workdir(trained_run.workdir, tmp_path / "copy")
   config = tiny.get_config()
-  config.training.num_steps = 2
-  train.train_and_evaluate(config, tmp_path)
+  config.training.num_steps = 6
   config.model.features = (8, 32)
   with pytest.raises(ValueError, match="different config.model.features"):
-    train.train_and_evaluate(config, tmp_path)
+    train.train_and_evaluate(config, workdir)
+  assert _checkpoint_steps(workdir) == ["2", "4"]  # Refused before training.
 
 
 def test_non_finite_loss_stops_the_run(tmp_path):
