@@ -54,7 +54,7 @@ def test_select_returns_the_segment_under_the_pixel():
                                 [[False, False, True], [False, True, True]])
   with pytest.raises(ValueError, match="outside"):
     cuts_jax.select(labels, (2, 0))
-  with pytest.raises(ValueError, match="2-D"):
+  with pytest.raises(ValueError, match="3 indices per voxel"):
     cuts_jax.select(labels[None], (0, 0))
 
 
