@@ -190,9 +190,36 @@ def _format(mean: float, std: float, key: str) -> str:
   return f"{mean:.3f} +- {std:.3f}" if key.startswith("dice") else f"{mean:.2f} +- {std:.2f}"
 
 
+def combine(csv_paths: Sequence[str]) -> tuple[list[str], dict[str, list[dict]]]:
+  """Rows and per-run curves ({image: dices}) read back from the per-image CSVs of runs."""
+  curves: dict[str, dict[tuple, dict]] = {}
+  for path in csv_paths:
+    with open(path, newline="") as stream:
+      for record in csv.DictReader(stream):
+        run = (path, record["seed"], record["clustering_seed"])
+        dices = [float(record[f"dice_{i + 1}"]) for i in range(MAX_CLICKS)]
+        curves.setdefault(record["row"], {}).setdefault(run, {})[record["image"]] = dices
+  return list(curves), {row: list(runs.values()) for row, runs in curves.items()}
+
+
+def combined_table(csv_paths: Sequence[str]) -> str:
+  """The Markdown table of several runs' per-image CSVs (mean over images, then over runs)."""
+  keys = [f"dice@{n}" for n in DICE_AFTER] + [f"noc@{round(t * 100)}" for t in NOC_THRESHOLDS]
+  rows, curves = combine(csv_paths)
+  lines = ["| row | runs | " + " | ".join(keys) + " |", "| --- | --- |" + " --- |" * len(keys)]
+  for row in rows:
+    summary = summary_row(curves[row])
+    lines.append(f"| {row} | {len(curves[row])} | "
+                 + " | ".join(_format(*summary[k][:2], k) for k in keys) + " |")
+  return "\n".join(lines) + "\n"
+
+
 def main() -> None:
   parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-  parser.add_argument("--dataset", choices=("retina", "brain"), required=True)
+  parser.add_argument("--dataset", choices=("retina", "brain"))
+  parser.add_argument("--combine", default="",
+                      help="comma-separated per-image CSVs of earlier runs: print their table "
+                           "(mean over images, then mean +- std over the runs) and exit")
   parser.add_argument("--part", choices=("tune", "report"), default="report")
   parser.add_argument("--seeds", default="0", help="training seeds (trained workdirs)")
   parser.add_argument("--clustering_seeds", default="0")
@@ -206,6 +233,11 @@ def main() -> None:
   parser.add_argument("--name", default=None)
   parser.add_argument("--results_dir", default=str(REPO_ROOT / "experiments" / "results"))
   args = parser.parse_args()
+  if args.combine:
+    print(combined_table(args.combine.split(",")))
+    return
+  if args.dataset is None:
+    parser.error("--dataset is required (or --combine)")
   started = time.perf_counter()
   cases, config = load_cases(args.dataset, args.part)
   cases = cases[::args.stride][:args.limit] if args.limit else cases[::args.stride]
