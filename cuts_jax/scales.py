@@ -12,14 +12,14 @@ that k finds, which merging one fine clustering (a hierarchy) loses.
 Which level's segment a click means is decided by a rule that reads no
 label (`RULES`; chosen on the tuning parts, experiments/results/tuning_scale.md):
 
-- "consensus" (the default): the clicked segments of the levels are put to a
-  pixel-wise vote; the region is the vote thresholded where it agrees best
-  (mean Jaccard index) with the levels' segments: what most scales agree the
-  clicked structure is.
+- "stability" (the default): the level segment that changes least between
+  neighbouring k (mean intersection over union with the levels beside it):
+  the scale at which the clicked structure holds still.
+- "consensus": the clicked segments of the levels are put to a pixel-wise
+  vote; the region is the vote thresholded where it agrees best (mean
+  Jaccard index) with the levels' segments.
 - "medoid": the one level segment with the highest mean Jaccard index to the
   others.
-- "stability": the level segment that changes least between neighbouring k
-  (mean intersection over union with the levels beside it).
 - "fixed": the level with k = `fixed_clusters` (what `segment` returns).
 
 Levels whose clicked segment covers more than `max_fraction` of the image (a
@@ -90,7 +90,7 @@ class ScaleStack:
   num_clusters: tuple[int, ...]
   pieces: Optional[np.ndarray] = None
   folded_below: int = 1
-  rule: str = "consensus"
+  rule: str = "stability"
   max_fraction: float = 0.25
   fixed_clusters: int = 10
 

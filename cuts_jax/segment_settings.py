@@ -93,7 +93,7 @@ class SegmentSettings:
   on_device: Union[bool, str] = "auto"
   min_segment_pixels: Optional[int] = None
   scale_num_clusters: tuple[int, ...] = tuple(range(2, 16))
-  scale_rule: str = "consensus"
+  scale_rule: str = "stability"
   scale_max_fraction: float = 0.25
 
   def __post_init__(self):
@@ -156,7 +156,7 @@ class SegmentSettings:
                at_training_size=bool(evaluation.segment_at_training_size),
                min_segment_pixels=int(evaluation.get("min_segment_pixels", 0)) or None,
                scale_num_clusters=tuple(evaluation.get("scale_num_clusters", range(2, 16))),
-               scale_rule=evaluation.get("scale_rule", "consensus"),
+               scale_rule=evaluation.get("scale_rule", "stability"),
                scale_max_fraction=float(evaluation.get("scale_max_fraction", 0.25)))
 
 

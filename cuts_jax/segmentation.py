@@ -124,7 +124,7 @@ def _labels(features: np.ndarray, size: Optional[Sequence[int]],
 
 def select(segments: Union[np.ndarray, scales.ScaleStack], clicks: Any, *, negative: Any = (),
            rule: Union[str, int, None] = None, level: Optional[int] = None,
-           max_fraction: Optional[float] = None,
+           max_fraction: Optional[float] = None, negatives: str = "both",
            connected: Optional[bool] = None) -> np.ndarray:
   """The binary mask of what the clicks select: pixels of an image or voxels of a volume.
 
@@ -153,6 +153,9 @@ def select(segments: Union[np.ndarray, scales.ScaleStack], clicks: Any, *, negat
       as a flat map.
     max_fraction: for a stack: the largest share of the image a region
       chosen by a rule other than "fixed" may cover; None: the stack's.
+    negatives: for a stack, what negative clicks do: "both" (as above),
+      "exclude" (only keep the positive clicks' levels from holding them) or
+      "subtract" (only remove their own regions); see `scales.choose_region`.
     connected: True: only the connected part of each clicked segment that
       holds the click (face neighbours: 4-connectivity in 2-D,
       6-connectivity in 3-D); False: every pixel of its label. Default:
@@ -189,6 +192,7 @@ def select(segments: Union[np.ndarray, scales.ScaleStack], clicks: Any, *, negat
       rule, fixed = "fixed", int(rule)
     return scales.choose_region(stack, clicks, negative=negative, rule=rule,
                                 max_fraction=max_fraction, fixed_clusters=fixed,
+                                negatives=negatives,
                                 connected=bool(connected) if connected is not None
                                 else len(stack.shape) == 3)
   labels = np.asarray(segments)

@@ -172,10 +172,17 @@ def one_click_oracle(stack: scales.ScaleStack, target: np.ndarray, click) -> flo
              for level in range(len(stack)))
 
 
-def rows_to_score(rule: str) -> list[tuple[str, str, str]]:
-  """(row name, pipeline, rule): each pipeline with the rule; CUTS and colour also at k = 10."""
-  rows = [(f"{p}_{rule}", p, rule) for p in PIPELINES]
-  rows += [("cuts_fixed_k10", "cuts", "fixed"), ("colour_fixed_k10", "colour", "fixed")]
+def rows_to_score(variants: Sequence[str]) -> list[tuple[str, str, dict]]:
+  """(row name, pipeline, select options): each pipeline with each rule variant
+  ("rule:max_fraction:negatives"); CUTS and colour also at k = 10."""
+  rows = []
+  for variant in variants:
+    rule, fraction, negatives = variant.split(":")
+    options = dict(rule=rule, max_fraction=float(fraction), negatives=negatives)
+    suffix = f"{rule}{round(float(fraction) * 100)}_{negatives}"
+    rows += [(f"{p}_{suffix}", p, options) for p in PIPELINES]
+  rows += [("cuts_fixed_k10", "cuts", dict(rule="fixed")),
+           ("colour_fixed_k10", "colour", dict(rule="fixed"))]
   return rows
 
 
@@ -183,22 +190,61 @@ def _format(mean: float, std: float, key: str) -> str:
   return f"{mean:.3f} +- {std:.3f}" if key.startswith("dice") else f"{mean:.2f} +- {std:.2f}"
 
 
+def combine(csv_paths: Sequence[str]) -> tuple[list[str], dict[str, list[dict]]]:
+  """Rows and per-run curves ({image: dices}) read back from the per-image CSVs of runs."""
+  curves: dict[str, dict[tuple, dict]] = {}
+  for path in csv_paths:
+    with open(path, newline="") as stream:
+      for record in csv.DictReader(stream):
+        run = (path, record["seed"], record["clustering_seed"])
+        dices = [float(record[f"dice_{i + 1}"]) for i in range(MAX_CLICKS)]
+        curves.setdefault(record["row"], {}).setdefault(run, {})[record["image"]] = dices
+  return list(curves), {row: list(runs.values()) for row, runs in curves.items()}
+
+
+def combined_table(csv_paths: Sequence[str]) -> str:
+  """The Markdown table of several runs' per-image CSVs (mean over images, then over runs)."""
+  keys = [f"dice@{n}" for n in DICE_AFTER] + [f"noc@{round(t * 100)}" for t in NOC_THRESHOLDS]
+  rows, curves = combine(csv_paths)
+  lines = ["| row | runs | " + " | ".join(keys) + " |", "| --- | --- |" + " --- |" * len(keys)]
+  for row in rows:
+    summary = summary_row(curves[row])
+    lines.append(f"| {row} | {len(curves[row])} | "
+                 + " | ".join(_format(*summary[k][:2], k) for k in keys) + " |")
+  return "\n".join(lines) + "\n"
+
+
 def main() -> None:
   parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-  parser.add_argument("--dataset", choices=("retina", "brain"), required=True)
+  parser.add_argument("--dataset", choices=("retina", "brain"))
+  parser.add_argument("--combine", default="",
+                      help="comma-separated per-image CSVs of earlier runs: print their table "
+                           "(mean over images, then mean +- std over the runs) and exit")
   parser.add_argument("--part", choices=("tune", "report"), default="report")
   parser.add_argument("--seeds", default="0", help="training seeds (trained workdirs)")
   parser.add_argument("--clustering_seeds", default="0")
-  parser.add_argument("--rule", default=None, help="scale rule (default: the config's)")
+  parser.add_argument("--variants", default=None,
+                      help="comma-separated rule:max_fraction:negatives (default: the config's "
+                           "rule and max fraction, negatives both)")
   parser.add_argument("--workdir_root", default="/work/runs")
+  parser.add_argument("--limit", type=int, default=0, help="only the first N images (smoke runs)")
+  parser.add_argument("--stride", type=int, default=1,
+                      help="score every stride-th image of the part (to save time)")
   parser.add_argument("--name", default=None)
   parser.add_argument("--results_dir", default=str(REPO_ROOT / "experiments" / "results"))
   args = parser.parse_args()
+  if args.combine:
+    print(combined_table(args.combine.split(",")))
+    return
+  if args.dataset is None:
+    parser.error("--dataset is required (or --combine)")
   started = time.perf_counter()
   cases, config = load_cases(args.dataset, args.part)
-  rule = args.rule or config.evaluation.scale_rule
+  cases = cases[::args.stride][:args.limit] if args.limit else cases[::args.stride]
+  variants = (args.variants.split(",") if args.variants else
+              [f"{config.evaluation.scale_rule}:{config.evaluation.scale_max_fraction}:both"])
   trained_part = "report" if args.dataset == "brain" else args.part
-  rows = rows_to_score(rule)
+  rows = rows_to_score(variants)
   curves = {name: [] for name, _, _ in rows}  # row -> runs -> {image: dices}
   oracle = {p: [] for p in PIPELINES}
   per_image = []
@@ -212,10 +258,10 @@ def main() -> None:
       for case in cases:
         stacks = stacks_for(params, case, config, seed=clustering_seed)
         first = metrics.centre_pixel(case.target, percentile=config.evaluation.click_percentile)
-        for name, pipeline, row_rule in rows:
+        for name, pipeline, options in rows:
           stack = stacks[pipeline]
-          dices = simulate(lambda p, n, s=stack, r=row_rule: cuts_jax.select(s, p, negative=n,
-                                                                             rule=r),
+          dices = simulate(lambda p, n, s=stack, o=options: cuts_jax.select(s, p, negative=n,
+                                                                            **o),
                            case.target, first)
           run[name][case.name] = dices
           per_image.append([seed, clustering_seed, case.name, name] +
@@ -238,13 +284,15 @@ def main() -> None:
            f"- **Part: {args.part}** of experiments/splits.json"
            + (" (the scale rule and its settings were chosen on this part)" if args.part == "tune"
               else " (nothing was chosen on it: the rule and settings come from the tune part)")
-           + f"; {len(cases)} scored images; models from {args.workdir_root}/"
+           + f"; {len(cases)} scored images"
+           + (f" (one in {args.stride} of the part's images)" if args.stride > 1 else "")
+           + f"; models from {args.workdir_root}/"
            f"{args.dataset}_{trained_part}_none_paper (training seeds {args.seeds}, trained "
            "without labels), clustering seeds " + args.clustering_seeds + ".",
-           f"- Rule `{rule}` (max fraction {config.evaluation.scale_max_fraction}, fold threshold "
-           f"{config.evaluation.min_segment_pixels} px at "
-           f"{tuple(config.data.image_size)}) over k = 2..15 for CUTS and the colours, 14 "
-           "Felzenszwalb scales; `*_fixed_k10` is the flat k = 10 map (the paper's). Simulated "
+           f"- Rows `<pipeline>_<rule><max fraction %>_<negatives>`: the scale rule over k = 2..15 "
+           f"for CUTS and the colours (fold threshold {config.evaluation.min_segment_pixels} px "
+           f"at {tuple(config.data.image_size)}), 14 Felzenszwalb scales; `*_fixed_k10` is the "
+           "flat k = 10 map (the paper's). Simulated "
            f"user: first click the median pixel, then the farthest point inside the largest "
            f"error region, at most {MAX_CLICKS} clicks; NoC = {MAX_CLICKS} when never reached.",
            "- Mean over images per run, then mean +- std over the "

@@ -28,13 +28,17 @@ def test_each_rule_picks_its_level_without_labels():
   eighth[:4, 4:6] = True
   # Level 1 (a half) covers over 25% of the image; the right-top quarter (k=3) and its left
   # part (k=4) remain: their vote agrees as well with either, and ties keep the smaller.
-  np.testing.assert_array_equal(cuts_jax.select(stack, (1, 5)), eighth)
-  np.testing.assert_array_equal(scales.choose_region(stack, (1, 5)), eighth)
+  np.testing.assert_array_equal(cuts_jax.select(stack, (1, 5), rule="consensus"), eighth)
+  np.testing.assert_array_equal(scales.choose_region(stack, (1, 5), rule="consensus"), eighth)
+  # The two agree equally with their neighbours; stability keeps the coarser (the default).
+  assert stack.rule == "stability"
+  np.testing.assert_array_equal(cuts_jax.select(stack, (1, 5)), quarter)
   np.testing.assert_array_equal(cuts_jax.select(stack, (1, 5), rule=3), quarter)
   np.testing.assert_array_equal(cuts_jax.select(stack, (1, 5), rule=2),
                                 np.tile(np.arange(8) >= 4, (8, 1)))
   # With a looser size limit the half joins the vote: the quarter agrees best with all three.
-  np.testing.assert_array_equal(cuts_jax.select(stack, (1, 5), max_fraction=0.5), quarter)
+  np.testing.assert_array_equal(cuts_jax.select(stack, (1, 5), rule="consensus", max_fraction=0.5),
+                                quarter)
   for rule in scales.RULES:
     mask = cuts_jax.select(stack, (1, 5), rule=rule)
     assert mask[1, 5] and mask.sum() <= 32, rule
