@@ -133,8 +133,11 @@ def get_config(*, model_preset: str = "paper") -> ml_collections.ConfigDict:
   # CUTS rows of an evaluation (cuts_jax.evaluation.evaluate): the default `segment`, the
   # plain clusters in each space (the paper's literal row is cuts_raw_embedding), and the
   # hierarchy's persistent level under the click.
+  # Controls (issue 21): cuts_untrained (random weights) and patch_segments (raw patches' PCA)
+  # through the same pipeline with the model's k and folding.
   config.evaluation.cuts_rows = ("cuts", "cuts_reconstruction_clusters", "cuts_raw_embedding",
-                                 "cuts_cosine", "cuts_persistent")
+                                 "cuts_cosine", "cuts_persistent", "cuts_untrained",
+                                 "patch_segments")
   # Oracle rows (add "cuts_level_oracle", "cuts_k_oracle", "kmeans_smoothed_k_oracle" to
   # cuts_rows) pick per image, with the expert mask, the best of these cluster counts.
   config.evaluation.oracle_num_clusters = tuple(range(2, 16))
@@ -160,9 +163,8 @@ def get_config(*, model_preset: str = "paper") -> ml_collections.ConfigDict:
                           "smoothing_sigma": 2.0},
       # Colour alone through CUTS's own segment pipeline (spectral k-means, then
       # connected segments): what the learned embedding adds, with the same rule.
-      "colour_segments": {"baseline": "kmeans_pixels", "method": "spectral",
-                          "num_clusters": 10, "smoothing_sigma": 2.0, "connected": True,
-                          "min_segment_fraction": 0.005},
+      # match_cuts: k, method, smoothing, connected and folding are the evaluation's own.
+      "colour_segments": {"baseline": "kmeans_pixels", "match_cuts": True},
   })
 
   config.distributed = ml_collections.ConfigDict()
