@@ -11,15 +11,25 @@ start from `get_config()` and adjust it:
       return config
 
 A model preset can be chosen after a colon on any config, e.g.
-`--config=configs/retina.py:authors_code` for the authors' published
-four-layer 5x5 encoder instead of the paper's 15/11/7 one. A saved
+`--config=configs/retina.py:authors_code` for the authors' published code
+instead of the paper: their four-layer 5x5 encoder, 5x5 patches, NT-Xent with
+the image's other anchors' positives as negatives, and 0.001 x contrastive +
+0.999 x reconstruction (`AUTHORS_CODE_TRAINING`).
+
+Paper-literal and default settings: the paper preset's architecture, tau = 0.1,
+lambda_c = 1 and lambda_r = 10 are the paper's; the reconstruction term is a
+mean over the patch's values by default, where the paper writes the squared
+norm (a sum): `--config.loss.reconstruction_reduction=sum` is the paper as
+written (it scored lower on the tuning part: experiments/results/tuning_network.md).
+Augmentations (`config.augment`) are off by default. A saved
 `config.json` is read back laid over `get_config()`, so fields added since a
 run was trained take their defaults.
 """
 
 import ml_collections
 
-__all__ = ["AUTHORS_CODE_PRESET", "MODEL_PRESETS", "PAPER_PRESET", "get_config"]
+__all__ = ["AUTHORS_CODE_PRESET", "AUTHORS_CODE_TRAINING", "MODEL_PRESETS", "PAPER_PRESET",
+           "get_config"]
 
 # The architecture of the paper (section III.B.1). The paper does not say how
 # borders are padded; reflection keeps border pixels' embeddings like their
@@ -43,6 +53,19 @@ AUTHORS_CODE_PRESET = dict(
 )
 
 MODEL_PRESETS = {"paper": PAPER_PRESET, "authors_code": AUTHORS_CODE_PRESET}
+
+# What else the authors' code does (github.com/ChenLiu-1996/CUTS, src/model and src/utils):
+# 5x5 patches rebuilt by one linear layer, NT-Xent (tau 0.5) between each anchor and a nearby
+# pixel with the image's other anchors' positives as negatives, and the weighting
+# 0.001 x contrastive + (1 - 0.001) x mean squared error.
+AUTHORS_CODE_TRAINING = {
+    ("sampling", "patch_size"): 5,
+    ("sampling", "ssim_filter_size"): 5,
+    ("loss", "contrastive"): "nt_xent",
+    ("loss", "temperature"): 0.5,
+    ("loss", "lambda_contrastive"): 0.001,
+    ("loss", "lambda_reconstruction"): 0.999,
+}
 
 
 def get_config(*, model_preset: str = "paper") -> ml_collections.ConfigDict:
@@ -89,11 +112,31 @@ def get_config(*, model_preset: str = "paper") -> ml_collections.ConfigDict:
   config.sampling.ssim_threshold = 0.5  # Positives: SSIM >= it; negatives: SSIM < it.
   config.sampling.ssim_filter_size = 7  # Gaussian SSIM window; must fit in the patch.
   config.sampling.ssim_filter_sigma = 1.5  # The standard SSIM window width.
+  # SSIM's data range L: "fixed" (1, images in [0, 1]) or "patch" (the two patches' own range,
+  # as the authors' code; noise in a flat region then weighs as much as in a textured one).
+  config.sampling.ssim_data_range = "fixed"
 
   config.loss = ml_collections.ConfigDict()
   config.loss.temperature = 0.1  # Paper: tau = 0.1.
   config.loss.lambda_contrastive = 1.0  # Paper: 1.
   config.loss.lambda_reconstruction = 10.0  # Paper: 10.
+  # "mean" of a patch's squared errors (default, chosen on the tuning part) or "sum": the
+  # paper's squared norm ||x - f_r(e)||^2, 147x heavier for 7x7x3 patches.
+  config.loss.reconstruction_reduction = "mean"
+  # "info_nce": the paper's, over SSIM-verified pairs; "nt_xent": the authors' code's.
+  config.loss.contrastive = "info_nce"
+
+  # Extra positives (cuts_jax.augment): each anchor's pixel in an augmented view of its image.
+  config.augment = ml_collections.ConfigDict()
+  config.augment.enabled = False  # Off: not better on the tuning part (tuning_network.md).
+  config.augment.num_views = 1  # Views per image per step (each costs one more encoder pass).
+  config.augment.brightness = 0.1  # Added brightness, uniform in +-this.
+  config.augment.contrast = 0.2  # Contrast factor, uniform in 1 +- this.
+  config.augment.gamma = 0.2  # Gamma exp(u), u uniform in +- this.
+  config.augment.colour_shift = 0.05  # Per-channel shift, uniform in +- this.
+  config.augment.flips = True  # Random left-right flips.
+  config.augment.rotations = True  # Random 90-degree turns (square images; else 180 only).
+  config.augment.max_scale = 0.1  # Zoom about the centre by a factor in [1/(1+m), 1+m].
 
   config.optim = ml_collections.ConfigDict()
   config.optim.learning_rate = 1e-3  # AdamW peak rate (the authors' code uses 1e-3).
@@ -146,8 +189,10 @@ def get_config(*, model_preset: str = "paper") -> ml_collections.ConfigDict:
   # CUTS rows of an evaluation (cuts_jax.evaluation.evaluate): the default `segment`, the
   # plain clusters in each space (the paper's literal row is cuts_raw_embedding), and the
   # scale rule's region under the click (cuts_scale).
+  # Controls (issue 21): cuts_untrained (random weights) and patch_segments (raw patches' PCA)
+  # through the same pipeline with the model's k and folding.
   config.evaluation.cuts_rows = ("cuts", "cuts_reconstruction_clusters", "cuts_raw_embedding",
-                                 "cuts_cosine", "cuts_scale")
+                                 "cuts_cosine", "cuts_scale", "cuts_untrained", "patch_segments")
   # More click rows (evaluate.CLICK_ROWS: the colour and Felzenszwalb stacks with the same
   # rule, and oracles that pick per image, with the expert mask, the best level; the plain
   # colour oracle tries these cluster counts).
@@ -174,10 +219,13 @@ def get_config(*, model_preset: str = "paper") -> ml_collections.ConfigDict:
                           "smoothing_sigma": 2.0},
       # Colour alone through CUTS's own segment pipeline (spectral k-means, then
       # connected segments): what the learned embedding adds, with the same rule.
-      "colour_segments": {"baseline": "kmeans_pixels", "method": "spectral",
-                          "num_clusters": 10, "smoothing_sigma": 2.0, "connected": True,
-                          "min_segment_fraction": 0.005},
+      # match_cuts: k, method, smoothing, connected and folding are the evaluation's own.
+      "colour_segments": {"baseline": "kmeans_pixels", "match_cuts": True},
   })
+
+  if model_preset == "authors_code":
+    for (section, field), value in AUTHORS_CODE_TRAINING.items():
+      config[section][field] = value
 
   config.distributed = ml_collections.ConfigDict()
   config.distributed.initialize = False  # Call jax.distributed.initialize() (multi-host).

@@ -7,11 +7,18 @@ one kept positive p and the anchor's kept negatives n_1..n_K,
 
 one term per kept positive. Reconstruction (section III.A.c): the squared
 error between an anchor's patch and the head's rebuild of it, averaged over
-the patch's P * P * C values.
+the patch's P * P * C values (`reconstruction_reduction="mean"`, the default)
+or summed over them, the squared norm ||x - f_r(e)||^2 the paper writes
+(`"sum"`, the paper-literal setting: with lambda_r = 10 it weighs
+reconstruction P * P * C = 147x more than the mean).
 
 `cuts_loss` composes the objective the train step minimises from a batch's
 pair selection, its embeddings and the head's reconstructions, under the
-`LossSettings` (`config.loss`): lambda_c * InfoNCE + lambda_r * reconstruction.
+`LossSettings` (`config.loss`): lambda_c * contrastive + lambda_r * reconstruction.
+The contrastive term is the paper's InfoNCE over SSIM-verified pairs
+(`contrastive="info_nce"`), or the authors' published code's NT-Xent
+(`"nt_xent"`, `nt_xent_per_image`): each anchor's nearest candidate positive,
+the other anchors' positives of the same image as negatives, no SSIM check.
 """
 
 from __future__ import annotations
@@ -25,12 +32,16 @@ import jax
 import jax.numpy as jnp
 import ml_collections
 
+from cuts_jax import _validation
 from cuts_jax import sampling
 
-__all__ = ["LossSettings", "LossTerms", "cosine_similarity", "cuts_loss",
-           "info_nce_per_positive", "masked_mean", "reconstruction_error", "total_loss"]
+__all__ = ["CONTRASTIVE_TERMS", "LossSettings", "LossTerms", "RECONSTRUCTION_REDUCTIONS",
+           "cosine_similarity", "cuts_loss", "info_nce_per_positive", "masked_mean",
+           "nt_xent_per_image", "reconstruction_error", "total_loss"]
 
 _MASKED_LOGIT = -1e9
+CONTRASTIVE_TERMS = ("info_nce", "nt_xent")
+RECONSTRUCTION_REDUCTIONS = ("mean", "sum")
 
 
 def cosine_similarity(a: jax.Array, b: jax.Array, *, epsilon: float = 1e-8) -> jax.Array:
@@ -69,9 +80,51 @@ def info_nce_per_positive(anchors: jax.Array, positives: jax.Array, negatives: j
   return jax.nn.softplus(negatives_logsumexp - positive_logits)
 
 
-def reconstruction_error(patches: jax.Array, reconstructions: jax.Array) -> jax.Array:
-  """Mean squared error of each patch: (..., P, P, C) twice -> (...)."""
-  return jnp.mean(jnp.square(patches - reconstructions), axis=(-3, -2, -1))
+def reconstruction_error(patches: jax.Array, reconstructions: jax.Array, *,
+                         reduction: str = "mean") -> jax.Array:
+  """Squared error of each patch: (..., P, P, C) twice -> (...).
+
+  Args:
+    patches: the true patches.
+    reconstructions: the rebuilt ones, of the same shape.
+    reduction: "mean" over the P * P * C values (the default), or "sum":
+      the squared norm ||x - f_r(e)||^2 of the paper's equation.
+
+  Example: a 1x1x2 patch (0, 0) rebuilt as (1, 1) has error 1 ("mean") or 2 ("sum").
+  """
+  squares = jnp.square(patches - reconstructions)
+  if reduction == "sum":
+    return jnp.sum(squares, axis=(-3, -2, -1))
+  return jnp.mean(squares, axis=(-3, -2, -1))
+
+
+def nt_xent_per_image(anchors: jax.Array, positives: jax.Array, *,
+                      temperature: float = 0.5, epsilon: float = 1e-7) -> jax.Array:
+  """The NT-Xent term of the authors' published code, for one image's anchors.
+
+  With s_ij the cosine similarity of anchor i and anchor j's positive, the
+  positives on the diagonal and every other pair a negative (the other
+  anchors' positives in the same image):
+
+      -log( sum_i e^{s_ii/tau} / (sum_{i != j} e^{s_ij/tau} + eps) + eps ).
+
+  Args:
+    anchors: (S, D) anchor embeddings.
+    positives: (S, D) one positive per anchor.
+    temperature: tau (the authors' code: 0.5).
+    epsilon: the code's guard against division by and log of 0.
+
+  Returns:
+    The scalar term.
+
+  Example: two anchors with s_11 = s_22 = 1 and s_12 = s_21 = 0 at tau = 1
+  give -log(2e / (2 + eps) + eps) ~ -1.
+  """
+  logits = cosine_similarity(anchors[:, None, :], positives[None, :, :]) / temperature
+  diagonal = jnp.eye(anchors.shape[0], dtype=bool)
+  numerator = jnp.sum(jnp.where(diagonal, jnp.exp(logits), 0.0))
+  denominator = jnp.sum(jnp.where(diagonal, 0.0, jnp.exp(logits)))
+  return -jnp.log(numerator / (denominator + epsilon) + epsilon)
 
 
 def masked_mean(values: jax.Array, mask: jax.Array, *,
@@ -103,13 +156,16 @@ def total_loss(contrastive: jax.Array, reconstruction: jax.Array, *,
 class LossSettings:
   """The objective's settings (`config.loss`), checked when built; hashable, so a jit constant.
 
-  A further choice of the objective (e.g. how the reconstruction error is
-  reduced over a patch) is a field here, read only by `cuts_loss`.
+  A further choice of the objective is a field here, read only by `cuts_loss`.
 
   Attributes:
-    temperature: tau of the InfoNCE term (> 0; the paper's is 0.1).
-    lambda_contrastive: weight of the InfoNCE term (>= 0; paper: 1).
+    temperature: tau of the contrastive term (> 0; the paper's is 0.1).
+    lambda_contrastive: weight of the contrastive term (>= 0; paper: 1).
     lambda_reconstruction: weight of the reconstruction term (>= 0; paper: 10).
+    reconstruction_reduction: "mean" (default) or "sum" (the paper's
+      squared norm) of a patch's squared errors (see `reconstruction_error`).
+    contrastive: "info_nce" (the paper's, over SSIM-verified pairs) or
+      "nt_xent" (the authors' code, `nt_xent_per_image`).
 
   Raises:
     ValueError: naming the `config.loss` field that cannot work.
@@ -118,8 +174,13 @@ class LossSettings:
   temperature: float
   lambda_contrastive: float
   lambda_reconstruction: float
+  reconstruction_reduction: str = "mean"
+  contrastive: str = "info_nce"
 
   def __post_init__(self):
+    _validation.check_one_of(self.reconstruction_reduction, RECONSTRUCTION_REDUCTIONS,
+                             what="config.loss.reconstruction_reduction")
+    _validation.check_one_of(self.contrastive, CONTRASTIVE_TERMS, what="config.loss.contrastive")
     if not (math.isfinite(self.temperature) and self.temperature > 0):
       raise ValueError(f"config.loss.temperature is {self.temperature}; it must be a positive "
                        "number (the paper's is 0.1).")
@@ -132,7 +193,8 @@ class LossSettings:
   @classmethod
   def from_config(cls, loss_config: ml_collections.ConfigDict) -> LossSettings:
     """The settings of `config.loss`; raises ValueError naming a field that cannot work."""
-    return cls(**{field.name: loss_config[field.name] for field in dataclasses.fields(cls)})
+    return cls(**{field.name: loss_config[field.name] for field in dataclasses.fields(cls)
+                  if field.name in loss_config})
 
 
 class LossTerms(NamedTuple):
@@ -140,8 +202,9 @@ class LossTerms(NamedTuple):
 
   Attributes:
     total: lambda_c * contrastive + lambda_r * reconstruction, what is minimised.
-    contrastive: the InfoNCE term, the mean over every kept (anchor, positive) pair.
-    reconstruction: the mean squared error of the anchors' patches.
+    contrastive: the contrastive term: InfoNCE's mean over every kept (anchor,
+      positive) pair, or NT-Xent's mean over images.
+    reconstruction: the anchors' patch error (mean or sum over a patch, mean over anchors).
   """
 
   total: jax.Array
@@ -151,7 +214,8 @@ class LossTerms(NamedTuple):
 
 def cuts_loss(pairs: sampling.PairSelection, embeddings: jax.Array,
               settings: LossSettings, *, reconstruct: Callable[[jax.Array], jax.Array],
-              axis_name: Optional[str] = None) -> LossTerms:
+              axis_name: Optional[str] = None, view_positives: Optional[jax.Array] = None,
+              view_mask: Optional[jax.Array] = None) -> LossTerms:
   """The CUTS objective of a batch: InfoNCE over the kept pairs plus the reconstruction error.
 
   Args:
@@ -165,6 +229,10 @@ def cuts_loss(pairs: sampling.PairSelection, embeddings: jax.Array,
     axis_name: the pmap axis when the batch is split over devices: the
       contrastive mean is then over every kept pair of the global batch (see
       `masked_mean`); the caller averages the result over devices.
+    view_positives: optional float32 (b, S, V, D): embeddings of each anchor's
+      pixel in V augmented views (`cuts_jax.augment`), extra InfoNCE positives
+      with the anchor's own negatives.
+    view_mask: bool (b, S, V), which of them count (with `view_positives`).
 
   Returns:
     The `LossTerms` (on this device; the caller's `pmean` makes them global).
@@ -175,12 +243,22 @@ def cuts_loss(pairs: sampling.PairSelection, embeddings: jax.Array,
   """
   gather = jax.vmap(sampling.pixels_at)
   anchors = gather(embeddings, pairs.anchor_rc)
-  per_positive = jax.vmap(functools.partial(info_nce_per_positive,
-                                            temperature=settings.temperature))(
-      anchors, gather(embeddings, pairs.positive_rc), gather(embeddings, pairs.negative_rc),
-      pairs.negative_mask)
-  contrastive = masked_mean(per_positive, pairs.positive_mask, axis_name=axis_name)
-  reconstruction = jnp.mean(reconstruction_error(pairs.anchor_patches, reconstruct(anchors)))
+  if settings.contrastive == "nt_xent":
+    # The nearest candidate is a random pixel within the radius, as the authors' sampler.
+    contrastive = jnp.mean(jax.vmap(functools.partial(
+        nt_xent_per_image, temperature=settings.temperature))(
+            anchors, gather(embeddings, pairs.positive_rc[:, :, 0])))
+  else:
+    positives, positive_mask = gather(embeddings, pairs.positive_rc), pairs.positive_mask
+    if view_positives is not None:
+      positives = jnp.concatenate([positives, view_positives], axis=2)
+      positive_mask = jnp.concatenate([positive_mask, view_mask], axis=2)
+    per_positive = jax.vmap(functools.partial(info_nce_per_positive,
+                                              temperature=settings.temperature))(
+        anchors, positives, gather(embeddings, pairs.negative_rc), pairs.negative_mask)
+    contrastive = masked_mean(per_positive, positive_mask, axis_name=axis_name)
+  reconstruction = jnp.mean(reconstruction_error(
+      pairs.anchor_patches, reconstruct(anchors), reduction=settings.reconstruction_reduction))
   total = total_loss(contrastive, reconstruction,
                      lambda_contrastive=settings.lambda_contrastive,
                      lambda_reconstruction=settings.lambda_reconstruction)

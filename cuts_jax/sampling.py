@@ -29,7 +29,13 @@ import numpy as np
 
 from cuts_jax import _validation
 
-__all__ = ["PairSelection", "SamplingSettings", "disk_offsets", "extract_patches", "pixels_at",
+SSIM_DATA_RANGES = ("fixed", "patch")
+# With ssim_data_range="patch", a pair of flat patches has this range at least (about 2.5
+# grey levels of 255), so that SSIM stays defined.
+PATCH_RANGE_FLOOR = 0.01
+
+__all__ = ["PATCH_RANGE_FLOOR", "PairSelection", "SSIM_DATA_RANGES", "SamplingSettings",
+           "disk_offsets", "extract_patches", "pixels_at",
            "select_pairs", "validate_sampling_config"]
 
 
@@ -48,6 +54,9 @@ class SamplingSettings:
     ssim_threshold: positives have SSIM >= it, negatives SSIM < it.
     ssim_filter_size: Gaussian window of the SSIM; at most patch_size.
     ssim_filter_sigma: its standard deviation (> 0).
+    ssim_data_range: SSIM's dynamic range L: "fixed" (1: images are in [0, 1])
+      or "patch" (the two compared patches' own range, max - min, at least
+      `PATCH_RANGE_FLOOR`).
 
   Raises:
     ValueError: naming the `config.sampling` field that cannot work.
@@ -62,8 +71,11 @@ class SamplingSettings:
   ssim_threshold: float
   ssim_filter_size: int
   ssim_filter_sigma: float
+  ssim_data_range: str = "fixed"
 
   def __post_init__(self):
+    _validation.check_one_of(self.ssim_data_range, SSIM_DATA_RANGES,
+                             what="config.sampling.ssim_data_range")
     p = self.patch_size
     _validation.check_positive_integers(**{
         f"config.sampling.{field}": getattr(self, field)
@@ -92,7 +104,7 @@ class SamplingSettings:
   def from_config(cls, sampling_config: ml_collections.ConfigDict) -> SamplingSettings:
     """The settings of `config.sampling`; raises ValueError naming a field that cannot work."""
     return cls(**{field.name: sampling_config[field.name]
-                  for field in dataclasses.fields(cls)})
+                  for field in dataclasses.fields(cls) if field.name in sampling_config})
 
   def check_image_size(self, image_shape: tuple[int, int]) -> None:
     """Raises ValueError when (H, W) images are too small for these patches and radius.
@@ -209,10 +221,16 @@ def select_pairs(key: jax.Array, image: jax.Array,
 
   anchor_patches = extract_patches(image, anchor_rc, patch_size)
 
+  def data_range(anchor_patch, candidate):
+    if settings.ssim_data_range == "fixed":
+      return 1.0
+    both = jnp.stack([anchor_patch, candidate])
+    return jnp.maximum(jnp.max(both) - jnp.min(both), PATCH_RANGE_FLOOR)
+
   def ssim_to_anchor(anchor_patch, candidate_patches):
     one_pair = lambda candidate: dm_pix.ssim(
-        anchor_patch, candidate, max_val=1.0, filter_size=settings.ssim_filter_size,
-        filter_sigma=settings.ssim_filter_sigma)
+        anchor_patch, candidate, max_val=data_range(anchor_patch, candidate),
+        filter_size=settings.ssim_filter_size, filter_sigma=settings.ssim_filter_sigma)
     return jax.vmap(one_pair)(candidate_patches)
 
   positive_ssim = jax.vmap(ssim_to_anchor)(anchor_patches,

@@ -22,6 +22,7 @@ import ml_collections
 import numpy as np
 import optax
 
+from cuts_jax import augment
 from cuts_jax import losses
 from cuts_jax import model as model_lib
 from cuts_jax import sampling
@@ -90,12 +91,14 @@ class StepSettings:
     optim: the optimizer (the step reports its learning rate).
     crop_size: train on one random square crop of this side per image
       (0: whole images).
+    augment: augmented views whose pixels are extra positives (`cuts_jax.augment`).
   """
 
   sampling: sampling.SamplingSettings
   loss: losses.LossSettings
   optim: OptimSettings
   crop_size: int = 0
+  augment: augment.AugmentSettings = augment.AugmentSettings()
 
   @classmethod
   def from_config(cls, config: ml_collections.ConfigDict) -> StepSettings:
@@ -104,9 +107,15 @@ class StepSettings:
     if isinstance(crop_size, bool) or not isinstance(crop_size, int) or crop_size < 0:
       raise ValueError(f"config.training.crop_size is {crop_size!r}; it must be a side in "
                        "pixels (0: whole images).")
+    augment_settings = augment.AugmentSettings.from_config(config.get("augment"))
+    loss_settings = losses.LossSettings.from_config(config.loss)
+    if augment_settings.enabled and loss_settings.contrastive != "info_nce":
+      raise ValueError("config.augment.enabled adds positives to the InfoNCE term; "
+                       f"config.loss.contrastive={loss_settings.contrastive!r} has no place for "
+                       "them. Use contrastive='info_nce' or turn augment off.")
     return cls(sampling=sampling.SamplingSettings.from_config(config.sampling),
-               loss=losses.LossSettings.from_config(config.loss),
-               optim=OptimSettings.from_config(config), crop_size=crop_size)
+               loss=loss_settings, optim=OptimSettings.from_config(config), crop_size=crop_size,
+               augment=augment_settings)
 
 
 def create_train_state(key: jax.Array, config: ml_collections.ConfigDict, *,
@@ -170,15 +179,30 @@ def train_step(state: TrainState, batch: jax.Array, key: jax.Array, *,
         crop_keys, batch)
   pairs = jax.vmap(functools.partial(sampling.select_pairs, settings=settings.sampling))(
       pair_keys, images)
+  network_input, view_rc, view_mask = images, None, None
+  if settings.augment.enabled:
+    view_keys = jax.vmap(lambda k: jax.random.fold_in(k, 2))(image_keys)
+    views, view_rc, view_mask = _views(view_keys, images, pairs, settings.augment)
+    network_input = jnp.concatenate([images, views.reshape((-1,) + images.shape[1:])])
 
   def loss_fn(params):
     embeddings, updates = state.apply_fn(
-        {"params": params, "batch_stats": state.batch_stats}, images, train=True,
+        {"params": params, "batch_stats": state.batch_stats}, network_input, train=True,
         axis_name=axis_name, mutable=["batch_stats"])
+    embeddings = embeddings.astype(jnp.float32)
+    view_positives = None
+    if view_rc is not None:
+      # (b, V, H, W, D) view embeddings, read at each anchor's place: (b, S, V, D).
+      view_embeddings = embeddings[local_batch:].reshape(
+          (local_batch, -1) + embeddings.shape[1:])
+      view_positives = jax.vmap(jax.vmap(sampling.pixels_at))(view_embeddings, view_rc)
+      view_positives = jnp.swapaxes(view_positives, 1, 2)
+      embeddings = embeddings[:local_batch]
     reconstruct = functools.partial(state.apply_fn, {"params": params},
                                     method=model_lib.CUTSModel.reconstruct)
-    terms = losses.cuts_loss(pairs, embeddings.astype(jnp.float32), settings.loss,
-                             reconstruct=reconstruct, axis_name=axis_name)
+    terms = losses.cuts_loss(pairs, embeddings, settings.loss, reconstruct=reconstruct,
+                             axis_name=axis_name, view_positives=view_positives,
+                             view_mask=view_mask)
     return terms.total, (updates["batch_stats"], terms)
 
   (_, (batch_stats, terms)), grads = jax.value_and_grad(loss_fn, has_aux=True)(state.params)
@@ -187,7 +211,9 @@ def train_step(state: TrainState, batch: jax.Array, key: jax.Array, *,
       "contrastive_loss": terms.contrastive,
       "reconstruction_loss": terms.reconstruction,
       "valid_anchor_fraction": jnp.mean(pairs.valid_anchor.astype(jnp.float32)),
-      "pairs_per_anchor": jnp.mean(jnp.sum(pairs.positive_mask, axis=-1).astype(jnp.float32)),
+      "pairs_per_anchor": jnp.mean(
+          jnp.sum(pairs.positive_mask, axis=-1).astype(jnp.float32)
+          + (0.0 if view_mask is None else jnp.sum(view_mask, axis=-1).astype(jnp.float32))),
       "learning_rate": settings.optim.schedule()(state.step),
   }
   if axis_name is not None:
@@ -195,6 +221,29 @@ def train_step(state: TrainState, batch: jax.Array, key: jax.Array, *,
     batch_stats = jax.lax.pmean(batch_stats, axis_name)
     metrics = jax.lax.pmean(metrics, axis_name)
   return state.apply_gradients(grads=grads, batch_stats=batch_stats), metrics
+
+
+def _views(keys: jax.Array, images: jax.Array, pairs: sampling.PairSelection,
+           settings: augment.AugmentSettings) -> tuple[jax.Array, jax.Array, jax.Array]:
+  """Augmented views of a batch and where each anchor lands in them.
+
+  Returns:
+    views (b, V, H, W, C); the anchors' places in them, int32 (b, V, S, 2);
+    and the mask of the positives they give, bool (b, S, V): inside the view,
+    for an anchor with at least one kept negative (InfoNCE needs one).
+  """
+  shape = images.shape[1:3]
+
+  def one_image(key, image, anchor_rc):
+    view_keys = jax.random.split(key, settings.num_views)
+    views, transforms = jax.vmap(lambda k: augment.random_view(k, image, settings))(view_keys)
+    places, inside = jax.vmap(lambda t: augment.view_positions(anchor_rc, t, shape))(
+        transforms)
+    return views, places, inside
+
+  views, places, inside = jax.vmap(one_image)(keys, images, pairs.anchor_rc)
+  has_negative = jnp.any(pairs.negative_mask, axis=-1)  # (b, S)
+  return views, places, jnp.swapaxes(inside, 1, 2) & has_negative[..., None]
 
 
 def _gathered_train_step(state: TrainState, images: jax.Array, indices: jax.Array,

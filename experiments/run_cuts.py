@@ -6,6 +6,8 @@
     python experiments/run_cuts.py --dataset=retina --name=retina_ablation \
         --ablations=no_contrastive,no_reconstruction --seeds=0,1   # Table IV
     python experiments/run_cuts.py --dataset=retina --part=tune     # settings are chosen here
+    python experiments/run_cuts.py --dataset=retina --cluster_seeds=0,1,2 \
+        --methods=cuts,cuts_untrained,patch_segments,colour_segments   # controls, paired
 
 `--part` follows experiments/splits.json: `report` (the default) trains and scores on the
 report part, `tune` on the tuning part, on which every setting is chosen. As in a user's
@@ -22,6 +24,12 @@ standard deviation over seeds of the per-seed mean over images (the paper's
 "mean and standard deviation across three independent trials"). Results go to
 experiments/results/<name>.md and .csv, with the figures of the first seed.
 Any config field can be changed with --set=field=value (repeatable).
+
+With `--cluster_seeds`, every trained model is scored once per clustering seed (the
+evaluation's seed: clustering and the metrics' patch sample), and the table's mean +- std
+is over all training x clustering seed runs. The results file then also holds the paired
+table (`cuts_jax.evaluation.paired`): per image, `cuts` minus each other row, averaged over
+the runs, with a bootstrap 95% interval over images; and `<name>_per_image.csv`.
 """
 
 from __future__ import annotations
@@ -50,6 +58,7 @@ from configs import brain_ventricles
 from configs import retina
 from cuts_jax import train
 from cuts_jax.evaluation import evaluate
+from cuts_jax.evaluation import paired
 from cuts_jax.evaluation import report
 from cuts_jax.runs import console
 
@@ -124,12 +133,12 @@ def part_assignments(dataset: str, part: str, *, evaluation: bool) -> dict:
 
 
 def build_config(args, ablation: str, seed: int, extra_assignments: tuple[str, ...] = (), *,
-                 evaluation: bool = False):
+                 evaluation: bool = False, cluster_seed: int | None = None):
   get_config, default_root = DATASETS[args.dataset]
   config = get_config(args.preset)
   config.data.root = str(args.data_root or default_root)
   config.seed = seed
-  config.evaluation.seed = seed
+  config.evaluation.seed = seed if cluster_seed is None else cluster_seed
   config.training.num_figure_images = 0
   for field, value in part_assignments(args.dataset, args.part, evaluation=evaluation).items():
     _set(config, field, value)
@@ -189,6 +198,24 @@ def ablation_table(summaries: dict) -> str:
   return markdown_table(rows)
 
 
+def paired_section(records: list[dict], ablations: list[str]) -> list[str]:
+  """Markdown lines: per ablation, `cuts` minus every other row, paired per image."""
+  lines = []
+  for ablation in ablations:
+    rows = [r for r in records if r["ablation"] == ablation]
+    metric = next((m for m in ("dice", "pri") if any(m in r for r in rows)), None)
+    if metric is None or not any(r["method"] == "cuts" for r in rows):
+      continue
+    table = paired.paired_differences(rows, metric=metric)
+    lines += [f"## Paired differences{'' if len(ablations) == 1 else f' ({ablation})'}: "
+              f"cuts minus each row, {metric}", "",
+              "Per image, `cuts`'s score minus the row's, averaged over every run (training x "
+              "clustering seeds) that scored both; the interval is a bootstrap over images "
+              "(10,000 resamples, 2.5th-97.5th percentiles). Positive: `cuts` is better.", "",
+              paired.markdown(table, metric=metric), ""]
+  return lines
+
+
 def main() -> None:
   parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
   parser.add_argument("--dataset", choices=sorted(DATASETS), required=True)
@@ -197,6 +224,11 @@ def main() -> None:
   parser.add_argument("--part", choices=PARTS, default="report",
                       help="the part of experiments/splits.json to train and score on")
   parser.add_argument("--seeds", default="0,1,2")
+  parser.add_argument("--cluster_seeds", default="",
+                      help="comma-separated clustering seeds per trained model (default: the "
+                           "training seed); the paired table is over all their runs")
+  parser.add_argument("--methods", default="",
+                      help="comma-separated rows to score (default: every configured one)")
   parser.add_argument("--ablations", default="none", help=f"comma-separated of {list(ABLATIONS)}")
   parser.add_argument("--preset", default="paper", help="model preset (paper, authors_code)")
   parser.add_argument("--data_root", default=None)
@@ -209,6 +241,9 @@ def main() -> None:
   console.setup_logging()
   name = args.name or (args.dataset + ("_tune" if args.part == "tune" else ""))
   seeds = [int(s) for s in args.seeds.split(",")]
+  cluster_seeds = [int(s) for s in args.cluster_seeds.split(",")] if args.cluster_seeds else [None]
+  methods = args.methods.split(",") if args.methods else None
+  records = []
   ablations = args.ablations.split(",")
   results_dir = pathlib.Path(args.results_dir)
   results_dir.mkdir(parents=True, exist_ok=True)
@@ -223,11 +258,19 @@ def main() -> None:
       ) / f"seed{seed}"
       start_step = _completed_checkpoint_step(workdir)
       tick = time.perf_counter()
-      train.train_and_evaluate(config, workdir, report=report.segment_report(config, workdir))
+      if start_step < config.training.num_steps:
+        # A finished run is only read (its config.json and checkpoints are left as they are).
+        train.train_and_evaluate(config, workdir, report=report.segment_report(config, workdir))
       trained = time.perf_counter()
-      eval_config = build_config(args, ablation, seed, tuple(args.eval_set), evaluation=True)
-      outcome = evaluate.evaluate(eval_config, workdir, figures=seed == seeds[0])
-      per_seed.append(outcome["table"])
+      for cluster_seed in cluster_seeds:
+        eval_config = build_config(args, ablation, seed, tuple(args.eval_set), evaluation=True,
+                                   cluster_seed=cluster_seed)
+        outcome = evaluate.evaluate(eval_config, workdir, methods=methods,
+                                    figures=seed == seeds[0] and cluster_seed == cluster_seeds[0])
+        per_seed.append(outcome["table"])
+        run = f"seed{seed}" + ("" if cluster_seed is None else f"_cluster{cluster_seed}")
+        records += [dict(ablation=ablation, run=run, image=r.image_name, method=r.method,
+                         **r.scores) for r in outcome["results"]]
       timings.append(dict(ablation=ablation, seed=seed, start_step=start_step,
                           num_steps=config.training.num_steps, train_s=trained - tick,
                           evaluate_s=time.perf_counter() - trained))
@@ -257,8 +300,12 @@ def main() -> None:
                           "on it without labels.",
               "brain": " trained on every slice, scored on the slices that cross the "
                        "ventricles."}[args.dataset],
-           f"- Seeds: {seeds} (training, pair sampling, clustering and the metrics' patch "
-           "sample); mean +- std over seeds of each seed's mean over images.",
+           (f"- Seeds: {seeds} (training, pair sampling, clustering and the metrics' patch "
+            "sample); mean +- std over seeds of each seed's mean over images." if
+            cluster_seeds == [None] else
+            f"- Seeds: training {seeds} x clustering {cluster_seeds} (the clustering seed "
+            "also draws the metrics' patch sample); mean +- std over these "
+            f"{len(seeds) * len(cluster_seeds)} runs of each run's mean over images."),
            f"- Hardware: {console.processor_name()}, {os.cpu_count()} cores, "
            f"{jax.devices()[0].platform}; "
            f"jax {jax.__version__}; Python {platform.python_version()}.",
@@ -300,6 +347,7 @@ def main() -> None:
     if len(ablations) > 1:
       lines += [f"## {ablation}: every method", ""]
     lines += [markdown_table(summaries[ablation]), ""]
+  lines += paired_section(records, ablations)
   (results_dir / f"{name}.md").write_text("\n".join(lines))
   with (results_dir / f"{name}.csv").open("w", newline="") as stream:
     writer = csv.writer(stream)
@@ -308,6 +356,12 @@ def main() -> None:
       for method, metrics in summary.items():
         for metric, (mean, std, count) in metrics.items():
           writer.writerow([ablation, method, metric, mean, std, count])
+  if records:
+    names = list(dict.fromkeys(k for r in records for k in r))
+    with (results_dir / f"{name}_per_image.csv").open("w", newline="") as stream:
+      writer = csv.DictWriter(stream, fieldnames=names)
+      writer.writeheader()
+      writer.writerows(records)
   if args.dataset == "retina" and "none" in summaries and name == "retina":
     dice = summaries["none"]["cuts"]["dice"][0]
     (results_dir / "retina_cuts_dice.txt").write_text(f"{dice:.4f}\n")

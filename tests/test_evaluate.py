@@ -33,10 +33,11 @@ def test_evaluation_on_retina_writes_tables_and_figures(tiny_workdir):
   table = outcome["table"]
   label_map_rows = {"cuts", "cuts_reconstruction_clusters", "cuts_raw_embedding", "cuts_cosine",
                     "random", "otsu", "otsu_watershed", "felzenszwalb", "slic", "kmeans_pixels",
-                    "kmeans_smoothed", "colour_segments", "kmeans_smoothed_k_oracle"}
+                    "kmeans_smoothed", "colour_segments", "kmeans_smoothed_k_oracle",
+                    "cuts_untrained", "patch_segments"}
   level_rows = set(evaluate.CLICK_ROWS) - label_map_rows
   # Among connected segments the clicked one can beat the one holding most expert pixels.
-  connected_rows = {"cuts", "colour_segments"}
+  connected_rows = {"cuts", "colour_segments", "cuts_untrained", "patch_segments"}
   assert set(table) == label_map_rows | level_rows
   for method, row in table.items():
     mean, std, count = row["dice"]

@@ -23,6 +23,7 @@ LAYERS = {
     "cuts_jax.io": 1,
     "cuts_jax.runs": 1,
     # 2, the method.
+    "cuts_jax.augment": 2,
     "cuts_jax.batches": 2,
     "cuts_jax.clustering": 2,
     "cuts_jax.conv": 2,

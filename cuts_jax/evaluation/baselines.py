@@ -191,7 +191,8 @@ def slic(image: np.ndarray, *, num_segments: int = 10, compactness: Optional[flo
 
 def kmeans_pixels(image: np.ndarray, *, num_clusters: int = 10, smoothing_sigma: float = 0.0,
                   method: str = "kmeans", connected: bool = False,
-                  min_segment_fraction: float = 0.0, seed: int = 0) -> np.ndarray:
+                  min_segment_fraction: float = 0.0, min_segment_pixels: int = 0,
+                  seed: int = 0) -> np.ndarray:
   """k-means of the pixels' values: CUTS's clustering without the learned embedding.
 
   Uses `clustering.cluster_image`, so labels are numbered in raster order of
@@ -209,6 +210,8 @@ def kmeans_pixels(image: np.ndarray, *, num_clusters: int = 10, smoothing_sigma:
       (`regions.connected_segments`).
     min_segment_fraction: with `connected`, pieces below this share of the
       pixels join a neighbour.
+    min_segment_pixels: with `connected`, when > 0, pieces below this many
+      pixels join a neighbour instead (as `SegmentSettings.min_segment_pixels`).
     seed: seeds the k-means; the same seed gives the same labels.
 
   Returns:
@@ -222,8 +225,9 @@ def kmeans_pixels(image: np.ndarray, *, num_clusters: int = 10, smoothing_sigma:
                                     mode="reflect")
   labels = clustering.cluster_image(array, num_clusters=num_clusters, method=method, seed=seed)
   if connected:
-    labels = regions.connected_segments(
-        labels, min_size=max(1, round(min_segment_fraction * labels.size)))
+    min_size = (int(min_segment_pixels) if min_segment_pixels > 0
+                else max(1, round(min_segment_fraction * labels.size)))
+    labels = regions.connected_segments(labels, min_size=min_size)
   return labels
 
 

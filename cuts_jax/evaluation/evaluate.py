@@ -13,6 +13,11 @@ embeddings measured in the reconstruction space, as they are (the paper's litera
 scaled to unit length; `cuts_scale`, `colour_scale` and `felzenszwalb_scale` are the region the
 label-free scale rule (`cuts_jax.scales`) chooses under the click in each pipeline's stack of
 scales (CUTS's and the colours' at k = 2..15, Felzenszwalb's at 14 scale parameters).
+Controls (`cuts_jax.evaluation.controls`), with the model's own k, seed, smoothed image and
+connected segments: `cuts_untrained` is the same network at its random initialisation through
+the full pipeline; `patch_segments` puts the principal components of raw 7x7 patches where the
+embedding would be; the `colour_segments` baseline, marked `match_cuts`, takes its k, smoothing
+and folding from the evaluation config. They say what training and the network add.
 Rows ending in `_oracle` choose per image, with the expert mask, the best number of clusters
 or the best level: they show what a label-free choice of granularity leaves on the table and
 are not results a user can get.
@@ -37,13 +42,14 @@ from cuts_jax import scales
 from cuts_jax import segmentation
 from cuts_jax import trained
 from cuts_jax.evaluation import baselines
+from cuts_jax.evaluation import controls
 from cuts_jax.evaluation import metrics
 from cuts_jax.evaluation import viz
 from cuts_jax.io import datasets
 from cuts_jax.runs import checkpointing
 
-__all__ = ["CLICK_ROWS", "CUTS", "CUTS_VARIANTS", "EVALUATION_DIR", "ImageResult", "click_stack",
-           "evaluate"]
+__all__ = ["CLICK_ROWS", "CONTROL_ROWS", "CUTS", "CUTS_VARIANTS", "EVALUATION_DIR", "ImageResult",
+           "click_stack", "evaluate"]
 
 EVALUATION_DIR = "evaluation"
 CUTS = "cuts"
@@ -66,6 +72,11 @@ FELZENSZWALB_SCALE = "felzenszwalb_scale"
 FELZENSZWALB_SCALE_ORACLE = "felzenszwalb_scale_oracle"
 CLICK_ROWS = (CUTS_SCALE, CUTS_ORACLE_K, COLOUR_ORACLE_K, COLOUR_SCALE, COLOUR_SCALE_ORACLE,
               FELZENSZWALB_SCALE, FELZENSZWALB_SCALE_ORACLE)
+# Controls with the model's own settings (see cuts_jax.evaluation.controls).
+CUTS_UNTRAINED = "cuts_untrained"
+PATCH_SEGMENTS = "patch_segments"
+CONTROL_ROWS = (CUTS_UNTRAINED, PATCH_SEGMENTS)
+
 
 @dataclasses.dataclass
 class ImageResult:
@@ -80,14 +91,23 @@ class ImageResult:
 
 
 def _baseline_call(name: str, params: ml_collections.ConfigDict,
-                   seed: int) -> tuple[str, dict]:
+                   seed: int, evaluation: Optional[ml_collections.ConfigDict] = None,
+                   ) -> tuple[str, dict]:
   """(baseline function name, keyword arguments) of a configured method.
 
   A baseline that draws random numbers (random labels, k-means) gets the
-  evaluation's seed unless its configuration fixes one.
+  evaluation's seed unless its configuration fixes one. One marked
+  `match_cuts` (a `kmeans_pixels` control) takes CUTS's k, clustering method,
+  smoothing, connected segments and folding from `evaluation`.
   """
   params = params.to_dict() if hasattr(params, "to_dict") else dict(params)
   function = params.pop("baseline", name)
+  if params.pop("match_cuts", False) and evaluation is not None:
+    params.update(num_clusters=evaluation.num_clusters, method=evaluation.clustering,
+                  smoothing_sigma=evaluation.image_sigma,
+                  connected=evaluation.connected_segments,
+                  min_segment_fraction=evaluation.min_segment_fraction,
+                  min_segment_pixels=int(evaluation.get("min_segment_pixels", 0) or 0))
   known = baselines.BASELINES.get(function)  # An unknown name fails in run_baseline.
   if known is not None and "seed" in inspect.signature(known).parameters:
     params.setdefault("seed", seed)
@@ -295,10 +315,11 @@ def evaluate(config: ml_collections.ConfigDict, workdir: str | pathlib.Path, *,
   evaluation = config.evaluation
   workdir = pathlib.Path(workdir).expanduser()
   cuts_methods = list(evaluation.cuts_rows)
-  unknown_rows = sorted(set(cuts_methods) - set(CUTS_VARIANTS) - set(CLICK_ROWS))
+  unknown_rows = sorted(set(cuts_methods) - set(CUTS_VARIANTS) - set(CLICK_ROWS)
+                        - set(CONTROL_ROWS))
   if unknown_rows:
     raise ValueError(f"config.evaluation.cuts_rows names unknown rows {unknown_rows}; known "
-                     f"are {sorted(CUTS_VARIANTS) + list(CLICK_ROWS)}.")
+                     f"are {sorted(CUTS_VARIANTS) + list(CLICK_ROWS) + list(CONTROL_ROWS)}.")
   configured = cuts_methods + list(evaluation.baselines.keys())
   methods = configured if methods is None else methods
   unknown = sorted(set(methods) - set(configured))
@@ -310,6 +331,8 @@ def evaluate(config: ml_collections.ConfigDict, workdir: str | pathlib.Path, *,
   directory = workdir / EVALUATION_DIR
   checkpointing.check_writable(directory, flag="--workdir")
   dataset = datasets.load_dataset(config.data)
+  untrained = (controls.untrained_params(config, params, seed=config.seed)
+               if CUTS_UNTRAINED in methods else None)
   results: list[ImageResult] = []
   seconds = {m: 0.0 for m in methods}
   start = time.perf_counter()
@@ -331,9 +354,15 @@ def evaluate(config: ml_collections.ConfigDict, workdir: str | pathlib.Path, *,
       elif method in CLICK_ROWS:
         labels, selected = _click_rows(method, params, image, target, evaluation, cache,
                                        tuple(config.data.image_size))
+      elif method == CUTS_UNTRAINED:
+        labels = segmentation.segment(untrained, image, num_clusters=evaluation.num_clusters,
+                                      method=evaluation.clustering, seed=evaluation.seed)
+      elif method == PATCH_SEGMENTS:
+        labels = controls.patch_segments(params, image, num_clusters=evaluation.num_clusters,
+                                         method=evaluation.clustering, seed=evaluation.seed)
       else:
         function, kwargs = _baseline_call(method, evaluation.baselines[method],
-                                          evaluation.seed)
+                                          evaluation.seed, evaluation)
         labels = baselines.run_baseline(function, image, **kwargs)
       seconds[method] += time.perf_counter() - tick
       scores, selected, pixel = _score(image, labels, target=target, humans=humans,
