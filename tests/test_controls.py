@@ -6,6 +6,7 @@ import pytest
 from configs import tiny
 from cuts_jax import segmentation
 from cuts_jax import step as step_lib
+from cuts_jax.evaluation import baselines
 from cuts_jax.evaluation import controls
 from cuts_jax.evaluation import evaluate
 
@@ -66,8 +67,24 @@ def test_matched_colour_control_takes_the_evaluation_k_and_folding():
   config = tiny.get_config()
   config.evaluation.num_clusters = 6
   config.evaluation.min_segment_fraction = 0.02
+  config.evaluation.min_segment_pixels = 0  # 0: the share above folds, as in `segment`.
   function, kwargs = evaluate._baseline_call(  # pylint: disable=protected-access
       "colour_segments", config.evaluation.baselines["colour_segments"], 3, config.evaluation)
   assert function == "kmeans_pixels"
   assert kwargs == dict(num_clusters=6, method="spectral", smoothing_sigma=2.0, connected=True,
-                        min_segment_fraction=0.02, seed=3)
+                        min_segment_fraction=0.02, min_segment_pixels=0, seed=3)
+  config.evaluation.min_segment_pixels = 30
+  _, kwargs = evaluate._baseline_call(  # pylint: disable=protected-access
+      "colour_segments", config.evaluation.baselines["colour_segments"], 3, config.evaluation)
+  assert kwargs["min_segment_pixels"] == 30
+
+
+def test_matched_colour_folds_by_pixels_when_the_model_does():
+  image = np.zeros((32, 32, 3))
+  image[10:14, 10:14] = 1.0  # A 16-pixel square: under 30 px, over 0.5% of 1024 (5 px).
+  by_share = baselines.kmeans_pixels(image, num_clusters=2, method="kmeans", connected=True,
+                                     min_segment_fraction=0.005)
+  by_pixels = baselines.kmeans_pixels(image, num_clusters=2, method="kmeans", connected=True,
+                                      min_segment_fraction=0.005, min_segment_pixels=30)
+  assert by_share[12, 12] != by_share[0, 0]
+  assert by_pixels[12, 12] == by_pixels[0, 0]

@@ -92,10 +92,12 @@ def test_brain_volume_clicks_and_target_line():
   target[1:4, 1:6, 1:4] = True
   # 2 voxels deep: (2, 2..4, 2) and (2, 2, 5); the first in raster order is the click.
   assert brain_volume._interior_voxel(target, (1.0, 1.0, 1.0)) == (2, 2, 2)
-  rows = [{"method": "cuts_3d", "selection": "component", "dice": 0.3},
+  rows = [{"method": brain_volume.TARGET_ROW, "selection": "component", "dice": 0.3},
           {"method": "cuts_slices", "selection": "slice-wise", "dice": 0.2},
           {"method": "slic_3d", "selection": "component", "dice": 0.4}]
   text = "\n".join(brain_volume._target_lines(rows))
   assert "Target missed" in text and "`slic_3d` 0.400" in text
-  rows[2]["dice"] = 0.1
+  rows[2]["dice"] = 0.1  # Above every other row, but under the 0.50 the target asks for.
+  assert "Target missed" in "\n".join(brain_volume._target_lines(rows))
+  rows[0]["dice"] = 0.6
   assert "Target met" in "\n".join(brain_volume._target_lines(rows))

@@ -94,7 +94,8 @@ def test_segment_then_click_selects_what_cuts_jax_selects(make_napari_viewer, qt
   assert np.array_equal(segments, expected) and widget.last_segment_seconds > 0
   # The model's scale rule (the default) chooses each click's region in the stack.
   assert widget._rule.currentIndex() == 0 and widget._level.isEnabled()
-  assert widget._rule.currentText() == "model's rule (consensus)"
+  rule = cuts_jax.load(tiny_workdir).settings.scale_rule
+  assert widget._rule.currentText() == f"model's rule ({rule})"
   stack = cuts_jax.segment_hierarchy(cuts_jax.load(tiny_workdir), coffee, on_device=False)
   _click(viewer, (10.2, 20.4))
   assert np.array_equal(widget.selected_mask, cuts_jax.select(stack, (10, 20)))

@@ -166,7 +166,7 @@ def test_a_3d_stack_selects_with_voxels_of_the_volume(tiny_params):
                                       image_weight=10.0)
   assert stack.labels.shape == (3, *kept.grid_shape) and stack.num_clusters == (2, 3, 4)
   assert cache.misses == 2  # The features and one set of spectral coordinates for every k.
-  mask = volume_lib.select_voxels(kept, stack, [(3, 12, 12)], rule="fixed")
+  mask = volume_lib.select_voxels(kept, stack, [(3, 12, 12)], rule=3)
   assert mask.shape == volume.shape and _dice(mask, slab) > 0.9
   # A negative click in the slab leaves the positive click's region without it.
   split = volume_lib.select_voxels(kept, stack, [(3, 7, 7)], negative=[(3, 16, 16)])

@@ -55,7 +55,7 @@ def untrained_params(config: ml_collections.ConfigDict,
   variables = jax.jit(lambda key: model.init(key, jnp.zeros(shape, jnp.float32), train=False))(
       init_key)
   untrained = segmentation.SegmentationParams.from_variables(variables, config)
-  return untrained.replace(settings=params.settings)
+  return untrained.replace(settings=segmentation.resolve_settings(params))
 
 
 def patch_features(image: np.ndarray, *, patch_size: int = 7,
