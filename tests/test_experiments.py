@@ -13,7 +13,7 @@ TINY = ("data.limit=2", "training.num_steps=2", "training.batch_size=2",
         "training.crop_size=24", "training.log_every=1", "training.checkpoint_every=2",
         "model.kernel_sizes=(3,)", "model.features=(4,)", "model.embedding_dim=4",
         "sampling.num_anchors=4", "evaluation.patch_pixels=10",
-        "evaluation.oracle_num_clusters=(2, 3)")
+        "evaluation.oracle_num_clusters=(2, 3)", "evaluation.scale_num_clusters=(2, 3)")
 
 
 def _load(relative: str):
