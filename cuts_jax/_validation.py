@@ -222,6 +222,13 @@ def check_spacing(spacing: Any, *, ndim: int, what: str = "spacing") -> tuple[fl
   return sizes * ndim if len(sizes) == 1 else sizes
 
 
+def check_share(value: Any, *, name: str) -> None:
+  """Raises ValueError unless `value` is a number in (0, 1], naming it `name`."""
+  if isinstance(value, bool) or not isinstance(value, (int, float, np.integer, np.floating)) \
+      or not 0 < value <= 1:
+    raise ValueError(f"{name} is {value!r}; expected a share in (0, 1].")
+
+
 def check_positive_integers(**values: Any) -> None:
   """Each value an integer >= 1 (bools are not counts); the message names the argument."""
   for name, value in values.items():

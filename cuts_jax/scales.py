@@ -115,7 +115,7 @@ class ScaleStack:
     _validation.check_positive_integers(folded_below=self.folded_below,
                                         fixed_clusters=self.fixed_clusters)
     _validation.check_one_of(self.rule, RULES, what="scale rule")
-    _check_fraction(self.max_fraction)
+    _validation.check_share(self.max_fraction, name="max_fraction")
 
   def __len__(self) -> int:
     return len(self.labels)
@@ -129,12 +129,6 @@ class ScaleStack:
     """The index of the level whose k is nearest `num_clusters` (the finer one on a tie)."""
     distance = [(abs(k - num_clusters), -k) for k in self.num_clusters]
     return int(min(range(len(distance)), key=distance.__getitem__))
-
-
-def _check_fraction(value: Any) -> None:
-  if isinstance(value, bool) or not isinstance(value, (int, float, np.integer, np.floating)) \
-      or not 0 < value <= 1:
-    raise ValueError(f"max_fraction is {value!r}; expected a share in (0, 1].")
 
 
 def stack_from_features(features: np.ndarray, *, num_clusters: Sequence[int] = tuple(range(2, 16)),
@@ -377,7 +371,7 @@ def choose_region(stack: ScaleStack, clicks: Any, *, negative: Any = (),
   _validation.check_one_of(rule, RULES, what="scale rule")
   _validation.check_one_of(negatives, NEGATIVE_MODES, what="negatives mode")
   max_fraction = stack.max_fraction if max_fraction is None else max_fraction
-  _check_fraction(max_fraction)
+  _validation.check_share(max_fraction, name="max_fraction")
   fixed_clusters = stack.fixed_clusters if fixed_clusters is None else fixed_clusters
   _validation.check_positive_integers(fixed_clusters=fixed_clusters)
   options = dict(rule=rule, max_fraction=max_fraction, fixed_clusters=fixed_clusters,

@@ -133,10 +133,7 @@ class SegmentSettings:
                                            for i, k in enumerate(ks)})
     object.__setattr__(self, "scale_num_clusters", tuple(sorted({int(k) for k in ks})))
     _validation.check_one_of(self.scale_rule, SCALE_RULES, what="scale rule")
-    share = self.scale_max_fraction
-    if isinstance(share, bool) or not isinstance(share, (int, float, np.integer, np.floating)) \
-        or not 0 < share <= 1:
-      raise ValueError(f"scale_max_fraction is {share!r}; expected a share in (0, 1].")
+    _validation.check_share(self.scale_max_fraction, name="scale_max_fraction")
 
   def fold_threshold(self, pixel_count: int) -> int:
     """Pieces with fewer pixels than this join a neighbour, in an image of `pixel_count` pixels."""
