@@ -185,6 +185,12 @@ def get_config(*, model_preset: str = "paper") -> ml_collections.ConfigDict:
   config.evaluation.scale_num_clusters = tuple(range(2, 16))
   config.evaluation.scale_rule = "stability"
   config.evaluation.scale_max_fraction = 0.25
+  # The same two choices for a volume (cuts_jax.volume), chosen on the brain's tune hemisphere
+  # (experiments/results/tuning_volume.md): a quarter of a volume holds many structures, so
+  # the cap is a share of the volume's voxels of its own; pieces of a 3-D segmentation fold
+  # below this many voxels of the segmenting grid (0: the 2-D threshold above).
+  config.evaluation.volume_max_fraction = 0.05
+  config.evaluation.volume_min_segment_voxels = 1000
   config.evaluation.segment_at_training_size = True  # Segment at data.image_size.
   # CUTS rows of an evaluation (cuts_jax.evaluation.evaluate): the default `segment`, the
   # plain clusters in each space (the paper's literal row is cuts_raw_embedding), and the

@@ -44,6 +44,7 @@ their segment is split between them (each pixel to the nearest click). Everythin
 from __future__ import annotations
 
 import dataclasses
+import functools
 from typing import Any, Optional, Sequence
 
 import numpy as np
@@ -62,6 +63,73 @@ __all__ = ["NEGATIVE_MODES", "RULES", "ScaleStack", "choose_region", "scale_stac
 RULES = segment_settings.SCALE_RULES
 # What a negative click does (`choose_region`'s `negatives`).
 NEGATIVE_MODES = ("exclude", "subtract", "both")
+
+
+class StackIndex:
+  """Every segment's size and bounding box at every level of a `ScaleStack`, made once.
+
+  A click then finds the size and box of the region under it at each level by
+  lookups, and draws only the regions the scale rule compares, inside their
+  common box: on a 14-level stack of 2.6 million voxels, a click costs
+  milliseconds instead of passes over all levels.
+
+  Attributes:
+    labels: L int arrays: the stack's levels, numbered 0..n-1 where they
+      were not.
+    pieces: like `labels` for the stack's pieces, or None.
+    voxels: the pixels (voxels) of one level.
+  """
+
+  def __init__(self, stack: "ScaleStack"):
+    self.labels, self._label_sizes = _numbered(stack.labels)
+    self._label_boxes = [ndimage.find_objects(level + 1) for level in self.labels]
+    self.pieces = None
+    if stack.pieces is not None and stack.folded_below > 1:
+      # Pieces are many (a fine level of a volume has 10^5): no boxes, which take seconds to
+      # list; the box of a small one is found around the click when it is clicked.
+      self.pieces, self._piece_sizes = _numbered(stack.pieces)
+    self._folded_below = stack.folded_below
+    self.voxels = int(np.prod(stack.shape))
+
+  def region(self, level: int, click: tuple[int, ...]
+             ) -> tuple[np.ndarray, int, int, tuple[slice, ...]]:
+    """The region under `click` at `level`: (maps, label, size, box).
+
+    The region is `maps[level] == label` (a kept small piece where the click
+    falls on one, else its segment); `box` is its bounding box, a tuple of
+    slices.
+    """
+    if self.pieces is not None:
+      piece = int(self.pieces[level][click])
+      size = int(self._piece_sizes[level][piece])
+      if size < self._folded_below:
+        return self.pieces, piece, size, self._piece_box(level, piece, size, click)
+    label = int(self.labels[level][click])
+    return self.labels, label, int(self._label_sizes[level][label]), self._label_boxes[level][label]
+
+  def _piece_box(self, level: int, piece: int, size: int, click: tuple[int, ...]
+                 ) -> tuple[slice, ...]:
+    """The bounding box of a small piece: a connected piece of `size` voxels lies within
+    `size` - 1 steps of the click along every axis."""
+    maps = self.pieces[level]
+    near = tuple(slice(max(0, c - size + 1), min(n, c + size)) for c, n in zip(click, maps.shape))
+    where = np.nonzero(maps[near] == piece)
+    if len(where[0]) != size:  # Not one connected piece (a stack made by hand): look everywhere.
+      near = tuple(slice(0, n) for n in maps.shape)
+      where = np.nonzero(maps == piece)
+    return tuple(slice(cut.start + int(w.min()), cut.start + int(w.max()) + 1)
+                 for cut, w in zip(near, where))
+
+
+def _numbered(maps: np.ndarray) -> tuple[list, list]:
+  """(each level numbered 0..n-1, where it is not already so; each level's label sizes)."""
+  numbered, sizes = [], []
+  for labels in maps:
+    if int(labels.min()) < 0 or int(labels.max()) >= labels.size:
+      labels = np.unique(labels, return_inverse=True)[1].reshape(labels.shape).astype(np.int32)
+    numbered.append(labels)
+    sizes.append(np.bincount(labels.ravel()))
+  return numbered, sizes
 
 
 @dataclasses.dataclass(frozen=True)
@@ -124,6 +192,11 @@ class ScaleStack:
   def shape(self) -> tuple[int, ...]:
     """The spatial shape of each level: (H, W) or (D0, D1, D2)."""
     return self.labels.shape[1:]
+
+  @functools.cached_property
+  def index(self) -> StackIndex:
+    """Each level's segment sizes and boxes (made on first use, then kept), for fast clicks."""
+    return StackIndex(self)
 
   def level_of(self, num_clusters: int) -> int:
     """The index of the level whose k is nearest `num_clusters` (the finer one on a tie)."""
@@ -270,10 +343,19 @@ def _agreement(regions_: np.ndarray, masks: np.ndarray) -> np.ndarray:
 
 
 def _consensus(regions_: np.ndarray) -> np.ndarray:
-  vote = regions_.mean(axis=0)
-  thresholds = np.unique(vote[vote > 0])[::-1]  # Strictest first: ties keep the smaller mask.
-  masks = vote[None, :] >= thresholds[:, None]
-  return masks[int(np.argmax(_agreement(regions_, masks).mean(axis=1)))]
+  # The vote thresholded at each count of levels (strictest first: ties keep the smaller
+  # mask); each threshold's overlap with each region is read off the region's histogram of
+  # votes, which draws no (thresholds x voxels) array.
+  votes = regions_.sum(axis=0)
+  levels = len(regions_)
+  counts = np.unique(votes[votes > 0])[::-1]
+  at_least = lambda histogram: np.cumsum(histogram[..., ::-1], axis=-1)[..., ::-1]
+  inter = at_least(np.stack([np.bincount(votes[region], minlength=levels + 1)
+                             for region in regions_]))[:, counts].T
+  sizes = at_least(np.bincount(votes, minlength=levels + 1))[counts]
+  union = sizes[:, None] + regions_.sum(axis=1)[None, :] - inter
+  agreement = inter / np.maximum(union, 1)
+  return votes >= counts[int(np.argmax(agreement.mean(axis=1)))]
 
 
 def _medoid(regions_: np.ndarray) -> np.ndarray:
@@ -307,7 +389,48 @@ def _split_between(region: np.ndarray, click: tuple[int, ...],
 def _region_for_click(stack: ScaleStack, click: tuple[int, ...],
                       negative: Sequence[tuple[int, ...]], *, rule: str, max_fraction: float,
                       fixed_clusters: int, connected: bool) -> np.ndarray:
-  levels = _clicked_regions(stack, click, connected=connected)
+  if connected:  # Each level's segment cut to its part under the click: full-size masks.
+    return _choose(_clicked_regions(stack, click, connected=True), stack, click, negative,
+                   rule=rule, max_fraction=max_fraction, fixed_clusters=fixed_clusters)
+  # The levels' regions under the click read from the stack's index: their sizes and boxes
+  # come without a pass over the volume, and only the regions the rule compares are drawn,
+  # inside the box that holds them all.
+  index = stack.index
+  found = [index.region(level, click) for level in range(len(stack))]
+  sizes = np.array([size for _, _, size, _ in found])
+  free = np.ones(len(stack), bool)
+  for point in negative:
+    free &= np.array([maps[level][point] == label for level, (maps, label, _, _)
+                      in enumerate(found)]) == 0
+  candidates = np.flatnonzero(free)
+
+  def whole(level: int) -> np.ndarray:
+    maps, label, _, _ = found[level]
+    return maps[level] == label
+
+  if not len(candidates):
+    return _split_between(whole(int(np.argmin(sizes))), click, negative)
+  if rule == "fixed":
+    ks = np.asarray(stack.num_clusters)[candidates]
+    return whole(candidates[min(range(len(candidates)),
+                                key=lambda i: (abs(ks[i] - fixed_clusters), -ks[i]))])
+  small = candidates[sizes[candidates] <= max_fraction * index.voxels]
+  if not len(small):
+    return whole(candidates[int(np.argmin(sizes[candidates]))])
+  boxes = [found[level][3] for level in small]
+  box = tuple(slice(min(b[axis].start for b in boxes), max(b[axis].stop for b in boxes))
+              for axis in range(len(click)))
+  crops = np.stack([found[level][0][level][box] == found[level][1] for level in small])
+  chosen = _COMBINE[rule](crops.reshape(len(small), -1)).reshape(crops.shape[1:])
+  mask = np.zeros(stack.shape, bool)
+  mask[box] = _component_holding(chosen, tuple(c - b.start for c, b in zip(click, box)))
+  return mask
+
+
+def _choose(levels: np.ndarray, stack: ScaleStack, click: tuple[int, ...],
+            negative: Sequence[tuple[int, ...]], *, rule: str, max_fraction: float,
+            fixed_clusters: int) -> np.ndarray:
+  """`_region_for_click` on the levels' regions drawn in full (bool (L, *spatial))."""
   flat = levels.reshape(len(stack), -1)
   free = np.ones(len(stack), bool)
   for index in negative:

@@ -75,6 +75,16 @@ class SegmentSettings:
     scale_max_fraction: levels whose clicked segment covers more than this
       share of the image are passed over by the rules other than "fixed"
       (`config.evaluation.scale_max_fraction`).
+    volume_max_fraction: the same share for a 3-D stack (`volume.volume_stack`),
+      of the volume's voxels: a share that keeps a background half out of a
+      slice lets a region of many structures through in a volume
+      (`config.evaluation.volume_max_fraction`, chosen on the brain's tune
+      hemisphere: experiments/results/tuning_volume.md).
+    volume_min_segment_voxels: the fold threshold of a volume's 3-D segments,
+      in voxels of the grid it is segmented at, at most `min_segment_fraction`
+      of them (`volume_fold_threshold`); None: as in 2-D (`fold_threshold`)
+      (`config.evaluation.volume_min_segment_voxels`, chosen on the brain's
+      tune hemisphere; 0 there means None).
 
   Raises:
     ValueError: when a value is invalid (checked when the settings are made).
@@ -95,6 +105,8 @@ class SegmentSettings:
   scale_num_clusters: tuple[int, ...] = tuple(range(2, 16))
   scale_rule: str = "stability"
   scale_max_fraction: float = 0.25
+  volume_max_fraction: float = 0.05
+  volume_min_segment_voxels: Optional[int] = 1000
 
   def __post_init__(self):
     _validation.check_positive_integers(num_clusters=self.num_clusters)
@@ -134,12 +146,27 @@ class SegmentSettings:
     object.__setattr__(self, "scale_num_clusters", tuple(sorted({int(k) for k in ks})))
     _validation.check_one_of(self.scale_rule, SCALE_RULES, what="scale rule")
     _validation.check_share(self.scale_max_fraction, name="scale_max_fraction")
+    _validation.check_share(self.volume_max_fraction, name="volume_max_fraction")
+    if self.volume_min_segment_voxels is not None:
+      _validation.check_positive_integers(volume_min_segment_voxels=self.volume_min_segment_voxels)
 
   def fold_threshold(self, pixel_count: int) -> int:
     """Pieces with fewer pixels than this join a neighbour, in an image of `pixel_count` pixels."""
     if self.min_segment_pixels is not None:
       return int(self.min_segment_pixels)
     return max(1, round(self.min_segment_fraction * pixel_count))
+
+  def volume_fold_threshold(self, voxel_count: int) -> int:
+    """Pieces with fewer voxels than this join a neighbour, in a volume's grid of `voxel_count`.
+
+    `volume_min_segment_voxels`, but at most `min_segment_fraction` of the
+    grid, so that a small volume does not fold its structures away; None:
+    as in 2-D (`fold_threshold`).
+    """
+    if self.volume_min_segment_voxels is None:
+      return self.fold_threshold(voxel_count)
+    return max(1, min(int(self.volume_min_segment_voxels),
+                      round(self.min_segment_fraction * voxel_count)))
 
   @classmethod
   def from_config(cls, evaluation) -> "SegmentSettings":
@@ -154,7 +181,11 @@ class SegmentSettings:
                min_segment_pixels=int(evaluation.get("min_segment_pixels", 0)) or None,
                scale_num_clusters=tuple(evaluation.get("scale_num_clusters", range(2, 16))),
                scale_rule=evaluation.get("scale_rule", "stability"),
-               scale_max_fraction=float(evaluation.get("scale_max_fraction", 0.25)))
+               scale_max_fraction=float(evaluation.get("scale_max_fraction", 0.25)),
+               volume_max_fraction=float(evaluation.get("volume_max_fraction",
+                                                        cls.volume_max_fraction)),
+               volume_min_segment_voxels=int(evaluation.get(
+                   "volume_min_segment_voxels", cls.volume_min_segment_voxels or 0)) or None)
 
 
 _FIELDS = tuple(field.name for field in dataclasses.fields(SegmentSettings))

@@ -18,8 +18,8 @@ in 3-D, so a label means the same thing on every slice and one click
    PCA, landmarks and final k-means are fitted on subsamples and every voxel
    is then assigned, so time and memory grow linearly with the voxels.
 4. With `connected` (the model's default), every cluster is cut into its
-   6-connected pieces and pieces smaller than `min_segment_fraction` of the
-   voxels fold into the neighbour they share the most border area with (in
+   6-connected pieces and pieces smaller than the volume fold threshold
+   (`volume_min_segment_voxels` of the settings) fold into the neighbour they share the most border area with (in
    mm^2: `spacing`); a piece holding a click (`keep=`) is never folded away.
 5. Labels are made on the grid of resized slices and enlarged back to the
    volume (nearest neighbour, so connected stays connected).
@@ -90,8 +90,10 @@ def segment_volume(params: segmentation.SegmentationParams, volume: Any, *, axis
       `num_clusters` (k of the volume's clustering, or of each slice's),
       `method`, `seed`, the size each slice is segmented at (`resize_to`,
       `at_training_size`; labels are scaled back), `space`, `image_weight`,
-      `image_sigma`, `connected`, `min_segment_fraction` (of the volume's
-      voxels), `on_device`.
+      `image_sigma`, `connected`, the fold threshold
+      (`volume_min_segment_voxels` grid voxels; None: as in 2-D,
+      `min_segment_pixels` or `min_segment_fraction` of the grid's voxels),
+      `on_device`.
 
   Returns:
     int32 label volume of the input's shape, numbered 0, 1, ... in order of
@@ -143,7 +145,7 @@ def segments_from_volume_features(kept: volume_features_lib.VolumeFeatures, *,
     on_grid: return the labels on the features' grid (S, h, w) instead of
       the volume's shape.
     settings: the resolved settings (`resolve_settings(params, ...)`):
-      `num_clusters`, `method`, `seed`, `connected`, `min_segment_fraction`
+      `num_clusters`, `method`, `seed`, `connected`, the fold threshold
       and `on_device` matter here.
 
   Returns:
@@ -158,7 +160,8 @@ def segments_from_volume_features(kept: volume_features_lib.VolumeFeatures, *,
   labels = volume_clusters(kept, settings, features=None if position_weight == 0 else features,
                            cache=cache)
   if settings.connected:
-    labels = regions.connected_segments(labels, min_size=settings.fold_threshold(labels.size),
+    labels = regions.connected_segments(labels,
+                                        min_size=settings.volume_fold_threshold(labels.size),
                                         spacing=kept.grid_spacing,
                                         keep=[kept.to_grid(voxel) for voxel in keep])
   labels = labels.astype(np.int32)
@@ -182,9 +185,9 @@ def volume_stack(params: segmentation.SegmentationParams, volume: Any, *, axis: 
   Args:
     params, volume, axis, spacing, cache: as in `segment_volume`.
     settings, **overrides: as in `segment_volume`; also read:
-      `scale_num_clusters`, `scale_rule`, `scale_max_fraction`, and the fold
-      threshold (`min_segment_pixels`, else `min_segment_fraction` of the
-      grid's voxels).
+      `scale_num_clusters`, `scale_rule`, `volume_max_fraction`, and the fold
+      threshold (`volume_min_segment_voxels`, else as in 2-D:
+      `min_segment_pixels`, else `min_segment_fraction` of the grid's voxels).
 
   Returns:
     (stack, kept): the `ScaleStack` (int32 (L, S, h, w) levels, coarse to
@@ -216,7 +219,7 @@ def stack_from_volume_features(kept: volume_features_lib.VolumeFeatures, *,
   """
   ks = sorted({int(k) for k in (settings.scale_num_clusters if num_clusters is None
                                 else num_clusters)})
-  min_size = settings.fold_threshold(int(np.prod(kept.grid_shape)))
+  min_size = settings.volume_fold_threshold(int(np.prod(kept.grid_shape)))
   pieces, labels = [], []
   for k in ks:
     clusters = volume_clusters(kept, dataclasses.replace(settings, num_clusters=k), cache=cache)
@@ -226,7 +229,8 @@ def stack_from_volume_features(kept: volume_features_lib.VolumeFeatures, *,
     labels.append(segment_map)
   return scales.ScaleStack(labels=np.stack(labels), num_clusters=tuple(ks),
                            pieces=np.stack(pieces), folded_below=min_size,
-                           rule=settings.scale_rule, max_fraction=settings.scale_max_fraction,
+                           rule=settings.scale_rule,
+                           max_fraction=settings.volume_max_fraction,
                            fixed_clusters=settings.num_clusters)
 
 

@@ -4,6 +4,7 @@ import numpy as np
 import pytest
 
 import cuts_jax
+from cuts_jax import regions
 from cuts_jax import scales
 from cuts_jax import segment_settings
 
@@ -145,3 +146,60 @@ def test_the_fold_threshold_in_pixels_replaces_the_share():
   settings = segment_settings.SegmentSettings(min_segment_fraction=0.01)
   assert settings.fold_threshold(10_000) == 100
   assert segment_settings.SegmentSettings(min_segment_pixels=30).fold_threshold(10_000) == 30
+
+
+def _blocky_3d_stack(seed: int, *, min_size: int = 4, scale: int = 1, shift: int = 0,
+                     **options) -> scales.ScaleStack:
+  """Four levels of random blocky 3-D segments (8 x 10 x 9), with their pieces."""
+  rng = np.random.default_rng(seed)
+  labels, pieces = [], []
+  for k in (2, 3, 5, 8):
+    blocks = np.kron(rng.integers(0, k, (4, 5, 5)), np.ones((2, 2, 2), int))[:, :, :9]
+    piece_map, segment_map = regions.pieces_and_segments(blocks, min_size=min_size)
+    labels.append(segment_map * scale + shift)
+    pieces.append(piece_map * scale + shift)
+  return scales.ScaleStack(labels=np.stack(labels), num_clusters=(2, 3, 5, 8),
+                           pieces=np.stack(pieces), folded_below=min_size, **options)
+
+
+@pytest.mark.parametrize("rule", scales.RULES)
+def test_a_click_drawn_in_its_box_picks_what_the_full_levels_pick(rule):
+  # The fast path reads sizes and boxes from the stack's index and draws only the compared
+  # regions in their common box; the full path draws every level's region over the volume.
+  for seed in range(4):
+    stack = _blocky_3d_stack(seed, rule=rule)
+    rng = np.random.default_rng(100 + seed)
+    for _ in range(6):
+      click, other = (tuple(int(rng.integers(0, n)) for n in stack.shape) for _ in range(2))
+      if click == other:
+        continue
+      for fraction in (0.02, 0.1, 0.3, 1.0):
+        for negative in ((), (other,)):
+          full = scales._clicked_regions(stack, click, connected=False)
+          expected = scales._choose(full, stack, click, negative, rule=rule,
+                                    max_fraction=fraction, fixed_clusters=3)
+          got = scales._region_for_click(stack, click, negative, rule=rule,
+                                         max_fraction=fraction, fixed_clusters=3,
+                                         connected=False)
+          np.testing.assert_array_equal(got, expected, err_msg=f"{seed} {click} {fraction}")
+
+
+def test_sparse_or_negative_labels_select_as_their_dense_numbers():
+  dense = _blocky_3d_stack(7)
+  sparse = _blocky_3d_stack(7, scale=1000, shift=-5)
+  for click in ((0, 0, 0), (3, 4, 5), (7, 9, 8)):
+    for rule in scales.RULES:
+      np.testing.assert_array_equal(cuts_jax.select(sparse, click, rule=rule),
+                                    cuts_jax.select(dense, click, rule=rule))
+
+
+def test_a_clicked_small_piece_is_found_in_its_box():
+  # Level 1's piece of 3 voxels (below the fold threshold 4) is answered with itself.
+  labels = np.zeros((2, 6, 6, 6), np.int32)
+  pieces = np.zeros((2, 6, 6, 6), np.int32)
+  pieces[1, 4, 4, 3:6] = 1
+  stack = scales.ScaleStack(labels=labels, num_clusters=(1, 2), pieces=pieces, folded_below=4,
+                            max_fraction=0.05)
+  maps, label, size, box = stack.index.region(1, (4, 4, 4))
+  assert size == 3 and box == (slice(4, 5), slice(4, 5), slice(3, 6))
+  np.testing.assert_array_equal(cuts_jax.select(stack, (4, 4, 4)), pieces[1] == 1)

@@ -24,6 +24,28 @@ def test_the_settings_come_from_the_config():
   assert settings.method == "spectral" and settings.seed == 0
 
 
+def test_a_volume_has_its_own_cap_and_fold_threshold():
+  from configs import brain_ventricles  # pylint: disable=import-outside-toplevel
+  evaluation = brain_ventricles.get_config().evaluation
+  settings = segment_settings.SegmentSettings.from_config(evaluation)
+  assert (settings.volume_max_fraction, settings.volume_min_segment_voxels) == (
+      evaluation.volume_max_fraction, evaluation.volume_min_segment_voxels)
+  # The brain's grid (160 x 128 x 128): the threshold in voxels; a small volume's: at most
+  # min_segment_fraction of it, as in 2-D.
+  assert settings.volume_fold_threshold(160 * 128 * 128) == evaluation.volume_min_segment_voxels
+  assert settings.volume_fold_threshold(10 * 24 * 28) == round(
+      settings.min_segment_fraction * 10 * 24 * 28)
+  # 0 in a config (or a run's config.json written before the field) means the 2-D threshold.
+  evaluation.volume_min_segment_voxels = 0
+  as_2d = segment_settings.SegmentSettings.from_config(evaluation)
+  assert as_2d.volume_fold_threshold(10**6) == as_2d.fold_threshold(10**6) == 30
+  del evaluation["volume_max_fraction"], evaluation["volume_min_segment_voxels"]
+  old = segment_settings.SegmentSettings.from_config(evaluation)
+  assert (old.volume_max_fraction, old.volume_min_segment_voxels) == (
+      segment_settings.SegmentSettings.volume_max_fraction,
+      segment_settings.SegmentSettings.volume_min_segment_voxels)
+
+
 def test_overrides_replace_the_models_values_and_none_keeps_them(params):
   model = cuts_jax.resolve_settings(params)
   assert model == params.settings and model.num_clusters == 10
@@ -46,6 +68,8 @@ def test_overrides_replace_the_models_values_and_none_keeps_them(params):
     (dict(scale_num_clusters=()), "scale_num_clusters"),
     (dict(scale_num_clusters=(2, 0)), "scale_num_clusters"),
     (dict(scale_rule="persistent"), "scale rule"), (dict(scale_max_fraction=0.0), "scale_max_fraction"),
+    (dict(volume_max_fraction=1.5), "volume_max_fraction"),
+    (dict(volume_min_segment_voxels=0), "volume_min_segment_voxels"),
 ])
 def test_every_value_is_checked_in_one_place(params, overrides, message):
   with pytest.raises(ValueError, match=message):

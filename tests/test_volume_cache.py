@@ -173,3 +173,8 @@ def test_a_3d_stack_selects_with_voxels_of_the_volume(tiny_params):
   assert split[3, 7, 7] and not split[3, 16, 16]
   with pytest.raises(ValueError, match="give 3 indices"):
     volume_lib.select_voxels(kept, stack, [(3, 12)])
+  # A volume's stack takes the volume's cap and fold threshold, not the 2-D ones.
+  settings = cuts_jax.resolve_settings(tiny_params, volume_max_fraction=0.3,
+                                       volume_min_segment_voxels=3, scale_num_clusters=(2, 3))
+  own = volume_lib.stack_from_volume_features(kept, settings=settings, cache=cache)
+  assert own.max_fraction == 0.3 != settings.scale_max_fraction and own.folded_below == 3
