@@ -412,10 +412,23 @@ def _child_volume(args) -> None:
   tick = time.perf_counter()
   segmentation.select(labels, click)
   click_s = time.perf_counter() - tick
+  # The 3-D scale stack (every k of the model's scale_num_clusters) on the kept features, and
+  # a click on it (the scale rule's region, back on the volume's voxels).
+  settings = segmentation.resolve_settings(params, resize_to=size)
+  kept = volume_features.volume_features(params, volume, axis=0, cache=cache, settings=settings)
+  tick, cpu_tick = time.perf_counter(), cpu_seconds()
+  stack = volume_lib.stack_from_volume_features(kept, settings=settings, cache=cache)
+  stack_s, stack_cpu_s = time.perf_counter() - tick, cpu_seconds() - cpu_tick
+  tick, cpu_tick = time.perf_counter(), cpu_seconds()
+  volume_lib.select_voxels(kept, stack, [click])
+  stack_click_s, stack_click_cpu_s = time.perf_counter() - tick, cpu_seconds() - cpu_tick
   peak = peak_rss_mb()
   # CPU seconds beside the wall time: on a CPU shared with other jobs the wall
   # time grows with their load, the CPU time much less.
   print(json.dumps({"seconds": seconds, "cpu_s": cpu_s, "new_k_s": new_k_s, "click_s": click_s,
+                    "stack_s": stack_s, "stack_cpu_s": stack_cpu_s, "levels": len(stack),
+                    "stack_click_s": stack_click_s, "stack_click_cpu_s": stack_click_cpu_s,
+                    "load_average": list(os.getloadavg()),
                     "process_s": time.perf_counter() - started, "peak_mb": peak,
                     "shape": list(volume.shape), "source": source, "slice_size": list(size),
                     "segments": int(len(np.unique(labels)))}))
@@ -542,6 +555,12 @@ def _markdown(results: dict) -> str:
     r = results["volume"]
     more = (f"; then k = 6 on the kept features {r['new_k_s']:.1f} s, a click "
             f"{r['click_s']:.2f} s" if "new_k_s" in r else "")
+    if "stack_s" in r:
+      more += (f"; the 3-D scale stack ({r['levels']} levels) from the kept features "
+               f"{r['stack_s']:.1f} s ({r['stack_cpu_s']:.1f} CPU s), a click on it "
+               f"{r['stack_click_s']:.2f} s ({r['stack_click_cpu_s']:.2f} CPU s)")
+    if "load_average" in r:
+      more += f"; load average {r['load_average'][0]:.1f} on {os.cpu_count()} cores"
     lines.append(f"| segment_volume {'x'.join(map(str, r['shape']))} ({r['source']}; axis-0 "
                  f"slices at {r['slice_size'][0]}x{r['slice_size'][1]}, k = 10, 3-D connected "
                  f"segments) | first {r['seconds']:.1f} s ({r['cpu_s']:.1f} CPU s) in a fresh "
@@ -576,7 +595,7 @@ def _headline(results: dict) -> dict:
   if "volume" in results:
     out.update(segment_volume_s=results["volume"]["seconds"],
                segment_volume_peak_mb=results["volume"]["peak_mb"])
-    for name in ("new_k_s", "click_s"):
+    for name in ("new_k_s", "click_s", "stack_s", "stack_click_s"):
       if name in results["volume"]:
         out[f"segment_volume_{name}"] = results["volume"][name]
   if "time_to_result" in results and "seconds" in results["time_to_result"]:

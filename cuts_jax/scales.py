@@ -57,8 +57,8 @@ from cuts_jax import pixels
 from cuts_jax import regions
 from cuts_jax import segment_settings
 
-__all__ = ["NEGATIVE_MODES", "RULES", "ScaleStack", "choose_region", "scale_stack", "segment_hierarchy",
-           "stack_from_features"]
+__all__ = ["NEGATIVE_MODES", "RULES", "ScaleStack", "StackIndex", "choose_region", "scale_stack",
+           "segment_hierarchy", "stack_from_features"]
 
 RULES = segment_settings.SCALE_RULES
 # What a negative click does (`choose_region`'s `negatives`).
@@ -421,7 +421,10 @@ def _region_for_click(stack: ScaleStack, click: tuple[int, ...],
   box = tuple(slice(min(b[axis].start for b in boxes), max(b[axis].stop for b in boxes))
               for axis in range(len(click)))
   crops = np.stack([found[level][0][level][box] == found[level][1] for level in small])
-  chosen = _COMBINE[rule](crops.reshape(len(small), -1)).reshape(crops.shape[1:])
+  # Voxels outside every region count in no overlap and no size: the rule sees only the rest.
+  covered = crops.any(axis=0)
+  chosen = np.zeros(covered.shape, bool)
+  chosen[covered] = _COMBINE[rule](crops[:, covered])
   mask = np.zeros(stack.shape, bool)
   mask[box] = _component_holding(chosen, tuple(c - b.start for c, b in zip(click, box)))
   return mask

@@ -227,11 +227,13 @@ def stack_from_volume_features(kept: volume_features_lib.VolumeFeatures, *,
                                                          spacing=kept.grid_spacing)
     pieces.append(piece_map)
     labels.append(segment_map)
-  return scales.ScaleStack(labels=np.stack(labels), num_clusters=tuple(ks),
-                           pieces=np.stack(pieces), folded_below=min_size,
-                           rule=settings.scale_rule,
-                           max_fraction=settings.volume_max_fraction,
-                           fixed_clusters=settings.num_clusters)
+  stack = scales.ScaleStack(labels=np.stack(labels), num_clusters=tuple(ks),
+                            pieces=np.stack(pieces), folded_below=min_size,
+                            rule=settings.scale_rule,
+                            max_fraction=settings.volume_max_fraction,
+                            fixed_clusters=settings.num_clusters)
+  _ = stack.index  # The segments' sizes and boxes, made here so that the first click is fast.
+  return stack
 
 
 def select_voxels(kept: volume_features_lib.VolumeFeatures, stack: scales.ScaleStack,

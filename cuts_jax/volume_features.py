@@ -130,6 +130,8 @@ class VolumeFeatures:
     if self.size != self.slice_shape:
       rows = _nearest(self.slice_shape[0], self.size[0])
       cols = _nearest(self.slice_shape[1], self.size[1])
+      if grid.dtype == bool:  # A mask: only its bounding box is enlarged.
+        return np.moveaxis(_enlarged_mask(grid, rows, cols), 0, self.axis)
       grid = grid[:, rows[:, None], cols[None, :]]
     return np.moveaxis(grid, 0, self.axis)
 
@@ -138,6 +140,24 @@ def _grid_spacing(volume_shape, axis: int, spacing, size) -> tuple[float, float,
   in_plane = np.delete(np.asarray(spacing, np.float64), axis)
   scale = np.delete(np.asarray(volume_shape, np.float64), axis) / np.asarray(size, np.float64)
   return (float(spacing[axis]), *(float(v) for v in in_plane * scale))
+
+
+def _enlarged_mask(mask: np.ndarray, rows: np.ndarray, cols: np.ndarray) -> np.ndarray:
+  """`mask[:, rows[:, None], cols[None, :]]` of a bool (S, h, w) mask, drawn in its box only.
+
+  `rows` and `cols` are non-decreasing (`_nearest`), so the enlarged pixels of a grid box
+  form one box too.
+  """
+  enlarged = np.zeros((mask.shape[0], len(rows), len(cols)), bool)
+  found = ndimage.find_objects(mask.view(np.uint8))
+  if not found:
+    return enlarged
+  slices, (row_start, row_stop), (col_start, col_stop) = found[0][0], *(
+      (int(np.searchsorted(index, cut.start)), int(np.searchsorted(index, cut.stop)))
+      for index, cut in ((rows, found[0][1]), (cols, found[0][2])))
+  enlarged[slices, row_start:row_stop, col_start:col_stop] = mask[slices][
+      :, rows[row_start:row_stop, None], cols[None, col_start:col_stop]]
+  return enlarged
 
 
 def _nearest(target: int, source: int) -> np.ndarray:

@@ -154,6 +154,9 @@ def test_kept_features_map_voxels_and_labels_between_the_volume_and_the_grid():
   full = kept.to_volume(grid)
   assert full.shape == (9, 8, 12)
   assert full[8, 7, 11] == grid[kept.to_grid((8, 7, 11))]
+  # A bool mask is enlarged in its box only, to the same voxels as any other grid.
+  for mask in (grid % 7 == 3, (grid > 40) & (grid < 60), np.zeros(grid.shape, bool)):
+    np.testing.assert_array_equal(kept.to_volume(mask), kept.to_volume(mask.astype(int)) == 1)
   with pytest.raises(ValueError, match="feature grid"):
     kept.to_volume(grid[:, :2])
 
