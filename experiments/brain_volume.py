@@ -34,6 +34,17 @@ voxel deepest inside the mask, was added after the first results showed the
 protocol's voxel on the ventricles' rim; it is reported apart and not used
 for the target. Results go to
 experiments/results/brain_volume.md and .csv, with a figure.
+
+One hemisphere at a time (`--part=tune` or `--part=report`, `run_part`; about
+12 min for 3 models with `--cache`): the whole mask's centre falls between the
+two lateral ventricles, so here each hemisphere of experiments/splits.json gets
+a click at the centre of its own lateral ventricle, masks are scored inside
+that hemisphere, and the 3-D settings are chosen on the tune one
+(experiments/tune_volume.py) before the report one is run:
+
+    python experiments/brain_volume.py --part=report --name=brain_volume_3d_report \
+        --workdir=RUNS/seed0,RUNS/seed1,RUNS/seed2 --cache=/tmp/cuts_features \
+        --methods=cuts_3d_scales,cuts_3d_segments,cuts_slices,kmeans_3d,...
 """
 
 from __future__ import annotations
