@@ -101,3 +101,24 @@ def test_brain_volume_clicks_and_target_line():
   assert "Target missed" in "\n".join(brain_volume._target_lines(rows))
   rows[0]["dice"] = 0.6
   assert "Target met" in "\n".join(brain_volume._target_lines(rows))
+
+
+def test_each_hemisphere_is_clicked_at_its_own_largest_piece():
+  import numpy as np  # pylint: disable=import-outside-toplevel
+  brain_volume = _load("experiments/brain_volume.py")
+  start, stop = brain_volume.BRAIN_SPLIT["tune"]
+  middle = brain_volume.BRAIN_SPLIT["report"][0]
+  target = np.zeros((stop + 80, 9, 9), bool)
+  target[start + 10:start + 20, 2:7, 2:7] = True  # The tune side's larger piece.
+  target[start + 40:start + 42, 0:2, 0:2] = True  # A small one on the same side.
+  target[middle - 3:middle + 4, 4, 4] = True  # Across the midline: split between the sides.
+  target[middle + 30:middle + 33, 1:3, 1:3] = True
+  inside, part, click = brain_volume.hemisphere_protocol(target, "tune")
+  assert inside[:middle].all() and not inside[middle:].any()
+  np.testing.assert_array_equal(part, target & inside)
+  assert target[click] and start + 10 <= click[0] < start + 20  # Not the small piece.
+  inside, part, click = brain_volume.hemisphere_protocol(target, "report")
+  assert part.sum() == 4 + 12 and middle + 30 <= click[0] < middle + 33
+  target[middle:] = False
+  with pytest.raises(ValueError, match="report hemisphere holds no target"):
+    brain_volume.hemisphere_protocol(target, "report")
