@@ -31,4 +31,8 @@ def get_config(model_preset: str = "paper"):
   config.training.checkpoint_every = 2
   config.training.keep_checkpoints = 2
   config.training.num_figure_images = 0
+  # Four levels in a scale stack and in the oracle's choice rather than k = 2..15: a stack
+  # costs one clustering per level, and this config only checks that everything runs.
+  config.evaluation.scale_num_clusters = (2, 4, 6, 8)
+  config.evaluation.oracle_num_clusters = (2, 4, 6, 8)
   return config

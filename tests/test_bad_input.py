@@ -27,6 +27,7 @@ import cuts_jax
 from configs import default
 from configs import tiny
 from conftest import REPO_ROOT
+from conftest import SUBPROCESS_XLA_FLAGS
 from cuts_jax import sampling
 from cuts_jax import segmentation
 from cuts_jax import step as step_lib
@@ -410,7 +411,7 @@ def test_load_of_a_damaged_checkpoint_says_which_and_what_to_do(untrained_workdi
 # (The training CLI's report of a missing data set is tested in test_train.py.)
 
 def _run(module, *args):
-  environment = {**os.environ, "XLA_FLAGS": "", "PYTHONUNBUFFERED": "1"}
+  environment = {**os.environ, "XLA_FLAGS": SUBPROCESS_XLA_FLAGS, "PYTHONUNBUFFERED": "1"}
   return subprocess.run([sys.executable, "-m", module, *args], cwd=REPO_ROOT, env=environment,
                         capture_output=True, text=True, timeout=180)
 

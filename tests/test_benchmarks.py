@@ -9,6 +9,7 @@ import sys
 import pytest
 
 from conftest import REPO_ROOT
+from conftest import SUBPROCESS_XLA_FLAGS
 
 
 def _benchmark_module():
@@ -21,7 +22,7 @@ def _benchmark_module():
 def test_quick_benchmark_prints_consistent_headline_figures():
   command = [sys.executable, "benchmarks/run.py", "--quick", "--json"]
   result = subprocess.run(command, cwd=REPO_ROOT, capture_output=True, text=True, timeout=600,
-                          env={**os.environ, "XLA_FLAGS": ""})
+                          env={**os.environ, "XLA_FLAGS": SUBPROCESS_XLA_FLAGS})
   assert result.returncode == 0, result.stderr[-3000:]
   headline = json.loads(result.stdout.strip().splitlines()[-1])
   assert {"train_step_s", "images_per_s", "gflop_per_s", "segment_64_s", "segment_64_peak_mb",

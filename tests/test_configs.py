@@ -11,6 +11,7 @@ import pytest
 
 from configs import tiny
 from conftest import REPO_ROOT
+from conftest import SUBPROCESS_XLA_FLAGS
 from test_console import ABSL_PREFIX
 from cuts_jax import defaults
 from cuts_jax import model as model_lib
@@ -60,7 +61,7 @@ def test_a_config_file_runs_from_any_working_directory(tmp_path):
   command = [sys.executable, "-m", "cuts_jax.main", f"--config={REPO_ROOT / 'configs/retina.py'}",
              f"--workdir={tmp_path / 'run'}", f"--config.data.root={tmp_path / 'absent'}"]
   # Every backend is probed (JAX_PLATFORMS unset), as on a user's machine.
-  environment = {**os.environ, "XLA_FLAGS": "", "JAX_PLATFORMS": ""}
+  environment = {**os.environ, "XLA_FLAGS": SUBPROCESS_XLA_FLAGS, "JAX_PLATFORMS": ""}
   result = subprocess.run(command, cwd=tmp_path, env=environment, capture_output=True,
                           text=True, timeout=180, check=False)
   lines = (result.stdout + result.stderr).splitlines()

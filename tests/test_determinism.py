@@ -4,7 +4,7 @@ Also here, because it needs the same compiled training run: a disk that
 fills up in the middle of training.
 
 Training runs here are command-line subprocesses on one CPU device
-(XLA_FLAGS=""), as a user runs them. They share a JAX compilation cache so
+(conftest's SUBPROCESS_XLA_FLAGS), as a user runs them. They share a JAX compilation cache so
 that only the first run pays for compiling; a cached executable is the same
 program, so it cannot change a result. Tolerance: none. Parameters,
 optimizer state and logged losses must be bit-identical.
@@ -27,6 +27,7 @@ import pytest
 
 import cuts_jax
 from conftest import REPO_ROOT
+from conftest import SUBPROCESS_XLA_FLAGS
 from cuts_jax.runs import checkpointing
 from test_reliability import mount_tmpfs
 from test_reliability import unmount
@@ -48,7 +49,7 @@ class _Run:
                f"--workdir={workdir}", f"--config.training.num_steps={NUM_STEPS}",
                f"--config.training.checkpoint_every={CHECKPOINT_EVERY}",
                "--config.training.log_every=1", *overrides]
-    environment = {**os.environ, "XLA_FLAGS": "", "PYTHONUNBUFFERED": "1",
+    environment = {**os.environ, "XLA_FLAGS": SUBPROCESS_XLA_FLAGS, "PYTHONUNBUFFERED": "1",
                    "JAX_COMPILATION_CACHE_DIR": str(cache),
                    "JAX_PERSISTENT_CACHE_MIN_COMPILE_TIME_SECS": "0",
                    "JAX_PERSISTENT_CACHE_MIN_ENTRY_SIZE_BYTES": "0"}

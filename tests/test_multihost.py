@@ -18,6 +18,7 @@ import numpy as np
 import pytest
 
 from _multihost_worker import config_for, flat_params
+from conftest import SUBPROCESS_XLA_FLAGS
 from cuts_jax import batches
 from cuts_jax import step as step_lib
 from cuts_jax.io import datasets
@@ -35,7 +36,7 @@ def _free_port() -> int:
 
 def _start(workdir, num_steps, port):
   environment = dict(os.environ, JAX_PLATFORMS="cpu",
-                     XLA_FLAGS="--xla_force_host_platform_device_count=1")
+                     XLA_FLAGS="--xla_force_host_platform_device_count=1 " + SUBPROCESS_XLA_FLAGS)
   return [subprocess.Popen([sys.executable, str(WORKER), str(index), str(port), str(workdir),
                             str(num_steps)], env=environment, stdout=subprocess.PIPE,
                            stderr=subprocess.STDOUT, text=True) for index in (0, 1)]

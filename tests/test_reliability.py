@@ -19,6 +19,7 @@ import pytest
 import cuts_jax
 from configs import tiny
 from conftest import REPO_ROOT
+from conftest import SUBPROCESS_XLA_FLAGS
 from conftest import copy_workdir
 from cuts_jax import train
 from cuts_jax.apps import predict
@@ -269,7 +270,7 @@ def test_predict_stops_when_the_disk_fills_up(untrained_workdir, tmp_path, monke
 
 def test_predict_cli_with_an_unwritable_output_says_so(untrained_workdir, tmp_path):
   (tmp_path / "a_file").write_text("")
-  environment = {**os.environ, "XLA_FLAGS": ""}
+  environment = {**os.environ, "XLA_FLAGS": SUBPROCESS_XLA_FLAGS}
   result = subprocess.run(
       [sys.executable, "-m", "cuts_jax.apps.predict", f"--workdir={untrained_workdir}",
        f"--input={_photo_folder(tmp_path / 'in')}", f"--output={tmp_path / 'a_file' / 'out'}"],

@@ -12,6 +12,7 @@ import pytest
 
 from configs import tiny
 from conftest import REPO_ROOT
+from conftest import SUBPROCESS_XLA_FLAGS
 from conftest import copy_workdir
 from cuts_jax import train
 from cuts_jax import trained
@@ -112,7 +113,7 @@ def test_unwritable_workdir_fails_at_start(tmp_path):
 def _cli(workdir, *overrides):
   command = [sys.executable, "-m", "cuts_jax.main", "--config=configs/tiny.py",
              f"--workdir={workdir}", *overrides]
-  environment = {**os.environ, "XLA_FLAGS": "", "PYTHONUNBUFFERED": "1"}
+  environment = {**os.environ, "XLA_FLAGS": SUBPROCESS_XLA_FLAGS, "PYTHONUNBUFFERED": "1"}
   return subprocess.Popen(command, cwd=REPO_ROOT, env=environment, stdout=subprocess.PIPE,
                           stderr=subprocess.STDOUT, text=True)
 

@@ -164,12 +164,14 @@ def test_kept_features_map_voxels_and_labels_between_the_volume_and_the_grid():
 def test_a_3d_stack_selects_with_voxels_of_the_volume(tiny_params):
   volume, slab = _slab_volume()
   cache = cuts_jax.FeatureCache()
+  # k-means: the 4-step model's spectral graph of this noise is not stable enough to test on
+  # (how the programs are compiled changes whether the slab is found).
   stack, kept = cuts_jax.volume_stack(tiny_params, volume, axis=0, spacing=(4.0, 1.0, 1.0),
                                       cache=cache, scale_num_clusters=(2, 3, 4),
-                                      image_weight=10.0)
+                                      image_weight=10.0, method="kmeans")
   assert stack.labels.shape == (3, *kept.grid_shape) and stack.num_clusters == (2, 3, 4)
-  assert cache.misses == 2  # The features and one set of spectral coordinates for every k.
-  mask = volume_lib.select_voxels(kept, stack, [(3, 12, 12)], rule=3)
+  assert cache.misses == 1  # The features, once for every k.
+  mask = volume_lib.select_voxels(kept, stack, [(3, 12, 12)], rule=2)
   assert mask.shape == volume.shape and _dice(mask, slab) > 0.9
   # A negative click in the slab leaves the positive click's region without it.
   split = volume_lib.select_voxels(kept, stack, [(3, 7, 7)], negative=[(3, 16, 16)])
