@@ -41,9 +41,9 @@ to the mask's size); a negative click inside the mask removes its region
 among the levels whose segment holds no positive click and would remove at
 most `shrink` times the mask's size. When no level is that small, the click
 edits the mask locally: the part of its finest segment within a disc (ball in
-3-D) around it, as large as the budget and at most twice as wide as the
-click's distance to the mask's edge, on the click's side of every click of
-the other sign. Only the parts connected to a positive click are kept, every
+3-D) around it, no larger than the budget and reaching at most twice the
+click's distance to the mask's edge (plus a pixel), on the click's side of
+every click of the other sign. Only the parts connected to a positive click are kept, every
 positive click's pixel is in the mask and every negative click's pixel is
 out. (The earlier modes "exclude", "subtract" and "both" choose every click's
 region independently of the mask; a later click then often swallowed a
