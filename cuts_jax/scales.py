@@ -390,15 +390,20 @@ def _edit(stack: ScaleStack, click: tuple[int, ...], mask: np.ndarray,
       region = _COMBINE[rule](flat[candidates]).reshape(stack.shape)
   else:
     # No level is small enough: a local edit, as large as the budget allows.
-    inside = mask if not adding else ~mask
-    distance = ndimage.distance_transform_edt(inside)[click]
+    side = mask if not adding else ~mask  # The pixels the edit may change.
+    distance = ndimage.distance_transform_edt(side)[click]
     dims = mask.ndim
     unit_ball = np.pi if dims == 2 else 4 * np.pi / 3
     radius = min((budget / unit_ball) ** (1 / dims), _REACH * distance + 1)
-    region = _ball(mask.shape, click, radius) & _nearer(mask.shape, click, others)
+    region = _ball(mask.shape, click, radius) & _nearer(mask.shape, click, others) & side
     if free.any():
       finest = np.flatnonzero(free)[int(np.argmin(flat[free].sum(axis=1)))]
       region &= levels[finest]
+    points = np.argwhere(region)
+    if len(points) > budget:  # A discrete disc can hold a few pixels more than its area.
+      order = np.argsort(np.sum((points - np.asarray(click)) ** 2, axis=1), kind="stable")
+      region = np.zeros_like(region)
+      region[tuple(points[order[:max(int(budget), 1)]].T)] = True
   region = region.copy()
   region[click] = True
   return _component_holding(region, click)

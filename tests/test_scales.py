@@ -103,6 +103,13 @@ def test_a_later_click_beside_the_mask_corrects_it_locally_not_with_the_backgrou
   cut = cuts_jax.select(stack, (12, 12), negative=(17, 17))
   assert cut[12, 12] and not cut[17, 17]
   assert 0.5 * square.sum() <= cut.sum() < square.sum() and not (cut & ~square).any()
+  # The same in 3-D: a ball, not a disc, around a voxel beside a 6 x 6 x 6 cube.
+  volume = np.zeros((1, 16, 16, 16), np.int32)
+  volume[0, 4:10, 4:10, 4:10] = 1
+  cube = scales.ScaleStack(labels=volume, num_clusters=(2,), rule="fixed", fixed_clusters=2)
+  grown = cuts_jax.select(cube, [(6, 6, 6), (6, 6, 12)])
+  assert grown[volume[0] == 1].all() and grown[6, 6, 12]
+  assert 1 < (grown & (volume[0] == 0)).sum() <= 0.25 * 216 + 1
   # A second structure apart from the mask, smaller than it, is added whole.
   labels = stack.labels.copy()
   labels[0, 28:34, 28:36] = 2
