@@ -31,14 +31,26 @@ Small structures are kept: a clicked piece smaller than the fold threshold
 (`folded_below`, joined to a neighbour in `labels`) is answered with the
 piece itself (from `pieces`), not with the neighbour that swallowed it.
 
-Several clicks (`choose_region`, and `cuts_jax.select`): each positive click
-takes its region by the rule among the levels whose clicked segment holds no
-negative click, and each negative click its own among the levels whose
-segment holds no positive click; the result is the union of the positive
-regions less the negative ones, so a negative click inside a segment splits
-it at a finer scale. When even the finest level cannot separate two clicks,
-their segment is split between them (each pixel to the nearest click). Everything works on
-2-D stacks and on 3-D ones (label volumes) alike.
+Several clicks (`choose_region`, and `cuts_jax.select`), the default
+(`negatives="bounded"`): the first positive click's region is the one-click
+region and stays put; each later click edits the mask it finds. A later
+positive click outside the mask adds its region by the rule among the levels
+whose clicked segment holds no negative click and would add at most `grow`
+times the mask's size (a segment apart from the mask, a second structure, up
+to the mask's size); a negative click inside the mask removes its region
+among the levels whose segment holds no positive click and would remove at
+most `shrink` times the mask's size. When no level is that small, the click
+edits the mask locally: the part of its finest segment within a disc (ball in
+3-D) around it, no larger than the budget and reaching at most twice the
+click's distance to the mask's edge (plus a pixel), on the click's side of
+every click of the other sign. Only the parts connected to a positive click are kept, every
+positive click's pixel is in the mask and every negative click's pixel is
+out. (The earlier modes "exclude", "subtract" and "both" choose every click's
+region independently of the mask; a later click then often swallowed a
+background segment several times the mask's size: tuning_scale.md.) When even
+the finest level cannot separate two clicks, their segment is split between
+them (each pixel to the nearest click). Everything works on 2-D stacks and on
+3-D ones (label volumes) alike.
 """
 
 from __future__ import annotations
@@ -61,8 +73,15 @@ __all__ = ["NEGATIVE_MODES", "RULES", "ScaleStack", "StackIndex", "choose_region
            "segment_hierarchy", "stack_from_features"]
 
 RULES = segment_settings.SCALE_RULES
-# What a negative click does (`choose_region`'s `negatives`).
-NEGATIVE_MODES = ("exclude", "subtract", "both")
+# How several clicks combine (`choose_region`'s `negatives`): "bounded" edits the mask click by
+# click; the other three choose each click's region on its own.
+NEGATIVE_MODES = ("bounded", "exclude", "subtract", "both")
+# A local edit's disc reaches at most this many times the click's distance to the mask's edge
+# (plus one pixel); chosen on the tune parts (2 against 1, 1.5 and 3: tuning_scale.md).
+_REACH = 2.0
+# A later positive click's level segment that does not touch the mask (a separate structure)
+# may add up to this share of the mask's size (`grow` holds for segments that touch it).
+_APART_SHARE = 1.0
 
 
 class StackIndex:
@@ -454,9 +473,85 @@ def _choose(levels: np.ndarray, stack: ScaleStack, click: tuple[int, ...],
   return _component_holding(chosen, click)
 
 
+def _ball(shape: tuple[int, ...], centre: tuple[int, ...], radius: float) -> np.ndarray:
+  """bool mask of the pixels (voxels) within `radius` of `centre`."""
+  grid = np.ogrid[tuple(slice(0, n) for n in shape)]
+  return sum((axis - c) ** 2 for axis, c in zip(grid, centre)) <= radius ** 2
+
+
+def _nearer(shape: tuple[int, ...], click: tuple[int, ...],
+            others: Sequence[tuple[int, ...]]) -> np.ndarray:
+  """bool mask of the pixels strictly nearer `click` than every click of `others`."""
+  grid = np.ogrid[tuple(slice(0, n) for n in shape)]
+  own = sum((axis - c) ** 2 for axis, c in zip(grid, click))
+  inside = np.ones(shape, bool)
+  for other in others:
+    inside &= own < sum((axis - c) ** 2 for axis, c in zip(grid, other))
+  return inside
+
+
+def _edit(stack: ScaleStack, click: tuple[int, ...], mask: np.ndarray,
+          others: Sequence[tuple[int, ...]], *, adding: bool, budget_share: float, rule: str,
+          max_fraction: float, fixed_clusters: int, connected: bool) -> np.ndarray:
+  """The region a later click adds to (`adding`) or removes from `mask`: see the module doc."""
+  levels = _clicked_regions(stack, click, connected=connected)
+  flat = levels.reshape(len(stack), -1)
+  free = np.ones(len(stack), bool)
+  for index in others:
+    free &= ~levels[(slice(None),) + index]
+  touched = flat & (~mask.ravel() if adding else mask.ravel())
+  budget = budget_share * max(int(mask.sum()), 1)
+  allowed = free & (touched.sum(axis=1) <= budget)
+  if adding:
+    apart = ~(flat & ndimage.binary_dilation(mask).ravel()).any(axis=1)
+    allowed |= free & apart & (touched.sum(axis=1) <= _APART_SHARE * max(int(mask.sum()), 1))
+  if rule != "fixed":
+    allowed &= flat.sum(axis=1) <= max_fraction * flat.shape[1]
+  candidates = np.flatnonzero(allowed)
+  if len(candidates):
+    if rule == "fixed":
+      ks = np.asarray(stack.num_clusters)[candidates]
+      region = levels[candidates[int(np.argmin(np.abs(ks - fixed_clusters)))]]
+    else:
+      region = _COMBINE[rule](flat[candidates]).reshape(stack.shape)
+  else:
+    # No level is small enough: a local edit, as large as the budget allows.
+    side = mask if not adding else ~mask  # The pixels the edit may change.
+    distance = ndimage.distance_transform_edt(side)[click]
+    dims = mask.ndim
+    unit_ball = np.pi if dims == 2 else 4 * np.pi / 3
+    radius = min((budget / unit_ball) ** (1 / dims), _REACH * distance + 1)
+    region = _ball(mask.shape, click, radius) & _nearer(mask.shape, click, others) & side
+    if free.any():
+      finest = np.flatnonzero(free)[int(np.argmin(flat[free].sum(axis=1)))]
+      region &= levels[finest]
+    points = np.argwhere(region)
+    if len(points) > budget:  # A discrete disc can hold a few pixels more than its area.
+      order = np.argsort(np.sum((points - np.asarray(click)) ** 2, axis=1), kind="stable")
+      region = np.zeros_like(region)
+      region[tuple(points[order[:max(int(budget), 1)]].T)] = True
+  region = region.copy()
+  region[click] = True
+  return _component_holding(region, click)
+
+
+def _bounded(stack: ScaleStack, positive: Sequence[tuple[int, ...]],
+             negative: Sequence[tuple[int, ...]], *, grow: float, shrink: float,
+             **options: Any) -> np.ndarray:
+  mask = _region_for_click(stack, positive[0], (), **options)
+  for click in positive[1:]:
+    if not mask[click]:
+      mask |= _edit(stack, click, mask, negative, adding=True, budget_share=grow, **options)
+  for click in negative:
+    if mask[click]:
+      mask &= ~_edit(stack, click, mask, positive, adding=False, budget_share=shrink, **options)
+  return mask
+
+
 def choose_region(stack: ScaleStack, clicks: Any, *, negative: Any = (),
                   rule: Optional[str] = None, max_fraction: Optional[float] = None,
-                  fixed_clusters: Optional[int] = None, negatives: str = "both",
+                  fixed_clusters: Optional[int] = None, negatives: str = "bounded",
+                  grow: float = 0.25, shrink: float = 0.5,
                   connected: bool = False) -> np.ndarray:
   """The region the clicks mean, chosen among a stack's levels by a label-free rule.
 
@@ -469,18 +564,26 @@ def choose_region(stack: ScaleStack, clicks: Any, *, negative: Any = (),
     max_fraction: the largest share of the image a region chosen by
       "consensus", "medoid" or "stability" may cover; None: the stack's.
     fixed_clusters: the k of the rule "fixed"; None: the stack's.
-    negatives: what a negative click does: "exclude" (each positive click's
-      region is chosen among the levels whose clicked segment holds no
-      negative click), "subtract" (each negative click's own region, chosen
-      by the rule among the levels whose segment holds no positive click, is
-      removed from the positive clicks' regions) or "both" (`NEGATIVE_MODES`).
+    negatives: how the clicks combine (`NEGATIVE_MODES`): "bounded" (the
+      first click's region, then each later click edits the mask within
+      `grow` / `shrink`; see the module doc), or regions chosen click by
+      click: "exclude" (each positive click's region is chosen among the
+      levels whose clicked segment holds no negative click), "subtract"
+      (each negative click's own region, chosen by the rule among the levels
+      whose segment holds no positive click, is removed from the positive
+      clicks' regions) or "both".
+    grow: "bounded": a later positive click adds at most this share of the
+      current mask's size through a level's region (else a local edit).
+    shrink: "bounded": a negative click removes at most this share of the
+      current mask's size through a level's region (else a local edit).
     connected: reduce each level's clicked segment to its face-connected
       part holding the click (for stacks of clusters rather than segments).
 
   Returns:
-    bool mask of the stack's spatial shape: the union of the positive
-    clicks' regions less the negative clicks' regions, holding no negative
-    click; only the parts connected to a positive click are kept.
+    bool mask of the stack's spatial shape: the positive clicks' regions
+    less the negative clicks' regions; only the parts connected to a
+    positive click are kept; every positive click is in it and every
+    negative click out.
 
   Raises:
     ValueError: a click outside the stack, with the wrong number of indices,
@@ -500,16 +603,26 @@ def choose_region(stack: ScaleStack, clicks: Any, *, negative: Any = (),
   _validation.check_share(max_fraction, name="max_fraction")
   fixed_clusters = stack.fixed_clusters if fixed_clusters is None else fixed_clusters
   _validation.check_positive_integers(fixed_clusters=fixed_clusters)
+  _validation.check_share(grow, name="grow")
+  _validation.check_share(shrink, name="shrink")
   options = dict(rule=rule, max_fraction=max_fraction, fixed_clusters=fixed_clusters,
                  connected=connected)
-  avoided = negative if negatives != "subtract" else ()
-  mask = np.zeros(stack.shape, bool)
-  for click in positive:
-    mask |= _region_for_click(stack, click, avoided, **options)
-  if negative and negatives != "exclude":
-    for click in negative:
-      mask &= ~_region_for_click(stack, click, positive, **options)
+  if negatives == "bounded":
+    mask = _bounded(stack, positive, negative, grow=grow, shrink=shrink, **options)
+  else:
+    avoided = negative if negatives != "subtract" else ()
+    mask = np.zeros(stack.shape, bool)
+    for click in positive:
+      mask |= _region_for_click(stack, click, avoided, **options)
+    if negatives != "exclude":
+      for click in negative:
+        mask &= ~_region_for_click(stack, click, positive, **options)
+  if (negative and negatives != "exclude") or (negatives == "bounded" and len(positive) > 1):
     components, _ = ndimage.label(mask, structure=ndimage.generate_binary_structure(mask.ndim, 1))
     kept = {components[click] for click in positive} - {0}
     mask = np.isin(components, list(kept))
+  for click in positive:  # What a user expects after every click.
+    mask[click] = True
+  for click in negative:
+    mask[click] = False
   return mask

@@ -124,20 +124,26 @@ def _labels(features: np.ndarray, size: Optional[Sequence[int]],
 
 def select(segments: Union[np.ndarray, scales.ScaleStack], clicks: Any, *, negative: Any = (),
            rule: Union[str, int, None] = None, level: Optional[int] = None,
-           max_fraction: Optional[float] = None, negatives: str = "both",
+           max_fraction: Optional[float] = None, negatives: Optional[str] = None,
+           grow: float = 0.25, shrink: float = 0.5,
            connected: Optional[bool] = None) -> np.ndarray:
   """The binary mask of what the clicks select: pixels of an image or voxels of a volume.
 
   Positive clicks add the region under them, negative clicks remove the
-  region under them. On a `ScaleStack` (from `segment_hierarchy`) each
-  click's region is chosen among the levels by the scale rule
-  (`cuts_jax.scales`): a positive click's among the levels whose clicked
-  segment holds no negative click, a negative click's among those whose
-  segment holds no positive one, so a negative click inside a segment splits
-  it at a finer scale rather than dropping it. On a flat label map the
-  segment under each positive click is taken whole, except that one holding
-  a negative click is split between the clicks (each pixel to the nearest
-  one), all a fixed map allows.
+  region under them. On a `ScaleStack` (from `segment_hierarchy`) the first
+  positive click's region is the one-click answer and each later click
+  edits the mask it finds (`negatives="bounded"`, `cuts_jax.scales`): a
+  later positive click adds the segment under it where that adds at most
+  `grow` times the mask's size, a negative click removes its segment where
+  that removes at most `shrink` times the mask's size, else the click edits
+  the mask locally around itself; each click's segment is chosen among the
+  levels by the scale rule, among those whose segment holds no click of the
+  other sign, so a negative click inside a segment splits it at a finer
+  scale rather than dropping it. On a flat label map, whose segments the
+  user sees and picks, the segment under each positive click is taken whole
+  (`negatives="both"`), except that one holding a negative click is split
+  between the clicks (each pixel to the nearest one). Every positive click
+  is in the mask and every negative click out.
 
   Args:
     segments: a `ScaleStack` (2-D or 3-D), an int (H, W) label map (e.g.
@@ -153,9 +159,14 @@ def select(segments: Union[np.ndarray, scales.ScaleStack], clicks: Any, *, negat
       as a flat map.
     max_fraction: for a stack: the largest share of the image a region
       chosen by a rule other than "fixed" may cover; None: the stack's.
-    negatives: for a stack, what negative clicks do: "both" (as above),
-      "exclude" (only keep the positive clicks' levels from holding them) or
-      "subtract" (only remove their own regions); see `scales.choose_region`.
+    negatives: how several clicks combine: "bounded" (as above; chosen on
+      the tuning parts) or the modes that choose every click's region on its
+      own, "both", "exclude" or "subtract" (`scales.choose_region`); None:
+      "bounded" on a stack, "both" on a flat label map.
+    grow: the largest share of the mask's size a later positive click adds
+      through a segment (more: a local edit).
+    shrink: the largest share of the mask's size a negative click removes
+      through a segment (more: a local edit).
     connected: True: only the connected part of each clicked segment that
       holds the click (face neighbours: 4-connectivity in 2-D,
       6-connectivity in 3-D); False: every pixel of its label. Default:
@@ -192,7 +203,7 @@ def select(segments: Union[np.ndarray, scales.ScaleStack], clicks: Any, *, negat
       rule, fixed = "fixed", int(rule)
     return scales.choose_region(stack, clicks, negative=negative, rule=rule,
                                 max_fraction=max_fraction, fixed_clusters=fixed,
-                                negatives=negatives,
+                                negatives=negatives or "bounded", grow=grow, shrink=shrink,
                                 connected=bool(connected) if connected is not None
                                 else len(stack.shape) == 3)
   labels = np.asarray(segments)
@@ -206,5 +217,6 @@ def select(segments: Union[np.ndarray, scales.ScaleStack], clicks: Any, *, negat
                      "choose the scale per click.")
   flat = scales.ScaleStack(labels=labels[None], num_clusters=(1,), rule="fixed",
                            fixed_clusters=1)
-  return scales.choose_region(flat, clicks, negative=negative,
+  return scales.choose_region(flat, clicks, negative=negative, negatives=negatives or "both",
+                              grow=grow, shrink=shrink,
                               connected=labels.ndim == 3 if connected is None else bool(connected))

@@ -12,9 +12,11 @@ spills over, until 10 clicks. Each click goes through `cuts_jax.select(stack, cl
 negative=...)` on a pipeline's scale stack: CUTS (`cuts_jax.segment_hierarchy`), the smoothed
 colours through the same clustering (`baselines.colour_stack`) and Felzenszwalb's graph
 segmentation at 14 scales (`baselines.felzenszwalb_stack`), each with the same scale rule;
-"fixed" is the flat k = 10 map of `segment` (the paper's). Reported: Dice after 1, 2, 3 and
-5 clicks, and NoC@80/85/90 (clicks to reach that Dice; 10 when never reached), mean over
-images, then mean +- std over the runs (training seed x clustering seed); the one-click
+"fixed" is the flat k = 10 map of `segment` (the paper's). How the clicks combine is
+`select`'s `negatives` (the default "bounded": each later click edits the mask it finds;
+"both": every click's region chosen on its own, the former default). Reported: Dice after
+1, 2, 3 and 5 clicks, and NoC@80/85/90 (clicks to reach that Dice; 10 when never reached),
+mean over images, then mean +- std over the runs (training seed x clustering seed); the one-click
 oracle (the best level per image, chosen with the mask) beside them.
 
 The trained models are `--workdir_root/<dataset>_<part>_none_paper/seed<k>` (the brain is
@@ -174,15 +176,18 @@ def one_click_oracle(stack: scales.ScaleStack, target: np.ndarray, click) -> flo
 
 def rows_to_score(variants: Sequence[str]) -> list[tuple[str, str, dict]]:
   """(row name, pipeline, select options): each pipeline with each rule variant
-  ("rule:max_fraction:negatives"); CUTS and colour also at k = 10."""
-  rows = []
+  ("rule:max_fraction:negatives"); CUTS and colour also at k = 10 with each
+  variant's way of combining clicks (`negatives`)."""
+  rows, modes = [], []
   for variant in variants:
     rule, fraction, negatives = variant.split(":")
     options = dict(rule=rule, max_fraction=float(fraction), negatives=negatives)
     suffix = f"{rule}{round(float(fraction) * 100)}_{negatives}"
     rows += [(f"{p}_{suffix}", p, options) for p in PIPELINES]
-  rows += [("cuts_fixed_k10", "cuts", dict(rule="fixed")),
-           ("colour_fixed_k10", "colour", dict(rule="fixed"))]
+    modes += [negatives] if negatives not in modes else []
+  for negatives in modes:
+    rows += [(f"{p}_fixed_k10_{negatives}", p, dict(rule="fixed", negatives=negatives))
+             for p in ("cuts", "colour")]
   return rows
 
 
@@ -225,7 +230,7 @@ def main() -> None:
   parser.add_argument("--clustering_seeds", default="0")
   parser.add_argument("--variants", default=None,
                       help="comma-separated rule:max_fraction:negatives (default: the config's "
-                           "rule and max fraction, negatives both)")
+                           "rule and max fraction, negatives bounded, select's default)")
   parser.add_argument("--workdir_root", default="/work/runs")
   parser.add_argument("--limit", type=int, default=0, help="only the first N images (smoke runs)")
   parser.add_argument("--stride", type=int, default=1,
@@ -242,7 +247,7 @@ def main() -> None:
   cases, config = load_cases(args.dataset, args.part)
   cases = cases[::args.stride][:args.limit] if args.limit else cases[::args.stride]
   variants = (args.variants.split(",") if args.variants else
-              [f"{config.evaluation.scale_rule}:{config.evaluation.scale_max_fraction}:both"])
+              [f"{config.evaluation.scale_rule}:{config.evaluation.scale_max_fraction}:bounded"])
   trained_part = "report" if args.dataset == "brain" else args.part
   rows = rows_to_score(variants)
   curves = {name: [] for name, _, _ in rows}  # row -> runs -> {image: dices}
@@ -289,9 +294,10 @@ def main() -> None:
            + f"; models from {args.workdir_root}/"
            f"{args.dataset}_{trained_part}_none_paper (training seeds {args.seeds}, trained "
            "without labels), clustering seeds " + args.clustering_seeds + ".",
-           f"- Rows `<pipeline>_<rule><max fraction %>_<negatives>`: the scale rule over k = 2..15 "
+           f"- Rows `<pipeline>_<rule><max fraction %>_<negatives>` (`negatives`: how clicks "
+           "combine, `select`'s option): the scale rule over k = 2..15 "
            f"for CUTS and the colours (fold threshold {config.evaluation.min_segment_pixels} px "
-           f"at {tuple(config.data.image_size)}), 14 Felzenszwalb scales; `*_fixed_k10` is the "
+           f"at {tuple(config.data.image_size)}), 14 Felzenszwalb scales; `*_fixed_k10_*` is the "
            "flat k = 10 map (the paper's). Simulated "
            f"user: first click the median pixel, then the farthest point inside the largest "
            f"error region, at most {MAX_CLICKS} clicks; NoC = {MAX_CLICKS} when never reached.",

@@ -52,6 +52,47 @@ def _stack(clusterings: list[np.ndarray], size, min_size: int, keep: bool) -> sc
                            folded_below=min_size if keep else 1)
 
 
+def tune_cases(dataset: str, *, workdir_root: str, cache_dir: str = "", stride: int = 1):
+  """Yields (case, its clusterings at each k of `KS`, the first click) of the tune part.
+
+  The model is the seed 0 one (the brain's trained on every slice); clustering seed 0. With
+  `cache_dir`, each image's clusterings are kept there and reused on a rerun.
+  """
+  cases, config = clicks.load_cases(dataset, "tune")
+  trained_part = "report" if dataset == "brain" else "tune"
+  params = settings = None
+  for case in cases[::stride]:
+    cache = pathlib.Path(cache_dir) / f"{dataset}_{case.name}.npz" if cache_dir else None
+    if cache is not None and cache.exists():
+      clusterings = list(np.load(cache)["clusterings"])
+    else:
+      if params is None:
+        params = cuts_jax.load(pathlib.Path(workdir_root) / f"{dataset}_{trained_part}_none_paper"
+                               / "seed0")
+        settings = cuts_jax.SegmentSettings.from_config(config.evaluation)
+      features = features_lib.image_features(params, case.image, settings=settings)
+      clusterings = [clustering.cluster_image(features, num_clusters=k, method=settings.method,
+                                              seed=0) for k in KS]
+      if cache is not None:
+        cache.parent.mkdir(parents=True, exist_ok=True)
+        np.savez_compressed(cache, clusterings=np.stack(clusterings))
+    yield case, clusterings, metrics.centre_pixel(
+        case.target, percentile=config.evaluation.click_percentile)
+
+
+def write_section(output: pathlib.Path, heading: str, lines: list[str]) -> None:
+  """Appends `lines` to the tuning notes, replacing an earlier section that starts with
+  `heading` (a rerun replaces its own section)."""
+  text = output.read_text() if output.exists() else (
+      "# Tuning the scale rule (cuts_jax.scales)\n\nEvery variant tried, on the tune parts only "
+      "(experiments/splits.json); the report parts' numbers are in clicks_*_report.md.\n")
+  if heading in text:
+    start = text.index(heading)
+    end = text.find("\n## ", start + 1)
+    text = text[:start] + text[end + 1:] if end >= 0 else text[:start]
+  output.write_text(text.rstrip() + "\n\n" + "\n".join(lines) + "\n")
+
+
 def main() -> None:
   parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
   parser.add_argument("--dataset", choices=("retina", "brain"), required=True)
@@ -64,12 +105,6 @@ def main() -> None:
                                               "tuning_scale.md"))
   args = parser.parse_args()
   started = time.perf_counter()
-  cases, config = clicks.load_cases(args.dataset, "tune")
-  cases = cases[::args.stride]
-  trained_part = "report" if args.dataset == "brain" else "tune"
-  params = cuts_jax.load(pathlib.Path(args.workdir_root) /
-                         f"{args.dataset}_{trained_part}_none_paper" / "seed0")
-  settings = cuts_jax.SegmentSettings.from_config(config.evaluation)
   variants = {}  # name -> (fold threshold, keep pieces, rule, max fraction or k, negatives)
   for fold in FOLD_THRESHOLDS:
     variants[f"fixed k=10, fold {fold} px"] = (fold, False, "fixed", 10, "both")
@@ -86,19 +121,9 @@ def main() -> None:
       30, False, "consensus", 0.25, "both")
   variants["fixed k=10, fold 30 px, small clicked piece kept"] = (30, True, "fixed", 10, "both")
   scores = {name: [] for name in variants}
-  for index, case in enumerate(cases):
-    cache = pathlib.Path(args.cache_dir) / f"{args.dataset}_{case.name}.npz" \
-        if args.cache_dir else None
-    if cache is not None and cache.exists():
-      clusterings = list(np.load(cache)["clusterings"])
-    else:
-      features = features_lib.image_features(params, case.image, settings=settings)
-      clusterings = [clustering.cluster_image(features, num_clusters=k, method=settings.method,
-                                              seed=0) for k in KS]
-      if cache is not None:
-        cache.parent.mkdir(parents=True, exist_ok=True)
-        np.savez_compressed(cache, clusterings=np.stack(clusterings))
-    first = metrics.centre_pixel(case.target, percentile=config.evaluation.click_percentile)
+  cases = list(tune_cases(args.dataset, workdir_root=args.workdir_root, cache_dir=args.cache_dir,
+                          stride=args.stride))
+  for index, (case, clusterings, first) in enumerate(cases):
     stacks = {}
     for name, (fold, keep, rule, option, negatives) in variants.items():
       if (fold, keep) not in stacks:
@@ -130,16 +155,7 @@ def main() -> None:
         "-" if name.startswith("oracle") else
         f"{np.mean([clicks.number_of_clicks(c, t) for c in curves]):.2f}" for t in noc]
     lines.append(f"| {name} | " + " | ".join(cells) + " |")
-  output = pathlib.Path(args.output)
-  text = output.read_text() if output.exists() else (
-      "# Tuning the scale rule (cuts_jax.scales)\n\nEvery variant tried, on the tune parts only "
-      "(experiments/splits.json); the report parts' numbers are in clicks_*_report.md.\n")
-  heading = f"## {args.dataset}:"
-  if heading in text:  # A rerun replaces its data set's section.
-    start = text.index(heading)
-    end = text.find("\n## ", start + 1)
-    text = text[:start] + text[end + 1:] if end >= 0 else text[:start]
-  output.write_text(text.rstrip() + "\n\n" + "\n".join(lines) + "\n")
+  write_section(pathlib.Path(args.output), f"## {args.dataset}:", lines)
   print("\n".join(lines))
 
 

@@ -59,15 +59,88 @@ def test_a_negative_click_moves_the_choice_to_a_finer_level_rather_than_dropping
 
 def test_positive_clicks_add_their_regions_on_stacks_and_flat_maps():
   stack = _stack(rule="fixed", fixed_clusters=3)
-  both = cuts_jax.select(stack, [(1, 1), (6, 6)])
-  np.testing.assert_array_equal(both, cuts_jax.select(stack, (1, 1))
-                                | cuts_jax.select(stack, (6, 6)))
+  union = cuts_jax.select(stack, (1, 1)) | cuts_jax.select(stack, (6, 6))
+  # The second segment (16 px) is half the first click's mask (32 px): within grow=0.5 it is
+  # added whole; the former modes add it in any case.
+  np.testing.assert_array_equal(cuts_jax.select(stack, [(1, 1), (6, 6)], grow=0.5), union)
+  np.testing.assert_array_equal(cuts_jax.select(stack, [(1, 1), (6, 6)], negatives="both"),
+                                union)
   flat = stack.labels[2]
-  np.testing.assert_array_equal(cuts_jax.select(flat, [(1, 1), (6, 6)]),
-                                (flat == 0) | (flat == 2))
+  # A flat map's segments are picked whole by default (the user sees them).
+  np.testing.assert_array_equal(cuts_jax.select(flat, [(1, 1), (6, 6)]), (flat == 0) | (flat == 2))
+  assert cuts_jax.select(flat, [(1, 1), (6, 6)], negatives="bounded").sum() < 48
   # A negative click inside a clicked flat segment splits it (nearest click), nothing more.
   mask = cuts_jax.select(flat, (0, 0), negative=(0, 3))
   assert mask[0, 0] and not mask[0, 3] and not mask[:, 4:].any()
+
+
+def _square_in_background(size: int = 40) -> scales.ScaleStack:
+  # One level: a 10 x 10 square (label 1) in a background that takes the rest.
+  labels = np.zeros((1, size, size), np.int32)
+  labels[0, 10:20, 10:20] = 1
+  return scales.ScaleStack(labels=labels, num_clusters=(2,), rule="fixed", fixed_clusters=2)
+
+
+def test_one_click_is_the_same_in_every_multi_click_mode():
+  for stack in (_stack(), _stack(rule="consensus"), _square_in_background()):
+    for click in [(1, 5), (6, 1), (3, 6)]:
+      masks = [cuts_jax.select(stack, click, negatives=mode) for mode in scales.NEGATIVE_MODES]
+      for mask in masks[1:]:
+        np.testing.assert_array_equal(mask, masks[0])
+
+
+def test_a_later_click_beside_the_mask_corrects_it_locally_not_with_the_background():
+  stack = _square_in_background()
+  square = stack.labels[0] == 1
+  # A positive click 2 px outside the square: its segment is the background, 15 times the mask.
+  bounded = cuts_jax.select(stack, [(15, 15), (15, 21)])
+  added = bounded & ~square
+  assert bounded[square].all() and bounded[15, 21]
+  assert 0 < added.sum() <= 0.25 * square.sum() + 1
+  rows, cols = np.nonzero(added)
+  assert np.hypot(rows - 15, cols - 21).max() <= 2 * 2 + 1  # Within twice its distance.
+  assert cuts_jax.select(stack, [(15, 15), (15, 21)], negatives="both").sum() == 40 * 40
+  # A negative click inside the square, which no level splits: a local cut, not half of it.
+  cut = cuts_jax.select(stack, (12, 12), negative=(17, 17))
+  assert cut[12, 12] and not cut[17, 17]
+  assert 0.5 * square.sum() <= cut.sum() < square.sum() and not (cut & ~square).any()
+  # The same in 3-D: a ball, not a disc, around a voxel beside a 6 x 6 x 6 cube.
+  volume = np.zeros((1, 16, 16, 16), np.int32)
+  volume[0, 4:10, 4:10, 4:10] = 1
+  cube = scales.ScaleStack(labels=volume, num_clusters=(2,), rule="fixed", fixed_clusters=2)
+  grown = cuts_jax.select(cube, [(6, 6, 6), (6, 6, 12)])
+  assert grown[volume[0] == 1].all() and grown[6, 6, 12]
+  assert 1 < (grown & (volume[0] == 0)).sum() <= 0.25 * 216 + 1
+  # A second structure apart from the mask, smaller than it, is added whole.
+  labels = stack.labels.copy()
+  labels[0, 28:34, 28:36] = 2
+  apart = scales.ScaleStack(labels=labels, num_clusters=(2,), rule="fixed", fixed_clusters=2)
+  np.testing.assert_array_equal(cuts_jax.select(apart, [(15, 15), (30, 30)]),
+                                (labels[0] == 1) | (labels[0] == 2))
+
+
+def test_after_every_click_positive_pixels_are_in_and_negative_pixels_out():
+  rng = np.random.default_rng(0)
+  for trial in range(6):
+    # Random nested-or-not label maps: nearest of k random seeds, k = 2, 4, 8.
+    points = np.stack(np.meshgrid(np.arange(24), np.arange(24), indexing="ij"), -1)
+    levels = []
+    for k in (2, 4, 8):
+      seeds = rng.uniform(0, 24, (k, 2))
+      distance = ((points[:, :, None, :] - seeds[None, None]) ** 2).sum(-1)
+      levels.append(np.argmin(distance, axis=-1))
+    stack = scales.ScaleStack(labels=np.stack(levels), num_clusters=(2, 4, 8),
+                              rule=scales.RULES[trial % len(scales.RULES)], max_fraction=0.5)
+    picked = rng.choice(24 * 24, 7, replace=False)
+    clicks = [tuple(int(i) for i in np.unravel_index(p, (24, 24))) for p in picked]
+    signs = [True] + list(rng.random(6) < 0.5)
+    for mode in scales.NEGATIVE_MODES:
+      for count in range(1, len(clicks) + 1):
+        positive = [c for c, s in zip(clicks[:count], signs) if s]
+        negative = [c for c, s in zip(clicks[:count], signs) if not s]
+        mask = cuts_jax.select(stack, positive, negative=negative, negatives=mode)
+        assert all(mask[c] for c in positive), (trial, mode, count)
+        assert not any(mask[c] for c in negative), (trial, mode, count)
 
 
 def test_a_small_clicked_piece_is_kept_not_folded_away():
@@ -113,6 +186,12 @@ def test_bad_options_are_refused():
     cuts_jax.select(_stack(), (1, 1), rule="persistent")
   with pytest.raises(ValueError, match="max_fraction"):
     cuts_jax.select(_stack(), (1, 1), max_fraction=0)
+  with pytest.raises(ValueError, match="grow"):
+    cuts_jax.select(_stack(), (1, 1), grow=0)
+  with pytest.raises(ValueError, match="shrink"):
+    cuts_jax.select(_stack().labels[2], (1, 1), shrink=1.5)
+  with pytest.raises(ValueError, match="negatives mode"):
+    cuts_jax.select(_stack(), (1, 1), negatives="replace")
   with pytest.raises(ValueError, match="level"):
     cuts_jax.select(_stack(), (1, 1), level=4)
   with pytest.raises(ValueError, match="ScaleStack"):
