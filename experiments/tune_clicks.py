@@ -31,6 +31,7 @@ sys.path.insert(0, str(REPO_ROOT / "experiments"))
 import clicks  # pylint: disable=g-import-not-at-top
 import tune_scale
 from cuts_jax import scales
+from cuts_jax.scales import _choosing as scales_choosing  # pylint: disable=protected-access
 from cuts_jax.evaluation import metrics
 
 FOLD = 30
@@ -38,7 +39,7 @@ REACHES = (1.0, 1.5, 2.0, 3.0)
 
 
 def variants() -> dict[str, dict]:
-  """Variant name -> options of `scales.choose_region` (plus "reach": scales._REACH)."""
+  """Variant name -> options of `scales.choose_region` (plus "reach": scales_choosing._REACH)."""
   table = {}
   for rule, prefix in (("stability", "stability 25%"), ("fixed", "fixed k=10")):
     base = dict(rule=rule, max_fraction=0.25, fixed_clusters=10)
@@ -51,7 +52,7 @@ def variants() -> dict[str, dict]:
         table[f"{prefix}, bounded, grow {grow}, shrink {shrink}"] = dict(
             base, negatives="bounded", grow=grow, shrink=shrink)
   for reach in REACHES:
-    if reach != scales._REACH:  # pylint: disable=protected-access
+    if reach != scales_choosing._REACH:  # pylint: disable=protected-access
       table[f"stability 25%, bounded, grow 0.25, shrink 0.5, local reach {reach}"] = dict(
           rule="stability", max_fraction=0.25, negatives="bounded", grow=0.25, shrink=0.5,
           reach=reach)
@@ -63,9 +64,9 @@ def run_user(stack, target, first, options) -> tuple[list[float], list[tuple]]:
   |mask before|, |target|, pixels added, pixels removed, added outside the target,
   removed inside the target)."""
   reach = options.pop("reach", None)
-  default_reach = scales._REACH  # pylint: disable=protected-access
+  default_reach = scales_choosing._REACH  # pylint: disable=protected-access
   if reach is not None:
-    scales._REACH = reach  # pylint: disable=protected-access
+    scales_choosing._REACH = reach  # pylint: disable=protected-access
   steps, state = [], {}
 
   def select(positive, negative):
@@ -83,7 +84,7 @@ def run_user(stack, target, first, options) -> tuple[list[float], list[tuple]]:
   try:
     curve = clicks.simulate(select, target, first)
   finally:
-    scales._REACH = default_reach  # pylint: disable=protected-access
+    scales_choosing._REACH = default_reach  # pylint: disable=protected-access
   return curve, steps
 
 

@@ -6,6 +6,7 @@ import pytest
 import cuts_jax
 from cuts_jax import regions
 from cuts_jax import scales
+from cuts_jax.scales import _choosing as scales_choosing
 from cuts_jax import segment_settings
 
 
@@ -254,10 +255,10 @@ def test_a_click_drawn_in_its_box_picks_what_the_full_levels_pick(rule):
         continue
       for fraction in (0.02, 0.1, 0.3, 1.0):
         for negative in ((), (other,)):
-          full = scales._clicked_regions(stack, click, connected=False)
-          expected = scales._choose(full, stack, click, negative, rule=rule,
+          full = scales_choosing._clicked_regions(stack, click, connected=False)
+          expected = scales_choosing._choose(full, stack, click, negative, rule=rule,
                                     max_fraction=fraction, fixed_clusters=3)
-          got = scales._region_for_click(stack, click, negative, rule=rule,
+          got = scales_choosing._region_for_click(stack, click, negative, rule=rule,
                                          max_fraction=fraction, fixed_clusters=3,
                                          connected=False)
           np.testing.assert_array_equal(got, expected, err_msg=f"{seed} {click} {fraction}")
