@@ -162,7 +162,7 @@ def select(segments: Union[np.ndarray, scales.ScaleStack], clicks: Any, *, negat
     negatives: how several clicks combine: "bounded" (as above; chosen on
       the tuning parts) or the modes that choose every click's region on its
       own, "both", "exclude" or "subtract" (`scales.choose_region`); None:
-      "bounded" on a stack, "both" on a flat label map.
+      "bounded" on a stack, "both" on a flat label map or one `level`.
     grow: the largest share of the mask's size a later positive click adds
       through a segment (more: a local edit).
     shrink: the largest share of the mask's size a negative click removes
@@ -198,6 +198,8 @@ def select(segments: Union[np.ndarray, scales.ScaleStack], clicks: Any, *, negat
           stack, labels=stack.labels[index], num_clusters=stack.num_clusters[index],
           pieces=None if stack.pieces is None else stack.pieces[index])
       rule = "fixed"
+      # One level is a flat map: later clicks pick its segments whole, as on a label map.
+      negatives = negatives or "both"
     fixed = None
     if isinstance(rule, (int, np.integer)) and not isinstance(rule, (bool, np.bool_)):
       rule, fixed = "fixed", int(rule)

@@ -283,3 +283,16 @@ def test_a_clicked_small_piece_is_found_in_its_box():
   maps, label, size, box = stack.index.region(1, (4, 4, 4))
   assert size == 3 and box == (slice(4, 5), slice(4, 5), slice(3, 6))
   np.testing.assert_array_equal(cuts_jax.select(stack, (4, 4, 4)), pieces[1] == 1)
+
+
+def test_one_level_of_a_stack_takes_later_clicks_as_a_flat_map_does():
+  # Level 3 (k=4): the right top's two columns (8 px each) and the left half (32 px). A second
+  # click on the left half adds it whole, as on the label map, where the bounded rule of a stack
+  # would add no more than a quarter of the mask's size.
+  stack = _stack()
+  clicks, negative = [(1, 5), (6, 1)], [(6, 6)]
+  flat = cuts_jax.select(stack.labels[3], clicks, negative=negative)
+  np.testing.assert_array_equal(cuts_jax.select(stack, clicks, negative=negative, level=3), flat)
+  assert flat[:, :4].all() and flat.sum() == 8 + 32
+  bounded = cuts_jax.select(stack, clicks, negative=negative, level=3, negatives="bounded")
+  assert bounded.sum() < flat.sum()
