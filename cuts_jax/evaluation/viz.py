@@ -23,7 +23,6 @@ __all__ = ["methods_figure", "overlay_segments", "pyplot", "save",
 
 _matplotlib = _optional.module("matplotlib", extra="viz", purpose="drawing figures")
 _pyplot = _optional.module("matplotlib.pyplot", extra="viz", purpose="drawing figures")
-_figure = _optional.module("matplotlib.figure", extra="viz", purpose="drawing figures")
 
 
 def pyplot():
@@ -33,13 +32,6 @@ def pyplot():
     ImportError: naming the extra to install, when matplotlib is missing.
   """
   return _optional.require(_pyplot)[0]
-
-
-def _subplots(rows: int, columns: int, **options):
-  """(Figure, axes) like `pyplot.subplots`, on a Figure of its own: pyplot's backend is never
-  chosen, so drawing works with no display (or a broken one) and leaves pyplot's figures be."""
-  figure = _optional.require(_figure)[0].Figure(figsize=options.pop("figsize", None))
-  return figure, figure.subplots(rows, columns, **options)
 
 
 def _as_rgb(image: np.ndarray) -> np.ndarray:
@@ -102,9 +94,10 @@ def segmentation_figure(rows: Sequence[dict], *, title: Optional[str] = None):
     A matplotlib Figure with columns image | segments | selected vs expert
     (the last only when some row has masks).
   """
+  plt = pyplot()
   with_masks = any(r.get("selected") is not None or r.get("expert") is not None for r in rows)
   columns = 3 if with_masks else 2
-  figure, axes = _subplots(len(rows), columns, figsize=(3.0 * columns, 3.0 * len(rows)),
+  figure, axes = plt.subplots(len(rows), columns, figsize=(3.0 * columns, 3.0 * len(rows)),
                               squeeze=False)
   for axis_row, row in zip(axes, rows):
     axis_row[0].imshow(_as_rgb(row["image"]))
@@ -143,8 +136,9 @@ def methods_figure(images: Sequence[np.ndarray], rows: Sequence[Sequence[dict]],
     A matplotlib Figure: the segments of each method, with the selected
     segment (red) and the expert region (yellow) outlined when given.
   """
+  plt = pyplot()
   columns = 1 + max(len(r) for r in rows)
-  figure, axes = _subplots(len(rows), columns, figsize=(2.4 * columns, 2.4 * len(rows)),
+  figure, axes = plt.subplots(len(rows), columns, figsize=(2.4 * columns, 2.4 * len(rows)),
                               squeeze=False)
   for index, (axis_row, image, row) in enumerate(zip(axes, images, rows)):
     axis_row[0].imshow(_as_rgb(image))
@@ -179,7 +173,8 @@ def scales_figure(rows: Sequence[dict], *, num_columns: int = 5):
     clicked segment (red) and the expert region (yellow), then the region
     the stack's rule chooses (`cuts_jax.select`).
   """
-  figure, axes = _subplots(len(rows), num_columns + 2,
+  plt = pyplot()
+  figure, axes = plt.subplots(len(rows), num_columns + 2,
                               figsize=(2.3 * (num_columns + 2), 2.4 * len(rows)), squeeze=False)
   for axis_row, row in zip(axes, rows):
     stack, pixel = row["stack"], tuple(row["pixel"])
@@ -208,6 +203,7 @@ def training_curves(metrics_path: str | pathlib.Path, *,
                     keys: Sequence[str] = ("loss", "contrastive_loss", "reconstruction_loss",
                                            "valid_anchor_fraction")):
   """Plots the curves of `workdir/metrics.jsonl` against the step; returns the Figure."""
+  plt = pyplot()
   records = [json.loads(line) for line in pathlib.Path(metrics_path).read_text().splitlines()
              if line.strip()]
   # A resumed run logs again the steps after its checkpoint: keep the last of each.
@@ -216,7 +212,7 @@ def training_curves(metrics_path: str | pathlib.Path, *,
     latest.setdefault(record["step"], {}).update(record)
   records = [latest[step] for step in sorted(latest)]
   keys = [k for k in keys if any(k in r for r in records)]
-  figure, axes = _subplots(1, max(len(keys), 1), figsize=(3.5 * max(len(keys), 1), 3.0),
+  figure, axes = plt.subplots(1, max(len(keys), 1), figsize=(3.5 * max(len(keys), 1), 3.0),
                               squeeze=False)
   for axis, key in zip(axes[0], keys):
     points = [(r["step"], r[key]) for r in records if key in r]
@@ -228,10 +224,10 @@ def training_curves(metrics_path: str | pathlib.Path, *,
 
 
 def save(figure, path: str | pathlib.Path, *, dpi: int = 110) -> pathlib.Path:
-  """Writes a figure to PNG (creating folders); closes it if pyplot made it."""
+  """Writes a figure to PNG (creating folders) and closes it."""
+  plt = pyplot()
   path = pathlib.Path(path)
   path.parent.mkdir(parents=True, exist_ok=True)
   figure.savefig(path, dpi=dpi, bbox_inches="tight")
-  if getattr(figure.canvas, "manager", None) is not None:  # A pyplot figure: pyplot keeps it.
-    pyplot().close(figure)
+  plt.close(figure)
   return path
