@@ -33,15 +33,17 @@ def test_notebook_parameters_come_first():
 
 @pytest.mark.slow  # A kernel that trains and segments: about a minute.
 def test_notebook_runs_top_to_bottom(tmp_path, monkeypatch):
-  # The kernel inherits the environment; conftest's MPLBACKEND=Agg would stop the inline
-  # backend that shows the notebook's figures.
-  monkeypatch.delenv("MPLBACKEND", raising=False)
   nbformat = pytest.importorskip("nbformat", reason="nbformat is not installed (the notebook "
                                  "extra: pip install 'cuts_jax[notebook]')")
   nbclient = pytest.importorskip("nbclient", reason="nbclient is not installed (the notebook "
                                  "extra: pip install 'cuts_jax[notebook]')")
   pytest.importorskip("ipykernel", reason="ipykernel is not installed (the notebook extra)")
   pytest.importorskip("matplotlib", reason="matplotlib is not installed (the viz extra)")
+  # The kernel inherits the environment; conftest's MPLBACKEND=Agg would stop the inline
+  # backend that shows the notebook's figures. Only after matplotlib is imported here: an
+  # import without it would let this test process pick a display backend, and every later
+  # test in the process (this one runs first under pytest-xdist) draw through it.
+  monkeypatch.delenv("MPLBACKEND", raising=False)
   notebook = nbformat.read(NOTEBOOK, as_version=4)
   parameters = next(cell for cell in notebook.cells
                     if "parameters" in cell.metadata.get("tags", []))
