@@ -74,6 +74,19 @@ def test_evaluation_without_ground_truth_scores_patch_similarity(tiny_workdir):
   assert cuts > random
 
 
+def test_cuts_rows_segment_with_the_evaluation_settings_not_the_runs_own(tiny_workdir):
+  # A fold threshold of a whole 32 x 32 image, set for the evaluation only (the run's
+  # config.json keeps 30 px): every piece joins one segment, in `cuts` and its untrained twin.
+  config = tiny.get_config()
+  config.evaluation.min_segment_pixels = 32 * 32
+  outcome = evaluate.evaluate(config, tiny_workdir, methods=["cuts", "cuts_untrained"],
+                              figures=False)
+  for method in ("cuts", "cuts_untrained"):
+    assert outcome["table"][method]["num_segments"][0] == 1, method
+  default = evaluate.evaluate(tiny.get_config(), tiny_workdir, methods=["cuts"], figures=False)
+  assert default["table"]["cuts"]["num_segments"][0] > 1
+
+
 def test_unknown_method_is_refused(tiny_workdir):
   with pytest.raises(ValueError, match="unknown methods"):
     evaluate.evaluate(tiny.get_config(), tiny_workdir, methods=["cuts", "magic"])

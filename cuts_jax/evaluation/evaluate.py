@@ -333,6 +333,10 @@ def evaluate(config: ml_collections.ConfigDict, workdir: str | pathlib.Path, *,
   dataset = datasets.load_dataset(config.data)
   untrained = (controls.untrained_params(config, params, seed=config.seed)
                if CUTS_UNTRAINED in methods else None)
+  # Every CUTS row segments as the evaluation section says (as `click_stack` does), not as the
+  # run's config.json said when it was trained: a setting changed for the evaluation (run_cuts
+  # --eval_set) reaches `cuts` too.
+  cuts_settings = segmentation.SegmentSettings.from_config(config.evaluation)
   results: list[ImageResult] = []
   seconds = {m: 0.0 for m in methods}
   start = time.perf_counter()
@@ -348,15 +352,13 @@ def evaluate(config: ml_collections.ConfigDict, workdir: str | pathlib.Path, *,
       tick = time.perf_counter()
       selected = None
       if method in CUTS_VARIANTS:
-        labels = segmentation.segment(params, image, num_clusters=evaluation.num_clusters,
-                                      method=evaluation.clustering, seed=evaluation.seed,
+        labels = segmentation.segment(params, image, settings=cuts_settings,
                                       **CUTS_VARIANTS[method])
       elif method in CLICK_ROWS:
         labels, selected = _click_rows(method, params, image, target, evaluation, cache,
                                        tuple(config.data.image_size))
       elif method == CUTS_UNTRAINED:
-        labels = segmentation.segment(untrained, image, num_clusters=evaluation.num_clusters,
-                                      method=evaluation.clustering, seed=evaluation.seed)
+        labels = segmentation.segment(untrained, image, settings=cuts_settings)
       elif method == PATCH_SEGMENTS:
         labels = controls.patch_segments(params, image, num_clusters=evaluation.num_clusters,
                                          method=evaluation.clustering, seed=evaluation.seed)
