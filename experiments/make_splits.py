@@ -6,8 +6,8 @@ The retina split is a seeded shuffle of the file names, drawn once (2026-12-01).
 not drawn before every choice: four settings were chosen on all 28 retina images, report
 part included, before it was drawn: 300 training steps, 64 px training crops, reflect
 padding, and the reconstruction space for clustering. Later choices were made on the tuning
-part only (experiments/results/tuning_*.md). Issue 21 asks for those four to be re-checked
-on the tuning part; that has not been done yet.
+part only (experiments/results/tuning_*.md). The four were re-checked on the tuning part on
+2026-12-07 (experiments/results/tuning_network.md, last section): each holds.
 - retina: 14 tuning and 14 report images (of the 28 in ../shared/data/retina_ga);
 - bsds500: BSDS500's own splits, tuning on `train` and reporting on `val`;
 - brain (added 2026-12-06): trained on every slice along axis 0 (sagittal); the slices of one
