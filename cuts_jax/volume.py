@@ -19,8 +19,9 @@ in 3-D, so a label means the same thing on every slice and one click
    is then assigned, so time and memory grow linearly with the voxels.
 4. With `connected` (the model's default), every cluster is cut into its
    6-connected pieces and pieces smaller than the volume fold threshold
-   (`volume_min_segment_voxels` of the settings) fold into the neighbour they share the most border area with (in
-   mm^2: `spacing`); a piece holding a click (`keep=`) is never folded away.
+   (`volume_min_segment_voxels` of the settings) fold into the neighbour
+   they share the most border area with (in mm^2: `spacing`); a piece
+   holding a click (`keep=`) is never folded away.
 5. Labels are made on the grid of resized slices and enlarged back to the
    volume (nearest neighbour, so connected stays connected).
 

@@ -252,6 +252,14 @@ class FeatureCache:
     return (sum(entry.nbytes for entry in self._entries.values())
             + sum(array.nbytes for array in self._derived.values()))
 
+  def _recent(self, table: collections.OrderedDict, key: Any) -> Any:
+    """`table[key]` marked most recently used and counted as a hit, or None (under the lock)."""
+    value = table.get(key)
+    if value is not None:
+      table.move_to_end(key)
+      self.hits += 1
+    return value
+
   def derived(self, kept: VolumeFeatures, name: str, compute: Callable[[], np.ndarray]
               ) -> np.ndarray:
     """An array computed from `kept` (e.g. its spectral coordinates), kept in memory.
@@ -264,11 +272,9 @@ class FeatureCache:
     """
     key = (kept.key, name)
     with self._lock:
-      array = self._derived.get(key)
-      if array is not None:
-        self._derived.move_to_end(key)
-        self.hits += 1
-        return array
+      array = self._recent(self._derived, key)
+    if array is not None:
+      return array
     array = compute()
     with self._lock:
       self.misses += 1
@@ -279,11 +285,9 @@ class FeatureCache:
   def get(self, key: str) -> Optional[VolumeFeatures]:
     """The features kept under `key` (memory first, then disk), or None."""
     with self._lock:
-      entry = self._entries.get(key)
-      if entry is not None:
-        self._entries.move_to_end(key)
-        self.hits += 1
-        return entry
+      entry = self._recent(self._entries, key)
+    if entry is not None:
+      return entry
     entry = self._read(key)
     with self._lock:
       if entry is None:

@@ -8,8 +8,6 @@ import numpy as np
 from scipy import ndimage
 
 from cuts_jax import _validation
-from cuts_jax import pixels
-from cuts_jax import regions
 from cuts_jax.scales._stack import RULES
 from cuts_jax.scales._stack import ScaleStack
 
@@ -45,6 +43,28 @@ def _clicked_regions(stack: ScaleStack, click: tuple[int, ...], *, connected: bo
     for level in range(len(stack)):
       regions_[level] = _component_holding(regions_[level], click)
   return regions_
+
+
+def _holding_none(levels: np.ndarray, clicks: Sequence[tuple[int, ...]]) -> np.ndarray:
+  """bool (L,): the levels whose region (rows of `levels`, bool (L, *spatial)) holds no click."""
+  free = np.ones(len(levels), bool)
+  for click in clicks:
+    free &= ~levels[(slice(None),) + tuple(click)]
+  return free
+
+
+def _nearest_k(stack: ScaleStack, candidates: np.ndarray, num_clusters: int) -> int:
+  """The candidate level whose k is nearest `num_clusters`, the finer one on a tie (the rule
+  "fixed"; as `ScaleStack.level_of`, among `candidates` only)."""
+  ks = np.asarray(stack.num_clusters)[candidates]
+  return int(candidates[min(range(len(candidates)),
+                            key=lambda i: (abs(ks[i] - num_clusters), -ks[i]))])
+
+
+def _squared_distance(shape: tuple[int, ...], point: tuple[int, ...]) -> np.ndarray:
+  """Each pixel's (voxel's) squared distance to `point`, as an array of `shape`."""
+  grid = np.ogrid[tuple(slice(0, n) for n in shape)]
+  return sum((axis - c) ** 2 for axis, c in zip(grid, point))
 
 
 def _agreement(regions_: np.ndarray, masks: np.ndarray) -> np.ndarray:
@@ -123,9 +143,7 @@ def _region_for_click(stack: ScaleStack, click: tuple[int, ...],
   if not len(candidates):
     return _split_between(whole(int(np.argmin(sizes))), click, negative)
   if rule == "fixed":
-    ks = np.asarray(stack.num_clusters)[candidates]
-    return whole(candidates[min(range(len(candidates)),
-                                key=lambda i: (abs(ks[i] - fixed_clusters), -ks[i]))])
+    return whole(_nearest_k(stack, candidates, fixed_clusters))
   small = candidates[sizes[candidates] <= max_fraction * index.voxels]
   if not len(small):
     return whole(candidates[int(np.argmin(sizes[candidates]))])
@@ -147,17 +165,13 @@ def _choose(levels: np.ndarray, stack: ScaleStack, click: tuple[int, ...],
             fixed_clusters: int) -> np.ndarray:
   """`_region_for_click` on the levels' regions drawn in full (bool (L, *spatial))."""
   flat = levels.reshape(len(stack), -1)
-  free = np.ones(len(stack), bool)
-  for index in negative:
-    free &= ~levels[(slice(None),) + index]
+  free = _holding_none(levels, negative)
   if not free.any():
     finest = int(np.argmin(flat.sum(axis=1)))
     return _split_between(levels[finest], click, negative)
   candidates = np.flatnonzero(free)
   if rule == "fixed":
-    ks = np.asarray(stack.num_clusters)[candidates]
-    best = min(range(len(candidates)), key=lambda i: (abs(ks[i] - fixed_clusters), -ks[i]))
-    return levels[candidates[best]]
+    return levels[_nearest_k(stack, candidates, fixed_clusters)]
   sizes = flat[candidates].sum(axis=1)
   small = candidates[sizes <= max_fraction * flat.shape[1]]
   if not len(small):
@@ -166,20 +180,13 @@ def _choose(levels: np.ndarray, stack: ScaleStack, click: tuple[int, ...],
   return _component_holding(chosen, click)
 
 
-def _ball(shape: tuple[int, ...], centre: tuple[int, ...], radius: float) -> np.ndarray:
-  """bool mask of the pixels (voxels) within `radius` of `centre`."""
-  grid = np.ogrid[tuple(slice(0, n) for n in shape)]
-  return sum((axis - c) ** 2 for axis, c in zip(grid, centre)) <= radius ** 2
-
-
 def _nearer(shape: tuple[int, ...], click: tuple[int, ...],
             others: Sequence[tuple[int, ...]]) -> np.ndarray:
   """bool mask of the pixels strictly nearer `click` than every click of `others`."""
-  grid = np.ogrid[tuple(slice(0, n) for n in shape)]
-  own = sum((axis - c) ** 2 for axis, c in zip(grid, click))
+  own = _squared_distance(shape, click)
   inside = np.ones(shape, bool)
   for other in others:
-    inside &= own < sum((axis - c) ** 2 for axis, c in zip(grid, other))
+    inside &= own < _squared_distance(shape, other)
   return inside
 
 
@@ -189,9 +196,7 @@ def _edit(stack: ScaleStack, click: tuple[int, ...], mask: np.ndarray,
   """The region a later click adds to (`adding`) or removes from `mask`: see the module doc."""
   levels = _clicked_regions(stack, click, connected=connected)
   flat = levels.reshape(len(stack), -1)
-  free = np.ones(len(stack), bool)
-  for index in others:
-    free &= ~levels[(slice(None),) + index]
+  free = _holding_none(levels, others)
   touched = flat & (~mask.ravel() if adding else mask.ravel())
   budget = budget_share * max(int(mask.sum()), 1)
   allowed = free & (touched.sum(axis=1) <= budget)
@@ -203,8 +208,7 @@ def _edit(stack: ScaleStack, click: tuple[int, ...], mask: np.ndarray,
   candidates = np.flatnonzero(allowed)
   if len(candidates):
     if rule == "fixed":
-      ks = np.asarray(stack.num_clusters)[candidates]
-      region = levels[candidates[int(np.argmin(np.abs(ks - fixed_clusters)))]]
+      region = levels[_nearest_k(stack, candidates, fixed_clusters)]
     else:
       region = _COMBINE[rule](flat[candidates]).reshape(stack.shape)
   else:
@@ -214,7 +218,8 @@ def _edit(stack: ScaleStack, click: tuple[int, ...], mask: np.ndarray,
     dims = mask.ndim
     unit_ball = np.pi if dims == 2 else 4 * np.pi / 3
     radius = min((budget / unit_ball) ** (1 / dims), _REACH * distance + 1)
-    region = _ball(mask.shape, click, radius) & _nearer(mask.shape, click, others) & side
+    ball = _squared_distance(mask.shape, click) <= radius ** 2
+    region = ball & _nearer(mask.shape, click, others) & side
     if free.any():
       finest = np.flatnonzero(free)[int(np.argmin(flat[free].sum(axis=1)))]
       region &= levels[finest]

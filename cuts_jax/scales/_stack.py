@@ -8,6 +8,7 @@ import functools
 import numpy as np
 from scipy import ndimage
 
+from cuts_jax import _labels
 from cuts_jax import _validation
 from cuts_jax import segment_settings
 
@@ -75,7 +76,7 @@ def _numbered(maps: np.ndarray) -> tuple[list, list]:
   numbered, sizes = [], []
   for labels in maps:
     if int(labels.min()) < 0 or int(labels.max()) >= labels.size:
-      labels = np.unique(labels, return_inverse=True)[1].reshape(labels.shape).astype(np.int32)
+      labels = _labels.renumber_by_first_appearance(labels)
     numbered.append(labels)
     sizes.append(np.bincount(labels.ravel()))
   return numbered, sizes
