@@ -76,12 +76,13 @@ def test_evaluation_without_ground_truth_scores_patch_similarity(tiny_workdir):
 
 def test_cuts_rows_segment_with_the_evaluation_settings_not_the_runs_own(tiny_workdir):
   # A fold threshold of a whole 32 x 32 image, set for the evaluation only (the run's
-  # config.json keeps 30 px): every piece joins one segment, in `cuts` and its untrained twin.
+  # config.json keeps 30 px): every piece joins one segment, in `cuts`, its untrained twin and
+  # the raw-patch control.
   config = tiny.get_config()
   config.evaluation.min_segment_pixels = 32 * 32
-  outcome = evaluate.evaluate(config, tiny_workdir, methods=["cuts", "cuts_untrained"],
-                              figures=False)
-  for method in ("cuts", "cuts_untrained"):
+  rows = ["cuts", "cuts_untrained", "patch_segments"]
+  outcome = evaluate.evaluate(config, tiny_workdir, methods=rows, figures=False)
+  for method in rows:
     assert outcome["table"][method]["num_segments"][0] == 1, method
   default = evaluate.evaluate(tiny.get_config(), tiny_workdir, methods=["cuts"], figures=False)
   assert default["table"]["cuts"]["num_segments"][0] > 1

@@ -333,9 +333,9 @@ def evaluate(config: ml_collections.ConfigDict, workdir: str | pathlib.Path, *,
   dataset = datasets.load_dataset(config.data)
   untrained = (controls.untrained_params(config, params, seed=config.seed)
                if CUTS_UNTRAINED in methods else None)
-  # Every CUTS row segments as the evaluation section says (as `click_stack` does), not as the
-  # run's config.json said when it was trained: a setting changed for the evaluation (run_cuts
-  # --eval_set) reaches `cuts` too.
+  # Every CUTS row and control segments as the evaluation section says (as `click_stack` does),
+  # not as the run's config.json said when it was trained: a setting changed for the evaluation
+  # (run_cuts --eval_set) reaches `cuts` and the controls it is paired with.
   cuts_settings = segmentation.SegmentSettings.from_config(config.evaluation)
   results: list[ImageResult] = []
   seconds = {m: 0.0 for m in methods}
@@ -360,8 +360,7 @@ def evaluate(config: ml_collections.ConfigDict, workdir: str | pathlib.Path, *,
       elif method == CUTS_UNTRAINED:
         labels = segmentation.segment(untrained, image, settings=cuts_settings)
       elif method == PATCH_SEGMENTS:
-        labels = controls.patch_segments(params, image, num_clusters=evaluation.num_clusters,
-                                         method=evaluation.clustering, seed=evaluation.seed)
+        labels = controls.patch_segments(params, image, settings=cuts_settings)
       else:
         function, kwargs = _baseline_call(method, evaluation.baselines[method],
                                           evaluation.seed, evaluation)
