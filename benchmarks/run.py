@@ -422,12 +422,20 @@ def _child_volume(args) -> None:
   tick, cpu_tick = time.perf_counter(), cpu_seconds()
   volume_lib.select_voxels(kept, stack, [click])
   stack_click_s, stack_click_cpu_s = time.perf_counter() - tick, cpu_seconds() - cpu_tick
+  # Later clicks edit the mask (a level's segment, or a local edit where none fits).
+  step = max(1, min(volume.shape) // 8)
+  later = [(click[0], click[1], min(click[2] + step, volume.shape[2] - 1))]
+  against = [(click[0], max(click[1] - step, 0), click[2])]
+  tick, cpu_tick = time.perf_counter(), cpu_seconds()
+  volume_lib.select_voxels(kept, stack, [click] + later, negative=against)
+  stack_edit_s, stack_edit_cpu_s = time.perf_counter() - tick, cpu_seconds() - cpu_tick
   peak = peak_rss_mb()
   # CPU seconds beside the wall time: on a CPU shared with other jobs the wall
   # time grows with their load, the CPU time much less.
   print(json.dumps({"seconds": seconds, "cpu_s": cpu_s, "new_k_s": new_k_s, "click_s": click_s,
                     "stack_s": stack_s, "stack_cpu_s": stack_cpu_s, "levels": len(stack),
                     "stack_click_s": stack_click_s, "stack_click_cpu_s": stack_click_cpu_s,
+                    "stack_edit_s": stack_edit_s, "stack_edit_cpu_s": stack_edit_cpu_s,
                     "load_average": list(os.getloadavg()),
                     "process_s": time.perf_counter() - started, "peak_mb": peak,
                     "shape": list(volume.shape), "source": source, "slice_size": list(size),
@@ -559,6 +567,9 @@ def _markdown(results: dict) -> str:
       more += (f"; the 3-D scale stack ({r['levels']} levels) from the kept features "
                f"{r['stack_s']:.1f} s ({r['stack_cpu_s']:.1f} CPU s), a click on it "
                f"{r['stack_click_s']:.2f} s ({r['stack_click_cpu_s']:.2f} CPU s)")
+    if "stack_edit_s" in r:
+      more += (f", two clicks and a negative one (the later ones editing the mask) "
+               f"{r['stack_edit_s']:.2f} s ({r['stack_edit_cpu_s']:.2f} CPU s)")
     if "load_average" in r:
       more += f"; load average {r['load_average'][0]:.1f} on {os.cpu_count()} cores"
     lines.append(f"| segment_volume {'x'.join(map(str, r['shape']))} ({r['source']}; axis-0 "
@@ -595,7 +606,7 @@ def _headline(results: dict) -> dict:
   if "volume" in results:
     out.update(segment_volume_s=results["volume"]["seconds"],
                segment_volume_peak_mb=results["volume"]["peak_mb"])
-    for name in ("new_k_s", "click_s", "stack_s", "stack_click_s"):
+    for name in ("new_k_s", "click_s", "stack_s", "stack_click_s", "stack_edit_s"):
       if name in results["volume"]:
         out[f"segment_volume_{name}"] = results["volume"][name]
   if "time_to_result" in results and "seconds" in results["time_to_result"]:

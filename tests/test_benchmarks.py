@@ -26,7 +26,8 @@ def test_quick_benchmark_prints_consistent_headline_figures():
   assert result.returncode == 0, result.stderr[-3000:]
   headline = json.loads(result.stdout.strip().splitlines()[-1])
   assert {"train_step_s", "images_per_s", "gflop_per_s", "segment_64_s", "segment_64_peak_mb",
-          "segment_volume_s", "segment_volume_peak_mb", "pairs_fraction_of_step"} <= set(headline)
+          "segment_volume_s", "segment_volume_peak_mb", "segment_volume_stack_edit_s",
+          "pairs_fraction_of_step"} <= set(headline)
   assert all(math.isfinite(v) and v > 0 for v in headline.values()), headline
   # --quick: batch 2 of 32 x 32 images through the (5, 3) / (8, 16) encoder. The rates are
   # those of the step time, and the GFLOP/s those of the encoder's analytic count.

@@ -2,6 +2,7 @@
 
 import numpy as np
 import pytest
+from scipy import ndimage
 
 import cuts_jax
 from cuts_jax import regions
@@ -242,6 +243,12 @@ def _blocky_3d_stack(seed: int, *, min_size: int = 4, scale: int = 1, shift: int
                            pieces=np.stack(pieces), folded_below=min_size, **options)
 
 
+def _random_points(stack: scales.ScaleStack, rng: np.random.Generator, count: int) -> list:
+  """Up to `count` distinct random voxels of the stack."""
+  return list(dict.fromkeys(tuple(int(rng.integers(0, n)) for n in stack.shape)
+                            for _ in range(count)))
+
+
 @pytest.mark.parametrize("rule", scales.RULES)
 def test_a_click_drawn_in_its_box_picks_what_the_full_levels_pick(rule):
   # The fast path reads sizes and boxes from the stack's index and draws only the compared
@@ -250,9 +257,10 @@ def test_a_click_drawn_in_its_box_picks_what_the_full_levels_pick(rule):
     stack = _blocky_3d_stack(seed, rule=rule)
     rng = np.random.default_rng(100 + seed)
     for _ in range(6):
-      click, other = (tuple(int(rng.integers(0, n)) for n in stack.shape) for _ in range(2))
-      if click == other:
+      points = _random_points(stack, rng, 2)
+      if len(points) < 2:
         continue
+      click, other = points
       for fraction in (0.02, 0.1, 0.3, 1.0):
         for negative in ((), (other,)):
           full = scales_choosing._clicked_regions(stack, click, connected=False)
@@ -262,6 +270,47 @@ def test_a_click_drawn_in_its_box_picks_what_the_full_levels_pick(rule):
                                          max_fraction=fraction, fixed_clusters=3,
                                          connected=False)
           np.testing.assert_array_equal(got, expected, err_msg=f"{seed} {click} {fraction}")
+
+
+@pytest.mark.parametrize("rule", scales.RULES)
+def test_later_clicks_edited_in_boxes_match_levels_drawn_in_full(rule):
+  # The blocky stack's segments and pieces are connected, so drawing every level's region over
+  # the volume (connected=True) gives the same regions as the index's boxes: every edit of a
+  # mask, through a level or locally, must come out the same both ways.
+  for seed in range(3):
+    stack = _blocky_3d_stack(seed, rule=rule)
+    rng = np.random.default_rng(200 + seed)
+    for _ in range(8):
+      points = _random_points(stack, rng, 5)
+      split = int(rng.integers(2, len(points))) if len(points) > 2 else len(points)
+      positive, negative = points[:split], points[split:]
+      for grow, shrink in ((0.25, 0.5), (0.02, 0.02), (1.0, 1.0)):
+        options = dict(negative=negative, grow=grow, shrink=shrink, max_fraction=0.3,
+                       fixed_clusters=3)
+        np.testing.assert_array_equal(
+            scales.choose_region(stack, positive, **options),
+            scales.choose_region(stack, positive, connected=True, **options),
+            err_msg=f"{seed} {positive} {negative} {grow}")
+
+
+def test_the_distance_to_the_mask_edge_is_exact_within_its_reach():
+  rng = np.random.default_rng(0)
+  for shape in ((30, 40), (12, 15, 18)):
+    for _ in range(20):
+      side = rng.random(shape) > rng.choice([0.02, 0.2])
+      click = tuple(int(rng.integers(0, n)) for n in shape)
+      true = ndimage.distance_transform_edt(side)[click]
+      for reach in (0, 1, 3, 8):
+        found = scales_choosing._distance_to_outside(side, click, reach)
+        if true <= reach:
+          assert found == pytest.approx(true), (shape, click, reach)
+        else:
+          assert found > reach, (shape, click, reach)
+  # A click in a corner, the only outside voxel far away: the box around the click holds no
+  # outside voxel, and its faces inside the volume stand for the far edge.
+  side = np.ones((30, 40), bool)
+  side[29, 39] = False
+  assert scales_choosing._distance_to_outside(side, (0, 0), 3) > 3
 
 
 def test_sparse_or_negative_labels_select_as_their_dense_numbers():

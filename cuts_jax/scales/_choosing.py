@@ -180,57 +180,181 @@ def _choose(levels: np.ndarray, stack: ScaleStack, click: tuple[int, ...],
   return _component_holding(chosen, click)
 
 
-def _nearer(shape: tuple[int, ...], click: tuple[int, ...],
-            others: Sequence[tuple[int, ...]]) -> np.ndarray:
-  """bool mask of the pixels strictly nearer `click` than every click of `others`."""
-  own = _squared_distance(shape, click)
+Box = tuple  # A tuple of slices, one per spatial axis.
+
+
+def _bounding_box(mask: np.ndarray) -> Box:
+  """The smallest box (tuple of slices) holding every True of a non-empty mask."""
+  where = [np.flatnonzero(mask.any(axis=tuple(a for a in range(mask.ndim) if a != axis)))
+           for axis in range(mask.ndim)]
+  return tuple(slice(int(w[0]), int(w[-1]) + 1) for w in where)
+
+
+def _meet(first: Box, second: Box) -> Optional[Box]:
+  """The common part of two boxes, None when they do not overlap."""
+  box = tuple(slice(max(a.start, b.start), min(a.stop, b.stop)) for a, b in zip(first, second))
+  return None if any(cut.start >= cut.stop for cut in box) else box
+
+
+def _around(point: tuple[int, ...], reach: int, shape: tuple[int, ...]) -> Box:
+  """The box of the voxels within `reach` steps of `point` along every axis, inside `shape`."""
+  return tuple(slice(max(0, c - reach), min(n, c + reach + 1)) for c, n in zip(point, shape))
+
+
+def _local(point: tuple[int, ...], box: Box) -> tuple[int, ...]:
+  return tuple(c - cut.start for c, cut in zip(point, box))
+
+
+def _holding_in_box(region: np.ndarray, box: Box, click: tuple[int, ...],
+                    shape: tuple[int, ...]) -> np.ndarray:
+  """Full-size mask of the connected part of `region` (the crop of `box`) holding `click`."""
+  mask = np.zeros(shape, bool)
+  mask[box] = _component_holding(region, _local(click, box))
+  return mask
+
+
+class _ClickedRegions:
+  """The region under one click at each level of a stack, for a later click's edit.
+
+  Sizes and boxes are looked up in the stack's index and a region is drawn
+  only inside the box asked for, so that an edit of a volume's mask costs
+  passes over boxes, not over every level of the volume; with `connected`
+  (stacks of clusters) every level's region is drawn in full once.
+  """
+
+  def __init__(self, stack: ScaleStack, click: tuple[int, ...], *, connected: bool):
+    self.shape = stack.shape
+    full = tuple(slice(0, n) for n in stack.shape)
+    if connected:
+      drawn = _clicked_regions(stack, click, connected=True)
+      self.sizes = drawn.reshape(len(stack), -1).sum(axis=1)
+      self.boxes = [full] * len(stack)
+      self._crop = lambda level, box: drawn[level][box]
+      self._holds = lambda point: drawn[(slice(None),) + tuple(point)]
+    else:
+      found = [stack.index.region(level, click) for level in range(len(stack))]
+      self.sizes = np.array([size for _, _, size, _ in found])
+      self.boxes = [box for _, _, _, box in found]
+      self._crop = lambda level, box: found[level][0][level][box] == found[level][1]
+      self._holds = lambda point: np.array([maps[level][tuple(point)] == label for level, (
+          maps, label, _, _) in enumerate(found)])
+
+  def crop(self, level: int, box: Box) -> np.ndarray:
+    """bool array of `box`'s shape: the level's region inside `box`."""
+    return self._crop(level, box)
+
+  def holding_none(self, points: Sequence[tuple[int, ...]]) -> np.ndarray:
+    """bool (L,): the levels whose region holds none of `points`."""
+    free = np.ones(len(self.sizes), bool)
+    for point in points:
+      free &= ~self._holds(point)
+    return free
+
+  def overlaps(self, mask: np.ndarray, box: Box) -> np.ndarray:
+    """int (L,): how many voxels of `mask` (all inside `box`) each level's region holds."""
+    counts = np.zeros(len(self.sizes), np.int64)
+    for level, own in enumerate(self.boxes):
+      common = _meet(own, box)
+      if common is not None:
+        counts[level] = int(np.count_nonzero(self.crop(level, common) & mask[common]))
+    return counts
+
+  def combined(self, levels: np.ndarray, rule: str) -> tuple[np.ndarray, Box]:
+    """The rule's region among `levels` (rule "fixed": the one level given), with its box."""
+    box = tuple(slice(min(self.boxes[level][axis].start for level in levels),
+                      max(self.boxes[level][axis].stop for level in levels))
+                for axis in range(len(self.shape)))
+    crops = np.stack([self.crop(int(level), box) for level in levels])
+    if rule == "fixed":
+      return crops[0], box
+    # Voxels outside every region count in no overlap and no size: the rule sees only the rest.
+    covered = crops.any(axis=0)
+    chosen = np.zeros(covered.shape, bool)
+    chosen[covered] = _COMBINE[rule](crops[:, covered])
+    return chosen, box
+
+
+def _nearer(box: Box, click: tuple[int, ...], others: Sequence[tuple[int, ...]]) -> np.ndarray:
+  """bool mask of `box`'s voxels strictly nearer `click` than every click of `others`."""
+  shape = tuple(cut.stop - cut.start for cut in box)
+  own = _squared_distance(shape, _local(click, box))
   inside = np.ones(shape, bool)
   for other in others:
-    inside &= own < _squared_distance(shape, other)
+    inside &= own < _squared_distance(shape, _local(other, box))
   return inside
+
+
+def _distance_to_outside(side: np.ndarray, click: tuple[int, ...], reach: int) -> float:
+  """The distance from `click` to the nearest voxel outside `side`, exact up to `reach`.
+
+  Only the box within `reach` + 1 steps of the click is transformed: its faces
+  that lie inside the volume count as outside, so a farther edge reads as
+  more than `reach`, which is all a local edit's radius needs to know.
+  """
+  box = _around(click, reach + 1, side.shape)
+  crop = side[box].copy()
+  for axis, (cut, n) in enumerate(zip(box, side.shape)):
+    face = [slice(None)] * side.ndim
+    if cut.start > 0:
+      face[axis] = 0
+      crop[tuple(face)] = False
+    if cut.stop < n:
+      face[axis] = -1
+      crop[tuple(face)] = False
+  return float(ndimage.distance_transform_edt(crop)[_local(click, box)])
 
 
 def _edit(stack: ScaleStack, click: tuple[int, ...], mask: np.ndarray,
           others: Sequence[tuple[int, ...]], *, adding: bool, budget_share: float, rule: str,
           max_fraction: float, fixed_clusters: int, connected: bool) -> np.ndarray:
   """The region a later click adds to (`adding`) or removes from `mask`: see the module doc."""
-  levels = _clicked_regions(stack, click, connected=connected)
-  flat = levels.reshape(len(stack), -1)
-  free = _holding_none(levels, others)
-  touched = flat & (~mask.ravel() if adding else mask.ravel())
-  budget = budget_share * max(int(mask.sum()), 1)
-  allowed = free & (touched.sum(axis=1) <= budget)
+  regions_ = _ClickedRegions(stack, click, connected=connected)
+  sizes = regions_.sizes
+  free = regions_.holding_none(others)
+  mask_box = _bounding_box(mask)
+  inside = regions_.overlaps(mask, mask_box)
+  touched = sizes - inside if adding else inside
+  mask_size = max(int(np.count_nonzero(mask[mask_box])), 1)
+  budget = budget_share * mask_size
+  allowed = free & (touched <= budget)
   if adding:
-    apart = ~(flat & ndimage.binary_dilation(mask).ravel()).any(axis=1)
-    allowed |= free & apart & (touched.sum(axis=1) <= _APART_SHARE * max(int(mask.sum()), 1))
+    grown = tuple(slice(max(0, cut.start - 1), min(n, cut.stop + 1))
+                  for cut, n in zip(mask_box, mask.shape))
+    dilated = np.zeros(mask.shape, bool)
+    dilated[grown] = ndimage.binary_dilation(mask[grown])
+    apart = regions_.overlaps(dilated, grown) == 0
+    allowed |= free & apart & (touched <= _APART_SHARE * mask_size)
   if rule != "fixed":
-    allowed &= flat.sum(axis=1) <= max_fraction * flat.shape[1]
+    allowed &= sizes <= max_fraction * mask.size
   candidates = np.flatnonzero(allowed)
   if len(candidates):
     if rule == "fixed":
-      region = levels[_nearest_k(stack, candidates, fixed_clusters)]
-    else:
-      region = _COMBINE[rule](flat[candidates]).reshape(stack.shape)
+      candidates = np.array([_nearest_k(stack, candidates, fixed_clusters)])
+    region, box = regions_.combined(candidates, rule)
   else:
     # No level is small enough: a local edit, as large as the budget allows.
-    side = mask if not adding else ~mask  # The pixels the edit may change.
-    distance = ndimage.distance_transform_edt(side)[click]
     dims = mask.ndim
     unit_ball = np.pi if dims == 2 else 4 * np.pi / 3
-    radius = min((budget / unit_ball) ** (1 / dims), _REACH * distance + 1)
-    ball = _squared_distance(mask.shape, click) <= radius ** 2
-    region = ball & _nearer(mask.shape, click, others) & side
+    widest = (budget / unit_ball) ** (1 / dims)
+    side = mask if not adding else ~mask  # The voxels the edit may change.
+    reach = max(0, int(np.ceil((widest - 1) / _REACH)))  # Farther edges leave `widest`.
+    radius = min(widest, _REACH * _distance_to_outside(side, click, reach) + 1)
+    box = _around(click, int(np.floor(radius)), mask.shape)
+    shape = tuple(cut.stop - cut.start for cut in box)
+    ball = _squared_distance(shape, _local(click, box)) <= radius ** 2
+    region = ball & _nearer(box, click, others) & side[box]
     if free.any():
-      finest = np.flatnonzero(free)[int(np.argmin(flat[free].sum(axis=1)))]
-      region &= levels[finest]
+      finest = np.flatnonzero(free)[int(np.argmin(sizes[free]))]
+      region &= regions_.crop(int(finest), box)
     points = np.argwhere(region)
     if len(points) > budget:  # A discrete disc can hold a few pixels more than its area.
-      order = np.argsort(np.sum((points - np.asarray(click)) ** 2, axis=1), kind="stable")
+      order = np.argsort(np.sum((points - np.asarray(_local(click, box))) ** 2, axis=1),
+                         kind="stable")
       region = np.zeros_like(region)
       region[tuple(points[order[:max(int(budget), 1)]].T)] = True
   region = region.copy()
-  region[click] = True
-  return _component_holding(region, click)
+  region[_local(click, box)] = True
+  return _holding_in_box(region, box, click, mask.shape)
 
 
 def _bounded(stack: ScaleStack, positive: Sequence[tuple[int, ...]],
@@ -315,10 +439,15 @@ def choose_region(stack: ScaleStack, clicks: Any, *, negative: Any = (),
     if negatives != "exclude":
       for click in negative:
         mask &= ~_region_for_click(stack, click, positive, **options)
-  if (negative and negatives != "exclude") or (negatives == "bounded" and len(positive) > 1):
-    components, _ = ndimage.label(mask, structure=ndimage.generate_binary_structure(mask.ndim, 1))
-    kept = {components[click] for click in positive} - {0}
-    mask = np.isin(components, list(kept))
+  if ((negative and negatives != "exclude") or (negatives == "bounded" and len(positive) > 1)) \
+      and mask.any():
+    box = _bounding_box(mask)  # Components of the mask's box only: a volume's are the same.
+    components, _ = ndimage.label(mask[box],
+                                  structure=ndimage.generate_binary_structure(mask.ndim, 1))
+    kept = {components[_local(click, box)] for click in positive
+            if all(cut.start <= c < cut.stop for c, cut in zip(click, box))} - {0}
+    mask = np.zeros_like(mask)
+    mask[box] = np.isin(components, list(kept))
   for click in positive:  # What a user expects after every click.
     mask[click] = True
   for click in negative:
