@@ -191,6 +191,12 @@ def get_config(*, model_preset: str = "paper") -> ml_collections.ConfigDict:
   # below this many voxels of the segmenting grid (0: the 2-D threshold above).
   config.evaluation.volume_max_fraction = 0.05
   config.evaluation.volume_min_segment_voxels = 1000
+  # A clicked piece below that threshold is kept out of the fold (answered with itself) only
+  # from this many grid voxels up; a smaller one is a speck at the encoder's resolution (a
+  # click on a rim voxel landed on 3 voxels of a brain model), so it folds like any piece and
+  # the click takes the segment it joins. 1: every clicked piece is kept. Chosen on the
+  # brain's tune hemisphere (experiments/results/tuning_volume.md).
+  config.evaluation.volume_min_kept_voxels = 1
   config.evaluation.segment_at_training_size = True  # Segment at data.image_size.
   # CUTS rows of an evaluation (cuts_jax.evaluation.evaluate): the default `segment`, the
   # plain clusters in each space (the paper's literal row is cuts_raw_embedding), and the
