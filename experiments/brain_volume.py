@@ -90,7 +90,7 @@ SETTINGS = (
     ("cuts_3d_segments", "CUTS, the 2-D pipeline in 3-D (issue 23): each slice's `segment` "
      "features, intensities smoothed across slices by the spacing, PCA to 32 in float16, the "
      "model's k (10) spectral, 3-D connected segments, small pieces folded except the clicked "
-     "one (unless it is below the smallest kept piece)", "the model's own settings, nothing chosen on this volume"),
+     "one (unless it is below `volume_min_kept_voxels`)", "the model's own settings, nothing chosen on this volume"),
     ("cuts_3d_scales", "as cuts_3d_segments at every k of the model's scale_num_clusters "
      "(2..15), the region chosen by the model's scale rule (`cuts_jax.select` on the 3-D "
      "ScaleStack)", "the scale rule of issue 22, chosen on its tuning parts"),

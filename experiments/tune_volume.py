@@ -114,7 +114,7 @@ def rim_clicks(part_target: np.ndarray, count: int) -> list[tuple[int, int, int]
   return sorted(tuple(int(v) for v in rim[i]) for i in chosen)
 
 
-def _kept_choice(rows: list[dict]) -> list[str]:
+def _kept_choice(rows: list[dict], fold: int) -> list[str]:
   """The rule, written before the sweep was run: among the floors above 1 (1 is the former
   rule, shown for comparison), the highest mean tune Dice of `cuts_3d_scales` over all the
   clicks (per model, then over the models); ties (within 0.001) go to the smallest floor."""
@@ -132,8 +132,12 @@ def _kept_choice(rows: list[dict]) -> list[str]:
           "(within 0.001) go to the smallest floor, the least change.", "",
           f"Chosen: `volume_min_kept_voxels` = {chosen} (tune Dice {scored[chosen]:.3f}; "
           + ", ".join(f"{floor}: {value:.3f}" for floor, value in scored.items())
-          + f"; 1: {mean(1):.3f}). It is the default of `SegmentSettings` and "
-          "`config.evaluation` (cuts_jax/defaults.py)."]
+          + f"; 1: {mean(1):.3f})"
+          + (", the fold threshold itself: a click never takes a piece below the fold"
+             if chosen >= fold else "")
+          + ". It is the default of `SegmentSettings` and `config.evaluation` "
+          "(cuts_jax/defaults.py); the report hemisphere is run once with it "
+          "(brain_volume_3d_report.md)."]
 
 
 def sweep_kept(args, workdirs, volume, inside, part_target, click) -> list[str]:
@@ -207,7 +211,7 @@ def sweep_kept(args, workdirs, volume, inside, part_target, click) -> list[str]:
           f"{cell(per_model(group, 'dice', lambda r: True), 3)} | "
           f"{cell(per_model(group, 'voxels', lambda r: True), 0)} | "
           f"{sum(r['voxels'] < 27 for r in group)} / {len(group)} |")
-  lines += [""] + _kept_choice(rows) + [""]
+  lines += [""] + _kept_choice(rows, fold) + [""]
   with pathlib.Path(args.output).with_name("tuning_volume_kept.csv").open(
       "w", newline="") as stream:
     writer = csv.DictWriter(stream, fieldnames=list(rows[0]))

@@ -76,8 +76,10 @@ def test_the_clicked_piece_is_never_folded_away(tiny_params):
   volume = 0.8 + 0.01 * np.random.default_rng(1).standard_normal((6, 20, 20))
   volume[2:4, 8:10, 8:10] = 0.1
   blob = volume < 0.5
+  # Every clicked piece kept (the default floor, chosen on the brain, folds every piece below
+  # the fold threshold).
   options = dict(axis=0, num_clusters=2, method="kmeans", image_weight=10.0, image_sigma=0.3,
-                 min_segment_fraction=0.01)
+                 min_segment_fraction=0.01, volume_min_kept_voxels=1)
   assert not np.array_equal(cuts_jax.select(volume_lib.segment_volume(
       tiny_params, volume, **options), (3, 9, 9)), blob)  # 8 < 24 voxels: folded away.
   labels = volume_lib.segment_volume(tiny_params, volume, keep=[(3, 9, 9)], **options)
