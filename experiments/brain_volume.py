@@ -476,7 +476,10 @@ def run_part(args, config) -> None:
       f"piece kept out of the fold `volume_min_kept_voxels` {settings.volume_min_kept_voxels} "
       "(all three chosen on the tune hemisphere: tuning_volume.md), k = "
       f"{settings.num_clusters}. CUTS rows: mean +- std over the {len(models)} model(s), "
-      "clustering seed = the model's index; baselines: once, seed 0.",
+      "clustering seed = the model's index; baselines: once, seed 0. The kept-piece floor "
+      "was added after the report run of 2026-12-06, where one model answered the report's "
+      "rim click with a kept 3-voxel piece (Dice 0): that defect was first seen on the report "
+      "part; the floor was chosen on the tune hemisphere only.",
       f"- Data: {args.data_root}, {volume.shape} voxels, spacing {spacing} mm (assumed: the "
       "file has no voxel size).",
       f"- Hardware: {console.processor_name()}, {os.cpu_count()} cores, "
