@@ -174,7 +174,7 @@ def kept_apart(parent: np.ndarray, piece: int) -> np.ndarray:
 
 
 def connected_segments(labels: np.ndarray, *, min_size: int = 1, spacing=None,
-                       keep=()) -> np.ndarray:
+                       keep=(), min_kept: int = 1) -> np.ndarray:
   """Cuts every segment of a label map or volume into connected pieces; folds tiny pieces away.
 
   Args:
@@ -184,8 +184,13 @@ def connected_segments(labels: np.ndarray, *, min_size: int = 1, spacing=None,
       they share the longest border with (1: keep every piece).
     spacing: pixel (voxel) sizes per axis, one number or one per axis; the
       border a piece shares is measured in area with them. None: 1 per axis.
-    keep: pixels (voxels) whose pieces are never folded into another (e.g.
-      clicks): a clicked piece stays itself, with the pieces folded into it.
+    keep: pixels (voxels) whose pieces are not folded into another (e.g.
+      clicks): a clicked piece stays itself, with the pieces folded into it
+      (unless it is smaller than `min_kept`).
+    min_kept: a piece under `keep` with fewer pixels (voxels) than this
+      folds like any other, and the click takes the segment it joins: a
+      piece of a few voxels is a speck at the grid's resolution, not a
+      structure (1: every clicked piece stays).
 
   Returns:
     int32 label map of the input's shape whose segments are each connected
@@ -198,16 +203,17 @@ def connected_segments(labels: np.ndarray, *, min_size: int = 1, spacing=None,
     array([[0, 1, 2],
            [0, 1, 2]], dtype=int32)
   """
-  return pieces_and_segments(labels, min_size=min_size, spacing=spacing, keep=keep)[1]
+  return pieces_and_segments(labels, min_size=min_size, spacing=spacing, keep=keep,
+                             min_kept=min_kept)[1]
 
 
 def pieces_and_segments(labels: np.ndarray, *, min_size: int = 1, spacing=None,
-                        keep=()) -> tuple[np.ndarray, np.ndarray]:
+                        keep=(), min_kept: int = 1) -> tuple[np.ndarray, np.ndarray]:
   """Every segment's connected pieces, before and after tiny pieces are folded away.
 
   Args:
     labels: int (H, W) label map or (D0, D1, D2) label volume.
-    min_size, spacing, keep: as in `connected_segments`.
+    min_size, spacing, keep, min_kept: as in `connected_segments`.
 
   Returns:
     (pieces, segments): int32 maps numbered in raster order; `pieces` keeps
@@ -216,7 +222,7 @@ def pieces_and_segments(labels: np.ndarray, *, min_size: int = 1, spacing=None,
     (`cuts_jax.scales`).
   """
   labels = _validation.check_label_map(labels, ndim=3 if np.ndim(labels) == 3 else 2)
-  _validation.check_positive_integers(min_size=min_size)
+  _validation.check_positive_integers(min_size=min_size, min_kept=min_kept)
   if spacing is not None:
     spacing = _validation.check_spacing(spacing, ndim=labels.ndim)
   pieces = _split_components(labels)
@@ -225,9 +231,12 @@ def pieces_and_segments(labels: np.ndarray, *, min_size: int = 1, spacing=None,
     folded, parent = fold_small_pieces(pieces, min_size, spacing=spacing)
     table = np.empty(len(parent), np.int64)
     table[pieces.ravel()] = folded.ravel()
+    sizes = np.bincount(pieces.ravel()) if len(keep) and min_kept > 1 else None
     for number, index in enumerate(keep):
       index = _validation.check_pixel(index, shape=labels.shape, ndim=labels.ndim)
       piece = int(pieces[index])
+      if sizes is not None and sizes[piece] < min_kept:
+        continue  # A speck: it stays folded, and the click means the segment it joined.
       if parent[piece] != piece:  # It was folded away: take it and its tree back apart.
         table[kept_apart(parent, piece)] = len(parent) + number
     folded = table[pieces]

@@ -85,6 +85,14 @@ class SegmentSettings:
       of them (`volume_fold_threshold`); None: as in 2-D (`fold_threshold`)
       (`config.evaluation.volume_min_segment_voxels`, chosen on the brain's
       tune hemisphere; 0 there means None).
+    volume_min_kept_voxels: a clicked piece of a volume's segments smaller
+      than the fold threshold is kept out of the fold (answered with itself)
+      only when it has at least this many grid voxels; a smaller one folds
+      like any other piece and the click takes the segment it joins
+      (`volume_kept_floor`; 1: every clicked piece is kept; the default, the
+      fold threshold itself, keeps none, so a click takes a segment)
+      (`config.evaluation.volume_min_kept_voxels`, chosen on the brain's tune
+      hemisphere: experiments/results/tuning_volume.md).
 
   Raises:
     ValueError: when a value is invalid (checked when the settings are made).
@@ -107,6 +115,7 @@ class SegmentSettings:
   scale_max_fraction: float = 0.25
   volume_max_fraction: float = 0.05
   volume_min_segment_voxels: Optional[int] = 1000
+  volume_min_kept_voxels: int = 1000
 
   def __post_init__(self):
     _validation.check_positive_integers(num_clusters=self.num_clusters)
@@ -149,6 +158,7 @@ class SegmentSettings:
     _validation.check_share(self.volume_max_fraction, name="volume_max_fraction")
     if self.volume_min_segment_voxels is not None:
       _validation.check_positive_integers(volume_min_segment_voxels=self.volume_min_segment_voxels)
+    _validation.check_positive_integers(volume_min_kept_voxels=self.volume_min_kept_voxels)
 
   def fold_threshold(self, pixel_count: int) -> int:
     """Pieces with fewer pixels than this join a neighbour, in an image of `pixel_count` pixels."""
@@ -168,6 +178,18 @@ class SegmentSettings:
     return max(1, min(int(self.volume_min_segment_voxels),
                       round(self.min_segment_fraction * voxel_count)))
 
+  def volume_kept_floor(self, voxel_count: int) -> int:
+    """A clicked piece of a volume with fewer voxels than this is not kept out of the fold.
+
+    `volume_min_kept_voxels`, shrunk in the proportion the fold threshold
+    is on a small grid (`volume_fold_threshold`), so that a small volume's
+    small structures stay clickable.
+    """
+    floor = float(self.volume_min_kept_voxels)
+    if self.volume_min_segment_voxels is not None:
+      floor *= self.volume_fold_threshold(voxel_count) / self.volume_min_segment_voxels
+    return max(1, min(int(self.volume_min_kept_voxels), round(floor)))
+
   @classmethod
   def from_config(cls, evaluation) -> "SegmentSettings":
     """From a config's `evaluation` section (see each attribute for its field)."""
@@ -185,7 +207,9 @@ class SegmentSettings:
                volume_max_fraction=float(evaluation.get("volume_max_fraction",
                                                         cls.volume_max_fraction)),
                volume_min_segment_voxels=int(evaluation.get(
-                   "volume_min_segment_voxels", cls.volume_min_segment_voxels or 0)) or None)
+                   "volume_min_segment_voxels", cls.volume_min_segment_voxels or 0)) or None,
+               volume_min_kept_voxels=int(evaluation.get("volume_min_kept_voxels",
+                                                         cls.volume_min_kept_voxels)))
 
 
 _FIELDS = tuple(field.name for field in dataclasses.fields(SegmentSettings))

@@ -21,7 +21,9 @@ in 3-D, so a label means the same thing on every slice and one click
    6-connected pieces and pieces smaller than the volume fold threshold
    (`volume_min_segment_voxels` of the settings) fold into the neighbour
    they share the most border area with (in mm^2: `spacing`); a piece
-   holding a click (`keep=`) is never folded away.
+   holding a click (`keep=`) is not folded away unless it has fewer voxels
+   than `volume_min_kept_voxels` (by default the fold threshold itself: the
+   click then takes the segment the piece joins).
 5. Labels are made on the grid of resized slices and enlarged back to the
    volume (nearest neighbour, so connected stays connected).
 
@@ -85,8 +87,9 @@ def segment_volume(params: segmentation.SegmentationParams, volume: Any, *, axis
     cache: for mode "volume": a `FeatureCache` that keeps the volume's
       features, so the next call on the same model and volume skips the
       embedding.
-    keep: for mode "volume": voxels (i, j, k) whose connected pieces are never
-      folded into a neighbour (e.g. the clicks about to be made).
+    keep: for mode "volume": voxels (i, j, k) whose connected pieces are not
+      folded into a neighbour (e.g. the clicks about to be made), unless a
+      piece has fewer grid voxels than the settings' `volume_kept_floor`.
     settings, **overrides: as in `cuts_jax.segment`, the model's by default:
       `num_clusters` (k of the volume's clustering, or of each slice's),
       `method`, `seed`, the size each slice is segmented at (`resize_to`,
@@ -164,7 +167,8 @@ def segments_from_volume_features(kept: volume_features_lib.VolumeFeatures, *,
     labels = regions.connected_segments(labels,
                                         min_size=settings.volume_fold_threshold(labels.size),
                                         spacing=kept.grid_spacing,
-                                        keep=[kept.to_grid(voxel) for voxel in keep])
+                                        keep=[kept.to_grid(voxel) for voxel in keep],
+                                        min_kept=settings.volume_kept_floor(labels.size))
   labels = labels.astype(np.int32)
   return labels if on_grid else regions.renumber(kept.to_volume(labels))
 
@@ -186,7 +190,8 @@ def volume_stack(params: segmentation.SegmentationParams, volume: Any, *, axis: 
   Args:
     params, volume, axis, spacing, cache: as in `segment_volume`.
     settings, **overrides: as in `segment_volume`; also read:
-      `scale_num_clusters`, `scale_rule`, `volume_max_fraction`, and the fold
+      `scale_num_clusters`, `scale_rule`, `volume_max_fraction`,
+      `volume_min_kept_voxels` (the stack's `min_kept`), and the fold
       threshold (`volume_min_segment_voxels`, else as in 2-D:
       `min_segment_pixels`, else `min_segment_fraction` of the grid's voxels).
 
@@ -220,7 +225,8 @@ def stack_from_volume_features(kept: volume_features_lib.VolumeFeatures, *,
   """
   ks = sorted({int(k) for k in (settings.scale_num_clusters if num_clusters is None
                                 else num_clusters)})
-  min_size = settings.volume_fold_threshold(int(np.prod(kept.grid_shape)))
+  voxel_count = int(np.prod(kept.grid_shape))
+  min_size = settings.volume_fold_threshold(voxel_count)
   pieces, labels = [], []
   for k in ks:
     clusters = volume_clusters(kept, dataclasses.replace(settings, num_clusters=k), cache=cache)
@@ -230,6 +236,7 @@ def stack_from_volume_features(kept: volume_features_lib.VolumeFeatures, *,
     labels.append(segment_map)
   stack = scales.ScaleStack(labels=np.stack(labels), num_clusters=tuple(ks),
                             pieces=np.stack(pieces), folded_below=min_size,
+                            min_kept=settings.volume_kept_floor(voxel_count),
                             rule=settings.scale_rule,
                             max_fraction=settings.volume_max_fraction,
                             fixed_clusters=settings.num_clusters)

@@ -90,7 +90,7 @@ SETTINGS = (
     ("cuts_3d_segments", "CUTS, the 2-D pipeline in 3-D (issue 23): each slice's `segment` "
      "features, intensities smoothed across slices by the spacing, PCA to 32 in float16, the "
      "model's k (10) spectral, 3-D connected segments, small pieces folded except the clicked "
-     "one", "the model's own settings, nothing chosen on this volume"),
+     "one (unless it is below `volume_min_kept_voxels`)", "the model's own settings, nothing chosen on this volume"),
     ("cuts_3d_scales", "as cuts_3d_segments at every k of the model's scale_num_clusters "
      "(2..15), the region chosen by the model's scale rule (`cuts_jax.select` on the 3-D "
      "ScaleStack)", "the scale rule of issue 22, chosen on its tuning parts"),
@@ -145,8 +145,9 @@ def _selector(name: str, params, volume: np.ndarray, *, axis: int, spacing, seed
     return (lambda positive, negative: volume_lib.select_voxels(kept, stack, positive,
                                                                 negative=negative)), None
   if name == "cuts_3d_segments":
-    # The first clicks are known before the segments are made: their pieces are never folded
-    # away (later clicks of the simulated user select in these segments).
+    # The first clicks are known before the segments are made: their pieces are not folded
+    # away unless below the settings' kept floor (later clicks of the simulated user select
+    # in these segments).
     labels = volume_lib.segment_volume(params, volume, axis=axis, spacing=spacing, seed=seed,
                                        cache=cache, keep=first_click)
   else:
@@ -471,10 +472,14 @@ def run_part(args, config) -> None:
       "committed config's evaluation settings (a run's config.json keeps those of the code "
       f"that wrote it): scale rule `{settings.scale_rule}`, volume cap "
       f"`volume_max_fraction` {settings.volume_max_fraction}, volume fold threshold "
-      f"`volume_min_segment_voxels` {settings.volume_min_segment_voxels} (both chosen on the "
-      "tune hemisphere: tuning_volume.md), k = "
+      f"`volume_min_segment_voxels` {settings.volume_min_segment_voxels}, smallest clicked "
+      f"piece kept out of the fold `volume_min_kept_voxels` {settings.volume_min_kept_voxels} "
+      "(all three chosen on the tune hemisphere: tuning_volume.md), k = "
       f"{settings.num_clusters}. CUTS rows: mean +- std over the {len(models)} model(s), "
-      "clustering seed = the model's index; baselines: once, seed 0.",
+      "clustering seed = the model's index; baselines: once, seed 0. The kept-piece floor "
+      "was added after the report run of 2026-12-06, where one model answered the report's "
+      "rim click with a kept 3-voxel piece (Dice 0): that defect was first seen on the report "
+      "part; the floor was chosen on the tune hemisphere only.",
       f"- Data: {args.data_root}, {volume.shape} voxels, spacing {spacing} mm (assumed: the "
       "file has no voxel size).",
       f"- Hardware: {console.processor_name()}, {os.cpu_count()} cores, "

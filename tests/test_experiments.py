@@ -103,6 +103,19 @@ def test_brain_volume_clicks_and_target_line():
   assert "Target met" in "\n".join(brain_volume._target_lines(rows))
 
 
+def test_the_kept_sweep_clicks_the_largest_pieces_rim():
+  import numpy as np  # pylint: disable=import-outside-toplevel
+  tune_volume = _load("experiments/tune_volume.py")
+  target = np.zeros((7, 7, 7), bool)
+  target[1:6, 1:6, 1:6] = True  # 125 voxels, 98 of them on its rim.
+  target[0, 6, 6] = True  # A piece of its own: never clicked.
+  clicks = tune_volume.rim_clicks(target, 10)
+  assert len(set(clicks)) == 10 and clicks == sorted(clicks)
+  assert all(min(c) == 1 or max(c) == 5 for c in clicks)
+  assert tune_volume.rim_clicks(target, 10) == clicks  # Seeded.
+  assert len(tune_volume.rim_clicks(target, 500)) == 98
+
+
 def test_each_hemisphere_is_clicked_at_its_own_largest_piece():
   import numpy as np  # pylint: disable=import-outside-toplevel
   brain_volume = _load("experiments/brain_volume.py")

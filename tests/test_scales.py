@@ -1,5 +1,7 @@
 """The scale stack and the region a click means: rules, negative clicks, small pieces, 3-D."""
 
+import dataclasses
+
 import numpy as np
 import pytest
 from scipy import ndimage
@@ -155,6 +157,11 @@ def test_a_small_clicked_piece_is_kept_not_folded_away():
   # The same stack without the fold threshold answers with the segment.
   plain = scales.ScaleStack(labels=labels, num_clusters=(2,), pieces=pieces)
   assert cuts_jax.select(plain, (4, 4)).sum() == 100
+  # Below the stack's smallest kept piece (`min_kept`), a clicked piece is a speck: the click
+  # takes the segment it was folded into.
+  floored = scales.ScaleStack(labels=labels, num_clusters=(2,), pieces=pieces, folded_below=5,
+                              min_kept=5)
+  assert cuts_jax.select(floored, (4, 4)).sum() == 100
 
 
 def test_three_dimensional_stacks_and_volumes_take_voxels():
@@ -332,6 +339,26 @@ def test_a_clicked_small_piece_is_found_in_its_box():
   maps, label, size, box = stack.index.region(1, (4, 4, 4))
   assert size == 3 and box == (slice(4, 5), slice(4, 5), slice(3, 6))
   np.testing.assert_array_equal(cuts_jax.select(stack, (4, 4, 4)), pieces[1] == 1)
+
+
+@pytest.mark.parametrize("connected", [True, False])  # Regions drawn in full / from the index.
+def test_a_clicked_speck_beside_a_structure_gives_the_structure(connected):
+  # Levels 1 and 2: a structure of 64 voxels (below the fold threshold 100, so kept when
+  # clicked) and on its rim a 2-voxel speck, folded into it in `labels`; level 0: one segment.
+  labels = np.zeros((3, 8, 8, 8), np.int32)
+  pieces = np.zeros((3, 8, 8, 8), np.int32)
+  labels[1:, 2:6, 2:6, 2:6] = pieces[1:, 2:6, 2:6, 2:6] = 1
+  pieces[1:, 3:5, 3, 2] = 2
+  stack = scales.ScaleStack(labels=labels, num_clusters=(1, 2, 3), pieces=pieces,
+                            folded_below=100, min_kept=27, max_fraction=0.2)
+  structure = labels[1] == 1
+  np.testing.assert_array_equal(cuts_jax.select(stack, (3, 3, 2), connected=connected),
+                                structure)
+  np.testing.assert_array_equal(cuts_jax.select(stack, (4, 4, 4), connected=connected),
+                                pieces[1] == 1)  # Above the floor: the piece itself.
+  every = dataclasses.replace(stack, min_kept=1)
+  np.testing.assert_array_equal(cuts_jax.select(every, (3, 3, 2), connected=connected),
+                                pieces[1] == 2)
 
 
 def test_one_level_of_a_stack_takes_later_clicks_as_a_flat_map_does():

@@ -1,5 +1,6 @@
 """One settings object, resolved once: the model's `SegmentSettings` with keyword overrides."""
 
+import dataclasses
 import re
 
 import numpy as np
@@ -40,10 +41,29 @@ def test_a_volume_has_its_own_cap_and_fold_threshold():
   as_2d = segment_settings.SegmentSettings.from_config(evaluation)
   assert as_2d.volume_fold_threshold(10**6) == as_2d.fold_threshold(10**6) == 30
   del evaluation["volume_max_fraction"], evaluation["volume_min_segment_voxels"]
+  del evaluation["volume_min_kept_voxels"]
   old = segment_settings.SegmentSettings.from_config(evaluation)
-  assert (old.volume_max_fraction, old.volume_min_segment_voxels) == (
+  assert (old.volume_max_fraction, old.volume_min_segment_voxels, old.volume_min_kept_voxels) == (
       segment_settings.SegmentSettings.volume_max_fraction,
-      segment_settings.SegmentSettings.volume_min_segment_voxels)
+      segment_settings.SegmentSettings.volume_min_segment_voxels,
+      segment_settings.SegmentSettings.volume_min_kept_voxels)
+
+
+def test_the_smallest_kept_clicked_piece_shrinks_with_the_fold_threshold():
+  from configs import brain_ventricles  # pylint: disable=import-outside-toplevel
+  evaluation = brain_ventricles.get_config().evaluation
+  evaluation.volume_min_kept_voxels = 27
+  settings = segment_settings.SegmentSettings.from_config(evaluation)
+  assert settings.volume_min_kept_voxels == 27
+  # The brain's grid: the floor in voxels; a grid whose fold threshold is capped at a tenth of
+  # the configured one: a tenth of the floor (at least 1), so its small structures stay.
+  assert settings.volume_kept_floor(160 * 128 * 128) == 27
+  assert settings.volume_fold_threshold(20_000) == 100
+  assert settings.volume_kept_floor(20_000) == 3
+  assert settings.volume_kept_floor(10) == 1
+  # With the 2-D fold threshold (no volume threshold), the floor is taken as it is.
+  as_2d = dataclasses.replace(settings, volume_min_segment_voxels=None)
+  assert as_2d.volume_kept_floor(20_000) == 27
 
 
 def test_overrides_replace_the_models_values_and_none_keeps_them(params):
@@ -70,6 +90,7 @@ def test_overrides_replace_the_models_values_and_none_keeps_them(params):
     (dict(scale_rule="persistent"), "scale rule"), (dict(scale_max_fraction=0.0), "scale_max_fraction"),
     (dict(volume_max_fraction=1.5), "volume_max_fraction"),
     (dict(volume_min_segment_voxels=0), "volume_min_segment_voxels"),
+    (dict(volume_min_kept_voxels=0), "volume_min_kept_voxels"),
 ])
 def test_every_value_is_checked_in_one_place(params, overrides, message):
   with pytest.raises(ValueError, match=message):

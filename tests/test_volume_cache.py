@@ -76,12 +76,32 @@ def test_the_clicked_piece_is_never_folded_away(tiny_params):
   volume = 0.8 + 0.01 * np.random.default_rng(1).standard_normal((6, 20, 20))
   volume[2:4, 8:10, 8:10] = 0.1
   blob = volume < 0.5
+  # Every clicked piece kept (the default floor, chosen on the brain, folds every piece below
+  # the fold threshold).
   options = dict(axis=0, num_clusters=2, method="kmeans", image_weight=10.0, image_sigma=0.3,
-                 min_segment_fraction=0.01)
+                 min_segment_fraction=0.01, volume_min_kept_voxels=1)
   assert not np.array_equal(cuts_jax.select(volume_lib.segment_volume(
       tiny_params, volume, **options), (3, 9, 9)), blob)  # 8 < 24 voxels: folded away.
   labels = volume_lib.segment_volume(tiny_params, volume, keep=[(3, 9, 9)], **options)
   assert _dice(cuts_jax.select(labels, (3, 9, 9)), blob) > 0.9
+
+
+def test_a_clicked_speck_folds_into_the_structure_around_it():
+  labels = np.zeros((6, 10, 10), np.int32)
+  labels[1:5, 2:8, 2:8] = 1  # 144 voxels, above the fold threshold 100.
+  labels[2:4, 4, 7] = 2  # A 2-voxel speck on the structure's rim, mostly bordering it.
+  speck = (2, 4, 7)
+  own = regions.connected_segments(labels, min_size=100, keep=[speck])
+  assert np.sum(own == own[speck]) == 2  # Every clicked piece kept: the speck alone.
+  floored = regions.connected_segments(labels, min_size=100, keep=[speck], min_kept=27)
+  np.testing.assert_array_equal(floored == floored[speck], labels > 0)
+  # A clicked piece below the fold threshold but not below the floor is still kept.
+  small = np.zeros((6, 10, 10), np.int32)
+  small[2:5, 3:7, 3:7] = 1  # 48 voxels.
+  kept = regions.connected_segments(small, min_size=60, keep=[(2, 3, 3)], min_kept=27)
+  np.testing.assert_array_equal(kept == kept[2, 3, 3], small > 0)
+  with pytest.raises(ValueError, match="min_kept"):
+    regions.connected_segments(labels, min_size=100, keep=[speck], min_kept=0)
 
 
 def test_the_cache_keeps_features_until_the_model_or_the_volume_changes(tiny_params, tmp_path):
@@ -183,3 +203,9 @@ def test_a_3d_stack_selects_with_voxels_of_the_volume(tiny_params):
                                        volume_min_segment_voxels=3, scale_num_clusters=(2, 3))
   own = volume_lib.stack_from_volume_features(kept, settings=settings, cache=cache)
   assert own.max_fraction == 0.3 != settings.scale_max_fraction and own.folded_below == 3
+  # ... and its smallest kept clicked piece, shrunk with the fold threshold on this small grid.
+  floored = volume_lib.stack_from_volume_features(
+      kept, cache=cache, settings=cuts_jax.resolve_settings(
+          tiny_params, settings=settings, volume_min_segment_voxels=40,
+          volume_min_kept_voxels=20, min_segment_fraction=0.5))
+  assert (floored.folded_below, floored.min_kept) == (40, 20)

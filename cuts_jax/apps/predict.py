@@ -165,7 +165,8 @@ def _predict_volume(params, item: Item, volume: medical.Volume,
                        "voxel selects the structure in 3-D.")
     _validation.check_pixel(click, shape=volume.data.shape, what="--pixel",
                             where="volume", ndim=3)
-  # The file's voxel sizes; the clicked pieces are never folded away; features kept in the cache.
+  # The file's voxel sizes; the clicked pieces are kept out of the fold from the settings'
+  # volume_min_kept_voxels up; features kept in the cache.
   labels = volume_lib.segment_volume(params, volume.data, axis=axis, spacing=volume.spacing,
                                      keep=[*clicks, *negative], cache=feature_cache,
                                      settings=settings)

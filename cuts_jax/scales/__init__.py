@@ -29,7 +29,9 @@ fall.
 
 Small structures are kept: a clicked piece smaller than the fold threshold
 (`folded_below`, joined to a neighbour in `labels`) is answered with the
-piece itself (from `pieces`), not with the neighbour that swallowed it.
+piece itself (from `pieces`), not with the neighbour that swallowed it,
+unless it is a speck of fewer than `min_kept` pixels (voxels): then it is
+answered with that neighbour's segment, as any folded piece.
 
 Several clicks (`choose_region`, and `cuts_jax.select`), the default
 (`negatives="bounded"`): the first positive click's region is the one-click
@@ -92,7 +94,8 @@ def stack_from_features(features: np.ndarray, *, num_clusters: Sequence[int] = t
     min_size: pieces with fewer pixels (at the features' size) are folded
       into a neighbour in `labels` and kept in `pieces`.
     size: (H, W) to return the levels at; None: (h, w).
-    **stack_options: `rule`, `max_fraction`, `fixed_clusters` of the stack.
+    **stack_options: `rule`, `max_fraction`, `fixed_clusters`, `min_kept` of
+      the stack.
 
   Returns:
     A `ScaleStack` with `pieces`.

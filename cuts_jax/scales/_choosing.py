@@ -37,7 +37,8 @@ def _clicked_regions(stack: ScaleStack, click: tuple[int, ...], *, connected: bo
   regions_ = stack.labels == stack.labels[index][expand]
   if stack.pieces is not None and stack.folded_below > 1:
     piece = stack.pieces == stack.pieces[index][expand]
-    small = piece.reshape(len(stack), -1).sum(axis=1) < stack.folded_below
+    sizes = piece.reshape(len(stack), -1).sum(axis=1)
+    small = (sizes < stack.folded_below) & (sizes >= stack.min_kept)
     regions_[small] = piece[small]
   if connected:
     for level in range(len(stack)):

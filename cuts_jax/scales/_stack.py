@@ -39,6 +39,7 @@ class StackIndex:
       # list; the box of a small one is found around the click when it is clicked.
       self.pieces, self._piece_sizes = _numbered(stack.pieces)
     self._folded_below = stack.folded_below
+    self._min_kept = stack.min_kept
     self.voxels = int(np.prod(stack.shape))
 
   def region(self, level: int, click: tuple[int, ...]
@@ -46,13 +47,13 @@ class StackIndex:
     """The region under `click` at `level`: (maps, label, size, box).
 
     The region is `maps[level] == label` (a kept small piece where the click
-    falls on one, else its segment); `box` is its bounding box, a tuple of
-    slices.
+    falls on one of at least `min_kept` pixels, else its segment); `box` is
+    its bounding box, a tuple of slices.
     """
     if self.pieces is not None:
       piece = int(self.pieces[level][click])
       size = int(self._piece_sizes[level][piece])
-      if size < self._folded_below:
+      if self._min_kept <= size < self._folded_below:
         return self.pieces, piece, size, self._piece_box(level, piece, size, click)
     label = int(self.labels[level][click])
     return self.labels, label, int(self._label_sizes[level][label]), self._label_boxes[level][label]
@@ -95,6 +96,9 @@ class ScaleStack:
       before pieces smaller than `folded_below` were folded into a
       neighbour; a click on such a piece is answered with the piece.
     folded_below: the fold threshold in pixels (1: nothing was folded).
+    min_kept: a clicked piece below `folded_below` is answered with itself
+      only when it has at least this many pixels (voxels); a smaller one
+      (a speck) with the segment it was folded into. 1: every clicked piece.
     rule: the default rule of `choose_region` (one of `RULES`).
     max_fraction: the default largest share of the image a chosen region
       may cover (the rules other than "fixed").
@@ -108,6 +112,7 @@ class ScaleStack:
   num_clusters: tuple[int, ...]
   pieces: Optional[np.ndarray] = None
   folded_below: int = 1
+  min_kept: int = 1
   rule: str = "stability"
   max_fraction: float = 0.25
   fixed_clusters: int = 10
@@ -130,7 +135,7 @@ class ScaleStack:
                          f"{labels.shape}.")
       _validation.check_integer_dtype(pieces, what="ScaleStack pieces")
       object.__setattr__(self, "pieces", pieces.astype(np.int32, copy=False))
-    _validation.check_positive_integers(folded_below=self.folded_below,
+    _validation.check_positive_integers(folded_below=self.folded_below, min_kept=self.min_kept,
                                         fixed_clusters=self.fixed_clusters)
     _validation.check_one_of(self.rule, RULES, what="scale rule")
     _validation.check_share(self.max_fraction, name="max_fraction")
