@@ -96,6 +96,10 @@ def test_a_model_trained_with_context_segments_and_reloads(tmp_path):
   patches, context = rebuilt.apply({"params": state.params}, jnp.zeros((2, 16)),
                                    method=model_lib.CUTSModel.reconstruct_with_context)
   assert patches.shape == (2, patch, patch, channels) and context.shape == (2, 3, 3, 3)
+  # Clustering measures embeddings by the patches they rebuild: the head's patch columns only.
+  patch_kernel = np.asarray(head)[:, :patch**2 * channels]
+  metric = np.asarray(reloaded.cluster_metric, np.float64)
+  np.testing.assert_allclose(metric @ metric.T, patch_kernel @ patch_kernel.T, atol=1e-5)
   image = np.random.default_rng(1).random((32, 32, 3)).astype(np.float32)
   labels = cuts_jax.segment(reloaded, image)
   assert labels.shape == (32, 32) and len(np.unique(labels)) > 1
