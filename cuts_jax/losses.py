@@ -18,7 +18,8 @@ coarse view of the anchor's wider N x N neighbourhood: its G x G cell means
 the patch as one target of P * P * C + G * G * C values. The reduction treats
 it as one vector: "mean" averages over all of its values (so a cell mean
 weighs as much as a patch pixel, and with G = P the patch and its context
-weigh the same), "sum" adds them all.
+weigh the same), "sum" adds them all. Off by default: on the retina tuning part
+N = 28 with G = 7 scored below the patch alone (experiments/results/tuning_network.md).
 
 `cuts_loss` composes the objective the train step minimises from a batch's
 pair selection, its embeddings and the head's reconstructions, under the
