@@ -90,7 +90,10 @@ def test_a_model_trained_with_context_segments_and_reloads(tmp_path):
   head = state.params["reconstruction_head"]["kernel"]
   assert head.shape == (16, (patch**2 + cells**2) * channels)
   assert all(math.isfinite(float(x)) for x in np.ravel(head))
-  # The model built from the saved config.json has the same head, so a run resumes from it.
+  # A run restarted in the workdir restores the wider head into the state its config builds.
+  restored = train.train_and_evaluate(config, tmp_path)
+  assert int(restored.step) == config.training.num_steps
+  np.testing.assert_array_equal(restored.params["reconstruction_head"]["kernel"], head)
   reloaded = cuts_jax.load(tmp_path)
   rebuilt = model_lib.build_model(config, channels=channels)
   patches, context = rebuilt.apply({"params": state.params}, jnp.zeros((2, 16)),
