@@ -216,11 +216,6 @@ class LossSettings:
           f"config.loss.reconstruction_context_cells ({cells}), so that the window splits "
           "into equal cells; e.g. 28 with 7 cells of 4 px, or 0 to turn the context off.")
 
-  @property
-  def context_values(self) -> int:
-    """How many values per channel the context adds to the target: G * G, or 0 when off."""
-    return self.reconstruction_context_cells**2 if self.reconstruction_context else 0
-
   def check_image_size(self, image_shape: tuple[int, int]) -> None:
     """Raises ValueError when (H, W) training images cannot be mirrored out to the context.
 
