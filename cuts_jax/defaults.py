@@ -125,6 +125,11 @@ def get_config(*, model_preset: str = "paper") -> ml_collections.ConfigDict:
   config.loss.reconstruction_reduction = "mean"
   # "info_nce": the paper's, over SSIM-verified pairs; "nt_xent": the authors' code's.
   config.loss.contrastive = "info_nce"
+  # Side in px of a wider window around each anchor whose cell means the head also rebuilds,
+  # beside the patch (losses.LossSettings; 0: off, the paper's patch only). Off: 28 px with
+  # 7 x 7 cells scored -0.018 [-0.044, +0.006] on the tuning part (tuning_network.md).
+  config.loss.reconstruction_context = 0
+  config.loss.reconstruction_context_cells = 7  # Cells per side of that window's grid.
 
   # Extra positives (cuts_jax.augment): each anchor's pixel in an augmented view of its image.
   config.augment = ml_collections.ConfigDict()

@@ -12,6 +12,15 @@ or summed over them, the squared norm ||x - f_r(e)||^2 the paper writes
 (`"sum"`, the paper-literal setting: with lambda_r = 10 it weighs
 reconstruction P * P * C = 147x more than the mean).
 
+With `reconstruction_context` = N > 0 (`config.loss`), the head also rebuilds a
+coarse view of the anchor's wider N x N neighbourhood: its G x G cell means
+(`sampling.context_means`, G = `reconstruction_context_cells`), appended to
+the patch as one target of P * P * C + G * G * C values. The reduction treats
+it as one vector: "mean" averages over all of its values (so a cell mean
+weighs as much as a patch pixel, and with G = P the patch and its context
+weigh the same), "sum" adds them all. Off by default: on the retina tuning part
+N = 28 with G = 7 scored below the patch alone (experiments/results/tuning_network.md).
+
 `cuts_loss` composes the objective the train step minimises from a batch's
 pair selection, its embeddings and the head's reconstructions, under the
 `LossSettings` (`config.loss`): lambda_c * contrastive + lambda_r * reconstruction.
@@ -166,6 +175,10 @@ class LossSettings:
       squared norm) of a patch's squared errors (see `reconstruction_error`).
     contrastive: "info_nce" (the paper's, over SSIM-verified pairs) or
       "nt_xent" (the authors' code, `nt_xent_per_image`).
+    reconstruction_context: side N in px of a wider window around each anchor
+      whose cell means the head also rebuilds (0: off, the patch only).
+    reconstruction_context_cells: cells G per side of that window's grid; N
+      must be a multiple of G.
 
   Raises:
     ValueError: naming the `config.loss` field that cannot work.
@@ -176,6 +189,8 @@ class LossSettings:
   lambda_reconstruction: float
   reconstruction_reduction: str = "mean"
   contrastive: str = "info_nce"
+  reconstruction_context: int = 0
+  reconstruction_context_cells: int = 7
 
   def __post_init__(self):
     _validation.check_one_of(self.reconstruction_reduction, RECONSTRUCTION_REDUCTIONS,
@@ -189,6 +204,30 @@ class LossSettings:
       if not (math.isfinite(value) and value >= 0):
         raise ValueError(f"config.loss.{field} is {value}; it must be a finite weight >= 0 "
                          "(0 leaves the term out).")
+    context, cells = self.reconstruction_context, self.reconstruction_context_cells
+    for field, value in (("reconstruction_context", context),
+                         ("reconstruction_context_cells", cells)):
+      if isinstance(value, bool) or not isinstance(value, int) or value < 0:
+        raise ValueError(f"config.loss.{field} is {value!r}; it must be a whole number of "
+                         "pixels (reconstruction_context) or cells, >= 0.")
+    if context and (cells < 1 or context % cells):
+      raise ValueError(
+          f"config.loss.reconstruction_context ({context} px) must be a multiple of "
+          f"config.loss.reconstruction_context_cells ({cells}), so that the window splits "
+          "into equal cells; e.g. 28 with 7 cells of 4 px, or 0 to turn the context off.")
+
+  def check_image_size(self, image_shape: tuple[int, int]) -> None:
+    """Raises ValueError when (H, W) training images cannot be mirrored out to the context.
+
+    The window reaches `reconstruction_context // 2` px beyond an anchor at the
+    border; the mirrored padding needs the image to be larger than that.
+    """
+    half = self.reconstruction_context // 2
+    if half and min(image_shape) <= half:
+      raise ValueError(
+          f"config.loss.reconstruction_context ({self.reconstruction_context} px) reaches "
+          f"{half} px past the border, which {image_shape[0]}x{image_shape[1]} px training "
+          "images (or crops) cannot mirror; use a smaller context or larger images.")
 
   @classmethod
   def from_config(cls, loss_config: ml_collections.ConfigDict) -> LossSettings:
@@ -204,7 +243,8 @@ class LossTerms(NamedTuple):
     total: lambda_c * contrastive + lambda_r * reconstruction, what is minimised.
     contrastive: the contrastive term: InfoNCE's mean over every kept (anchor,
       positive) pair, or NT-Xent's mean over images.
-    reconstruction: the anchors' patch error (mean or sum over a patch, mean over anchors).
+    reconstruction: the anchors' patch error (mean or sum over a patch and its context
+      cells when on, mean over anchors).
   """
 
   total: jax.Array
@@ -215,7 +255,8 @@ class LossTerms(NamedTuple):
 def cuts_loss(pairs: sampling.PairSelection, embeddings: jax.Array,
               settings: LossSettings, *, reconstruct: Callable[[jax.Array], jax.Array],
               axis_name: Optional[str] = None, view_positives: Optional[jax.Array] = None,
-              view_mask: Optional[jax.Array] = None) -> LossTerms:
+              view_mask: Optional[jax.Array] = None,
+              context_targets: Optional[jax.Array] = None) -> LossTerms:
   """The CUTS objective of a batch: InfoNCE over the kept pairs plus the reconstruction error.
 
   Args:
@@ -233,6 +274,9 @@ def cuts_loss(pairs: sampling.PairSelection, embeddings: jax.Array,
       pixel in V augmented views (`cuts_jax.augment`), extra InfoNCE positives
       with the anchor's own negatives.
     view_mask: bool (b, S, V), which of them count (with `view_positives`).
+    context_targets: optional float (b, S, G, G, C): the cell means of each
+      anchor's wider window (`sampling.context_means`), rebuilt beside the
+      patch; `reconstruct` then returns a pair (patches, contexts of this shape).
 
   Returns:
     The `LossTerms` (on this device; the caller's `pmean` makes them global).
@@ -257,8 +301,19 @@ def cuts_loss(pairs: sampling.PairSelection, embeddings: jax.Array,
                                               temperature=settings.temperature))(
         anchors, positives, gather(embeddings, pairs.negative_rc), pairs.negative_mask)
     contrastive = masked_mean(per_positive, positive_mask, axis_name=axis_name)
-  reconstruction = jnp.mean(reconstruction_error(
-      pairs.anchor_patches, reconstruct(anchors), reduction=settings.reconstruction_reduction))
+  if context_targets is None:
+    reconstruction = jnp.mean(reconstruction_error(
+        pairs.anchor_patches, reconstruct(anchors), reduction=settings.reconstruction_reduction))
+  else:
+    # One target vector of patch and context values: sum every squared error, then divide
+    # by the vector's length for "mean".
+    patches, contexts = reconstruct(anchors)
+    squares = (reconstruction_error(pairs.anchor_patches, patches, reduction="sum")
+               + reconstruction_error(context_targets, contexts, reduction="sum"))
+    if settings.reconstruction_reduction == "mean":
+      squares = squares / (math.prod(pairs.anchor_patches.shape[-3:])
+                           + math.prod(context_targets.shape[-3:]))
+    reconstruction = jnp.mean(squares)
   total = total_loss(contrastive, reconstruction,
                      lambda_contrastive=settings.lambda_contrastive,
                      lambda_reconstruction=settings.lambda_reconstruction)

@@ -121,15 +121,20 @@ class CUTSModel(nn.Module):
     encoder: the pixel encoder.
     patch_size: side P of the patch the head rebuilds.
     channels: image channels C (the head outputs P x P x C values).
+    context_cells: G > 0 when the head also rebuilds the G x G cell means of a
+      wider window (`config.loss.reconstruction_context`): it then outputs
+      P x P x C + G x G x C values, the patch's first.
   """
 
   encoder: Encoder
   patch_size: int
   channels: int
+  context_cells: int = 0
 
   def setup(self):
     """Builds the reconstruction head (Flax calls this before the module is used)."""
-    self.reconstruction_head = nn.Dense(self.patch_size * self.patch_size * self.channels)
+    self.reconstruction_head = nn.Dense(
+        (self.patch_size**2 + self.context_cells**2) * self.channels)
 
   def __call__(self, images: jax.Array, *, train: bool,
                axis_name: Optional[str] = None) -> jax.Array:
@@ -142,8 +147,20 @@ class CUTSModel(nn.Module):
 
   def reconstruct(self, embeddings: jax.Array) -> jax.Array:
     """(..., D) embeddings -> (..., P, P, C) patches."""
+    return self.reconstruct_with_context(embeddings)[0]
+
+  def reconstruct_with_context(self, embeddings: jax.Array
+                               ) -> tuple[jax.Array, Optional[jax.Array]]:
+    """(..., D) embeddings -> (..., P, P, C) patches and (..., G, G, C) context cell means.
+
+    The context is None when the head rebuilds no context (`context_cells` 0).
+    """
     flat = self.reconstruction_head(embeddings)
-    return flat.reshape(embeddings.shape[:-1] + (self.patch_size, self.patch_size, self.channels))
+    lead, p, g, c = embeddings.shape[:-1], self.patch_size, self.context_cells, self.channels
+    patches = flat[..., :p * p * c].reshape(lead + (p, p, c))
+    if not g:
+      return patches, None
+    return patches, flat[..., p * p * c:].reshape(lead + (g, g, c))
 
 
 def validate_model_config(model_config: ml_collections.ConfigDict) -> None:
@@ -174,7 +191,11 @@ def receptive_field(model_config: ml_collections.ConfigDict) -> int:
 
 
 def build_model(config: ml_collections.ConfigDict, *, channels: int) -> CUTSModel:
-  """The CUTS model described by `config.model` and `config.sampling.patch_size`."""
+  """The CUTS model described by `config.model`, `config.sampling.patch_size` and the context.
+
+  The head's size follows `config.loss.reconstruction_context` (and its cells),
+  so a checkpoint trained with a context restores into the model its config builds.
+  """
   model_config = config.model
   validate_model_config(model_config)
   encoder = Encoder(
@@ -186,4 +207,8 @@ def build_model(config: ml_collections.ConfigDict, *, channels: int) -> CUTSMode
       weight_gradient=model_config.weight_gradient,
       compute_dtype=model_config.compute_dtype,
   )
-  return CUTSModel(encoder=encoder, patch_size=config.sampling.patch_size, channels=channels)
+  loss = config.get("loss", {})
+  context_cells = loss.get("reconstruction_context_cells", 0) if loss.get(
+      "reconstruction_context", 0) else 0
+  return CUTSModel(encoder=encoder, patch_size=config.sampling.patch_size, channels=channels,
+                   context_cells=context_cells)

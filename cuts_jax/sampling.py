@@ -35,7 +35,7 @@ SSIM_DATA_RANGES = ("fixed", "patch")
 PATCH_RANGE_FLOOR = 0.01
 
 __all__ = ["PATCH_RANGE_FLOOR", "PairSelection", "SSIM_DATA_RANGES", "SamplingSettings",
-           "disk_offsets", "extract_patches", "pixels_at",
+           "context_means", "disk_offsets", "extract_patches", "pixels_at",
            "select_pairs", "validate_sampling_config"]
 
 
@@ -174,6 +174,44 @@ def extract_patches(image: jax.Array, centres: jax.Array, patch_size: int) -> ja
 
   patches = jax.vmap(one)(flat)
   return patches.reshape(centres.shape[:-1] + patches.shape[1:])
+
+
+def context_means(image: jax.Array, centres: jax.Array, *, side: int, cells: int) -> jax.Array:
+  """Mean colour of each cell of a coarse grid laid over a wide window around each centre.
+
+  The window of `side` px (a multiple of `cells`) starts `side // 2` px above
+  and left of its centre: centred for odd sides, half a pixel towards the top
+  left for even ones. It is cut into cells x cells squares of side // cells
+  px and each square is averaged. Where the window leaves the image, the
+  image is mirrored at its border without repeating the edge pixel (numpy's
+  "reflect", as the encoder's padding="reflect"), so every cell holds image
+  values; the image must therefore be larger than side // 2 on both axes.
+  Vectorised: one box filter over the padded image, then one gather.
+
+  Args:
+    image: float (H, W, C).
+    centres: int (..., 2) row, column of each window's centre pixel.
+    side: the window's side in pixels.
+    cells: cells per side of the grid.
+
+  Returns:
+    (..., cells, cells, C) cell means.
+
+  Example: a 4x4 window with 2x2 cells around (2, 2) of an image averages its
+  four 2x2 quadrants image[0:2, 0:2], image[0:2, 2:4], image[2:4, 0:2] and
+  image[2:4, 2:4].
+  """
+  cell = side // cells
+  half = side // 2
+  padded = jnp.pad(image, ((half, half), (half, half), (0, 0)), mode="reflect")
+  # boxes[i, j] is the mean of padded[i:i + cell, j:j + cell]; a window centred on (r, c)
+  # starts at padded[r, c], so its cell (a, b) starts at (r + a * cell, c + b * cell).
+  boxes = jax.lax.reduce_window(padded, 0.0, jax.lax.add, (cell, cell, 1), (1, 1, 1),
+                                "VALID") / (cell * cell)
+  starts = cell * jnp.arange(cells)
+  rows = centres[..., 0, None] + starts
+  cols = centres[..., 1, None] + starts
+  return boxes[rows[..., :, None], cols[..., None, :]]
 
 
 def _keep_first_n(mask: jax.Array, n: jax.Array) -> jax.Array:

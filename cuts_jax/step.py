@@ -179,6 +179,11 @@ def train_step(state: TrainState, batch: jax.Array, key: jax.Array, *,
         crop_keys, batch)
   pairs = jax.vmap(functools.partial(sampling.select_pairs, settings=settings.sampling))(
       pair_keys, images)
+  context_targets = None
+  if settings.loss.reconstruction_context:
+    context_targets = jax.vmap(functools.partial(
+        sampling.context_means, side=settings.loss.reconstruction_context,
+        cells=settings.loss.reconstruction_context_cells))(images, pairs.anchor_rc)
   network_input, view_rc, view_mask = images, None, None
   if settings.augment.enabled:
     view_keys = jax.vmap(lambda k: jax.random.fold_in(k, 2))(image_keys)
@@ -198,11 +203,12 @@ def train_step(state: TrainState, batch: jax.Array, key: jax.Array, *,
       view_positives = jax.vmap(jax.vmap(sampling.pixels_at))(view_embeddings, view_rc)
       view_positives = jnp.swapaxes(view_positives, 1, 2)
       embeddings = embeddings[:local_batch]
-    reconstruct = functools.partial(state.apply_fn, {"params": params},
-                                    method=model_lib.CUTSModel.reconstruct)
+    method = (model_lib.CUTSModel.reconstruct_with_context if context_targets is not None
+              else model_lib.CUTSModel.reconstruct)
+    reconstruct = functools.partial(state.apply_fn, {"params": params}, method=method)
     terms = losses.cuts_loss(pairs, embeddings, settings.loss, reconstruct=reconstruct,
                              axis_name=axis_name, view_positives=view_positives,
-                             view_mask=view_mask)
+                             view_mask=view_mask, context_targets=context_targets)
     return terms.total, (updates["batch_stats"], terms)
 
   (_, (batch_stats, terms)), grads = jax.value_and_grad(loss_fn, has_aux=True)(state.params)

@@ -190,8 +190,9 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str | pathlib
                                     shard_count=jax.process_count())
   image_shape = dataset.images.shape[1:]
   crop = settings.crop_size
-  settings.sampling.check_image_size(tuple(min(crop, s) if crop else s
-                                           for s in image_shape[:2]))
+  trained_shape = tuple(min(crop, s) if crop else s for s in image_shape[:2])
+  settings.sampling.check_image_size(trained_shape)
+  settings.loss.check_image_size(trained_shape)
   logging.info("Loaded %d images of shape %s (%s); training on %d device(s) of %s.",
                len(dataset), image_shape, config.data.kind, jax.device_count(),
                jax.devices()[0].platform)
