@@ -158,7 +158,7 @@ def stacks_for(params, case: Case, config, *, pipelines: Sequence[str] = PIPELIN
         baselines.colour_stack(case.image, num_clusters=settings.scale_num_clusters,
                                smoothing_sigma=config.evaluation.oracle_smoothing_sigma,
                                min_size=settings.fold_threshold(int(np.prod(size))), size=size,
-                               seed=seed),
+                               seed=seed, snap=settings.scale_snap),
         rule=settings.scale_rule, max_fraction=settings.scale_max_fraction,
         fixed_clusters=settings.num_clusters)
   if "felzenszwalb" in pipelines:
@@ -297,8 +297,10 @@ def main() -> None:
            f"- Rows `<pipeline>_<rule><max fraction %>_<negatives>` (`negatives`: how clicks "
            "combine, `select`'s option): the scale rule over k = 2..15 "
            f"for CUTS and the colours (fold threshold {config.evaluation.min_segment_pixels} px "
-           f"at {tuple(config.data.image_size)}), 14 Felzenszwalb scales; `*_fixed_k10_*` is the "
-           "flat k = 10 map (the paper's). Simulated "
+           f"at {tuple(config.data.image_size)}; levels snapped to the image's superpixels: "
+           f"`scale_snap` {config.evaluation.get('scale_snap', 0) or 'off'}), 14 Felzenszwalb "
+           "scales; `*_fixed_k10_*` is the stack's k = 10 level (the paper's flat map, snapped "
+           "as the stack is). Simulated "
            f"user: first click the median pixel, then the farthest point inside the largest "
            f"error region, at most {MAX_CLICKS} clicks; NoC = {MAX_CLICKS} when never reached.",
            "- Mean over images per run, then mean +- std over the "

@@ -220,14 +220,56 @@ def test_segment_hierarchy_clusters_one_image_at_every_k(tiny_workdir):
   assert stack.labels.shape == (3, 40, 36) and stack.pieces.shape == (3, 40, 36)
   assert stack.rule == params.settings.scale_rule
   assert stack.folded_below == params.settings.fold_threshold(32 * 32)
-  # Each level is segment's own label map at that k.
-  np.testing.assert_array_equal(stack.labels[2], cuts_jax.segment(params, image, num_clusters=5))
-  # Features computed once give the same stack.
+  # Not snapped to superpixels, each level is segment's own label map at that k.
+  plain = cuts_jax.segment_hierarchy(params, image, scale_num_clusters=(3, 5, 2), scale_snap=0)
+  np.testing.assert_array_equal(plain.labels[2], cuts_jax.segment(params, image, num_clusters=5))
+  assert not np.array_equal(plain.labels, stack.labels)  # The default snaps.
+  # Features computed once give the same stacks, given the same superpixels.
+  prepared = cuts_jax.features.image_to_segment(params, image)
   features = cuts_jax.segmentation.image_features(params, image)
-  again = scales.scale_stack(params, features, size=(40, 36), scale_num_clusters=(2, 3, 5))
+  superpixels = scales.image_superpixels(prepared, params.settings.scale_snap)
+  again = scales.scale_stack(params, features, size=(40, 36), scale_num_clusters=(2, 3, 5),
+                             superpixels=superpixels)
   np.testing.assert_array_equal(again.labels, stack.labels)
+  again = scales.scale_stack(params, features, size=(40, 36), scale_num_clusters=(2, 3, 5))
+  np.testing.assert_array_equal(again.labels, plain.labels)
   mask = cuts_jax.select(stack, [(5, 5), (30, 30)], negative=(20, 20))
   assert mask[5, 5] and mask[30, 30] and not mask[20, 20]
+
+
+def test_snapped_levels_follow_the_superpixels_edges():
+  # Two noisy flat halves (edge at column 16) and a clustering whose border is 6 px off it:
+  # every superpixel takes the label of most of its pixels, which moves the border towards
+  # the edge, and a stack's levels are made of whole superpixels.
+  rng = np.random.default_rng(0)
+  image = np.zeros((32, 32, 1))
+  image[:, 16:] = 1.0
+  image = np.clip(image + 0.05 * rng.standard_normal(image.shape), 0, 1)
+  superpixels = scales.image_superpixels(image, 32.0)
+  assert not set(np.unique(superpixels[:, :14])) & set(np.unique(superpixels[:, 18:]))
+  truth = np.zeros((32, 32), np.int32)
+  truth[:, 16:] = 1
+  blurred = np.zeros((32, 32), np.int32)
+  blurred[:, 10:] = 1
+  snapped = scales.snap_to_superpixels(blurred, superpixels)
+  assert (snapped != truth).sum() < (blurred != truth).sum() // 2
+  features = np.repeat(np.clip((np.arange(32) - 6.0) / 8.0, 0, 1)[None, :, None], 32, axis=0)
+  features = features + 0.01 * rng.standard_normal((32, 32, 1))
+  for given in (None, superpixels):
+    stack = scales.stack_from_features(features, num_clusters=(2, 3), method="kmeans",
+                                       superpixels=given, min_size=20)
+    whole = all(len(np.unique(level[superpixels == number])) == 1
+                for level in stack.labels for number in np.unique(superpixels))
+    assert whole == (given is not None)
+  with pytest.raises(ValueError, match="superpixels"):
+    scales.stack_from_features(features, num_clusters=(2,), superpixels=superpixels[:8])
+
+
+@pytest.mark.parametrize("value", [-1.0, float("nan"), True, "32"])
+def test_a_bad_snapping_scale_is_refused(value):
+  with pytest.raises(ValueError, match="scale_snap"):
+    segment_settings.SegmentSettings(scale_snap=value)
+  assert segment_settings.SegmentSettings(scale_snap=0).scale_snap is None
 
 
 def test_the_fold_threshold_in_pixels_replaces_the_share():

@@ -233,12 +233,14 @@ def kmeans_pixels(image: np.ndarray, *, num_clusters: int = 10, smoothing_sigma:
 
 def colour_stack(image: np.ndarray, *, num_clusters: Sequence[int] = tuple(range(2, 16)),
                  smoothing_sigma: float = 2.0, min_size: int = 30,
-                 size: Optional[Sequence[int]] = None, seed: int = 0) -> scales.ScaleStack:
+                 size: Optional[Sequence[int]] = None, seed: int = 0,
+                 snap: Optional[float] = None) -> scales.ScaleStack:
   """`colour_segments` at every k: the smoothed colours through CUTS's scale stack.
 
-  The same clustering, connected segments, fold threshold and kept small
-  pieces as `cuts_jax.segment_hierarchy`, with the blurred pixel values in
-  place of the learned features, so a scale rule can be compared fairly.
+  The same clustering, connected segments, fold threshold, kept small
+  pieces and snapping to superpixels as `cuts_jax.segment_hierarchy`, with
+  the blurred pixel values in place of the learned features, so a scale rule
+  can be compared fairly.
 
   Args:
     image: float (H, W, C) or (H, W) in [0, 1].
@@ -248,6 +250,9 @@ def colour_stack(image: np.ndarray, *, num_clusters: Sequence[int] = tuple(range
     size: (h, w) to segment at (e.g. the model's training size), the
       levels coming back at the image's size; None: the image's own.
     seed: seeds the clustering.
+    snap: `SegmentSettings.scale_snap`: the Felzenszwalb scale of the
+      superpixels (of the unblurred image at `size`) the levels are snapped
+      to; None: not snapped.
 
   Returns:
     A `scales.ScaleStack` of (H, W) levels.
@@ -255,11 +260,13 @@ def colour_stack(image: np.ndarray, *, num_clusters: Sequence[int] = tuple(range
   array = _check_image(image)
   work = array if size is None or tuple(size) == array.shape[:2] else \
       pixels.resize_image(array, tuple(size))
+  superpixels = None if snap is None else scales.image_superpixels(work, snap)
   if smoothing_sigma > 0:
     work = ndimage.gaussian_filter(work, sigma=(smoothing_sigma, smoothing_sigma, 0),
                                    mode="reflect")
   return scales.stack_from_features(work, num_clusters=num_clusters, seed=seed,
-                                    min_size=min_size, size=array.shape[:2])
+                                    min_size=min_size, size=array.shape[:2],
+                                    superpixels=superpixels)
 
 
 # Felzenszwalb's scale parameter at each level of `felzenszwalb_stack`: 2^5 .. 2^12.

@@ -161,7 +161,7 @@ def click_stack(method: str, params, image: np.ndarray, evaluation: ml_collectio
 
   CUTS's follows the evaluation section's settings (`SegmentSettings.from_config`);
   the colours' are clustered at `size` (the size CUTS segments at) with the same k,
-  seed, fold threshold and rule.
+  seed, fold threshold, snapping to superpixels and rule.
   """
   settings = segmentation.SegmentSettings.from_config(evaluation)
   if method in (CUTS_SCALE, CUTS_ORACLE_K):
@@ -170,7 +170,7 @@ def click_stack(method: str, params, image: np.ndarray, evaluation: ml_collectio
     stack = baselines.colour_stack(image, num_clusters=settings.scale_num_clusters,
                                    smoothing_sigma=evaluation.oracle_smoothing_sigma,
                                    min_size=settings.fold_threshold(int(np.prod(size))),
-                                   size=size, seed=evaluation.seed)
+                                   size=size, seed=evaluation.seed, snap=settings.scale_snap)
   else:
     stack = baselines.felzenszwalb_stack(image)
   return dataclasses.replace(stack, rule=settings.scale_rule,

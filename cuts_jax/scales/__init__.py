@@ -63,6 +63,7 @@ from __future__ import annotations
 from typing import Any, Optional, Sequence
 
 import numpy as np
+from skimage import segmentation as skimage_segmentation
 
 from cuts_jax import _validation
 from cuts_jax import clustering
@@ -76,13 +77,50 @@ from cuts_jax.scales._stack import RULES
 from cuts_jax.scales._stack import ScaleStack
 from cuts_jax.scales._stack import StackIndex
 
-__all__ = ["NEGATIVE_MODES", "RULES", "ScaleStack", "StackIndex", "choose_region", "scale_stack",
-           "segment_hierarchy", "stack_from_features"]
+__all__ = ["NEGATIVE_MODES", "RULES", "ScaleStack", "StackIndex", "choose_region",
+           "image_superpixels", "scale_stack", "segment_hierarchy", "snap_to_superpixels",
+           "stack_from_features"]
+
+
+def image_superpixels(image: Any, scale: float) -> np.ndarray:
+  """An image's superpixels, which stack levels are snapped to (`SegmentSettings.scale_snap`).
+
+  Felzenszwalb's graph segmentation at `scale` (sigma 0.8, pieces of at
+  least 20 px): many small regions whose borders follow the image's edges.
+
+  Args:
+    image: float (h, w) or (h, w, C) in [0, 1], at the size the stack's
+      levels are clustered at.
+    scale: Felzenszwalb's `scale` (larger: fewer, larger superpixels).
+
+  Returns:
+    int (h, w) superpixel numbers from 0.
+  """
+  array = np.asarray(image, np.float64)
+  if array.ndim == 2:
+    array = array[..., None]
+  if array.ndim != 3:
+    raise ValueError(f"image must be (h, w) or (h, w, C); got shape {np.shape(image)}.")
+  return skimage_segmentation.felzenszwalb(array, scale=float(scale), sigma=0.8, min_size=20,
+                                           channel_axis=-1)
+
+
+def snap_to_superpixels(labels: np.ndarray, superpixels: np.ndarray) -> np.ndarray:
+  """Each superpixel relabelled with the label holding most of its pixels (ties: the lower)."""
+  labels, superpixels = np.asarray(labels), np.asarray(superpixels)
+  if labels.shape != superpixels.shape:
+    raise ValueError(f"superpixels have shape {superpixels.shape}, the labels {labels.shape}.")
+  _, dense = np.unique(labels, return_inverse=True)
+  _, numbers = np.unique(superpixels, return_inverse=True)
+  votes = np.zeros((int(numbers.max()) + 1, int(dense.max()) + 1), np.int64)
+  np.add.at(votes, (numbers.ravel(), dense.ravel()), 1)
+  return votes.argmax(axis=1)[numbers.reshape(labels.shape)].astype(np.int32)
 
 
 def stack_from_features(features: np.ndarray, *, num_clusters: Sequence[int] = tuple(range(2, 16)),
                         method: str = "spectral", seed: int = 0, min_size: int = 1,
                         on_device: Any = "auto", size: Optional[Sequence[int]] = None,
+                        superpixels: Optional[np.ndarray] = None,
                         **stack_options: Any) -> ScaleStack:
   """Clusters (h, w, R) per-pixel features at each k and cuts each clustering into segments.
 
@@ -94,6 +132,9 @@ def stack_from_features(features: np.ndarray, *, num_clusters: Sequence[int] = t
     min_size: pieces with fewer pixels (at the features' size) are folded
       into a neighbour in `labels` and kept in `pieces`.
     size: (H, W) to return the levels at; None: (h, w).
+    superpixels: None, or int (h, w) superpixels (`image_superpixels`) each
+      level's segments are snapped to (`snap_to_superpixels`) before being
+      cut into connected segments and folded again.
     **stack_options: `rule`, `max_fraction`, `fixed_clusters`, `min_kept` of
       the stack.
 
@@ -106,11 +147,17 @@ def stack_from_features(features: np.ndarray, *, num_clusters: Sequence[int] = t
   ks = sorted({int(k) for k in num_clusters})
   _validation.check_positive_integers(**{f"num_clusters[{i}]": k for i, k in enumerate(ks)},
                                       min_size=min_size)
+  if superpixels is not None and np.shape(superpixels) != features.shape[:2]:
+    raise ValueError(f"superpixels have shape {np.shape(superpixels)}; the features' pixels "
+                     f"are {features.shape[:2]}.")
   pieces, labels = [], []
   for k in ks:
     clusters = clustering.cluster_image(features, num_clusters=k, method=method, seed=seed,
                                         on_device=on_device)
     piece_map, segment_map = regions.pieces_and_segments(clusters, min_size=min_size)
+    if superpixels is not None:
+      piece_map, segment_map = regions.pieces_and_segments(
+          snap_to_superpixels(segment_map, superpixels), min_size=min_size)
     if size is not None and tuple(size) != piece_map.shape:
       piece_map = regions.renumber(pixels.resize_labels(piece_map, size))
       segment_map = regions.renumber(pixels.resize_labels(segment_map, size))
@@ -122,7 +169,7 @@ def stack_from_features(features: np.ndarray, *, num_clusters: Sequence[int] = t
 
 def scale_stack(params: Any, image_or_features: Any, *, size: Optional[Sequence[int]] = None,
                 settings: Optional[segment_settings.SegmentSettings] = None,
-                **overrides: Any) -> ScaleStack:
+                superpixels: Optional[np.ndarray] = None, **overrides: Any) -> ScaleStack:
   """An image's segments at every k of `scale_num_clusters`, from one feature computation.
 
   Args:
@@ -132,11 +179,14 @@ def scale_stack(params: Any, image_or_features: Any, *, size: Optional[Sequence[
       (R > 4), computed once and reused (e.g. for several clicks' stacks).
     size: (H, W) to return the levels at; default: the image's own size,
       or the features' (h, w).
+    superpixels: for features, the image's `image_superpixels` at the
+      features' size, to snap the levels to (`scale_snap`); None: not
+      snapped. For an image they are made here when `scale_snap` is set.
     settings, **overrides: as in `segment`; read here: `scale_num_clusters`,
       `method`, `seed`, `on_device`, the fold threshold
       (`min_segment_pixels`, else `min_segment_fraction`), and the stack's
       rule defaults `scale_rule`, `scale_max_fraction` and `num_clusters`
-      (the k of the rule "fixed"); for an image also what
+      (the k of the rule "fixed"); for an image also `scale_snap` and what
       `image_features` reads.
 
   Returns:
@@ -151,12 +201,15 @@ def scale_stack(params: Any, image_or_features: Any, *, size: Optional[Sequence[
   if array.ndim == 3 and array.shape[-1] > 4:
     features = array
   else:
-    features = features_lib.image_features(params, image_or_features, settings=settings)
+    prepared = features_lib.image_to_segment(params, image_or_features, settings=settings)
+    features = features_lib.segment_features(params, prepared, settings=settings)
     size = size or array.shape[:2]
+    if settings.scale_snap is not None:
+      superpixels = image_superpixels(prepared, settings.scale_snap)
   pixel_count = features.shape[0] * features.shape[1]
   return stack_from_features(
       features, num_clusters=settings.scale_num_clusters, method=settings.method,
-      seed=settings.seed, on_device=settings.on_device, size=size,
+      seed=settings.seed, on_device=settings.on_device, size=size, superpixels=superpixels,
       min_size=settings.fold_threshold(pixel_count), rule=settings.scale_rule,
       max_fraction=settings.scale_max_fraction, fixed_clusters=settings.num_clusters)
 

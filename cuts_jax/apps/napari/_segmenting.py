@@ -36,7 +36,7 @@ Progress = Callable[[int, int, Optional[float]], bool]
 _FEATURE_FIELDS = ("space", "image_weight", "image_sigma", "at_training_size", "resize_to")
 # The settings a scale stack's levels depend on beside the features.
 _STACK_FIELDS = ("scale_num_clusters", "method", "seed", "min_segment_fraction",
-                 "min_segment_pixels", "on_device")
+                 "min_segment_pixels", "on_device", "scale_snap")
 
 
 def volume_cache() -> volume_features_lib.FeatureCache:
@@ -64,6 +64,8 @@ class Features:
     key: identifies the image, model and feature settings (see `features_key`).
     stack: a 2-D image's `cuts_jax.ScaleStack`, once built, and the
       settings it was built with.
+    prepared: a 2-D image as it was embedded (at the segmenting size), for
+      the superpixels its stack's levels are snapped to; None for a volume.
   """
 
   values: np.ndarray
@@ -71,6 +73,7 @@ class Features:
   axis: int
   key: tuple
   stack: Optional[tuple[tuple, Any]] = None
+  prepared: Optional[np.ndarray] = None
 
 
 def interactive_settings(params: cuts_jax.SegmentationParams,
@@ -110,8 +113,9 @@ def compute_features(params: cuts_jax.SegmentationParams, image: _actions.LayerI
   """
   if not image.is_volume:
     array = pixels.match_channels(image.data, params.channels, source=image.name)
-    values = features_lib.image_features(params, array, settings=settings)
-    return Features(values=values, shape=image.shape, axis=0, key=key)
+    prepared = features_lib.image_to_segment(params, array, settings=settings)
+    values = features_lib.segment_features(params, prepared, settings=settings)
+    return Features(values=values, shape=image.shape, axis=0, key=key, prepared=prepared)
   started = time.perf_counter()
 
   def report(done: int, total: int) -> None:
@@ -165,8 +169,11 @@ def _stack(params: cuts_jax.SegmentationParams, features: Features,
   """
   key = tuple(getattr(settings, name) for name in _STACK_FIELDS)
   if features.stack is None or features.stack[0] != key:
+    superpixels = None
+    if settings.scale_snap is not None and features.prepared is not None:
+      superpixels = scales.image_superpixels(features.prepared, settings.scale_snap)
     features.stack = (key, scales.scale_stack(params, features.values, size=features.shape,
-                                              settings=settings))
+                                              settings=settings, superpixels=superpixels))
   return dataclasses.replace(features.stack[1], rule=settings.scale_rule,
                              max_fraction=settings.scale_max_fraction,
                              fixed_clusters=settings.num_clusters)
