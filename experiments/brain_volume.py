@@ -543,10 +543,10 @@ def main() -> None:
     return
   start_step = _latest_step(workdir)
   tick = time.perf_counter()
-  train.train_and_evaluate(config, workdir)
+  if start_step < config.training.num_steps:  # A finished run is only read, never rewritten.
+    train.train_and_evaluate(config, workdir)
   train_s = time.perf_counter() - tick
-  training_config = checkpointing.read_config(workdir)
-  params = trained.load(workdir)
+  (_, _, params, training_config), = trained_models([workdir], config)
   axis = int(training_config.data.axis)
 
   with np.load(args.data_root, allow_pickle=False) as archive:
@@ -616,9 +616,11 @@ def main() -> None:
       "- **Part: the whole volume** (experiments/splits.json splits the brain into a tune "
       "hemisphere, axis-0 slices [0, 80), and a report one, [80, 160); a one-click 3-D mask "
       "spans both, so it is scored on the whole volume. No setting here was chosen on this "
-      "volume: every CUTS row uses the model's own settings (k, the scale rule and its "
-      "levels chosen on the tuning parts of issues 22 and earlier), and the baselines' were "
-      "fixed before any result).",
+      "volume: every CUTS row segments with the committed config's evaluation settings (k, "
+      "the scale rule and its levels chosen on the tuning parts of issues 22 and earlier, "
+      "the 3-D cap, fold threshold and smallest kept clicked piece on the tune hemisphere), "
+      "not those a finished run's config.json kept; the baselines' were fixed before any "
+      "result).",
       f"- Model: `configs/brain_ventricles.py` as committed (seed 0), trained in {workdir} "
       f"({origin}; {train_s / 60:.1f} min in this command): "
       + (f"every slice along axis {axis} (no label read), "
