@@ -331,7 +331,7 @@ def bench_select(args) -> dict:
   """`select` with the scale rule on a 128x128 image after `segment`, its features cached.
 
   The features `segment` computed are kept; the scale stack (k = 2..15, its
-  levels snapped to the image's superpixels as the model's `scale_snap`
+  levels snapped to the image's superpixels as the model's `snap_scale`
   says) is built from them once (`scales.scale_stack`, timed apart), then each
   `select` chooses the clicked region by the default rule: one click, and
   two positive clicks with one negative.
@@ -341,7 +341,7 @@ def bench_select(args) -> dict:
   image = _segment_image(size)
   segmentation.segment(params, image)  # Compiles.
   features = segmentation.segment_features(params, image)
-  snap = params.settings.scale_snap
+  snap = params.settings.snap_scale
 
   def build():  # As napari builds it: the image's superpixels, then the snapped levels.
     superpixels = None if snap is None else scales.image_superpixels(image, snap)

@@ -190,10 +190,12 @@ def get_config(*, model_preset: str = "paper") -> ml_collections.ConfigDict:
   config.evaluation.scale_num_clusters = tuple(range(2, 16))
   config.evaluation.scale_rule = "stability"
   config.evaluation.scale_max_fraction = 0.25
-  # Each level redrawn along the image's superpixels (Felzenszwalb at this scale; 0: off):
-  # on the tune parts one click rose from 0.854 to 0.865 (retina) and from 0.516 to 0.571
-  # (brain, paired +0.056 [+0.009, +0.096]; experiments/results/tuning_scale.md).
-  config.evaluation.scale_snap = 32.0
+  # Segments (segment's, and each level of segment_hierarchy) redrawn along the image's
+  # superpixels (Felzenszwalb at this scale; 0: off), chosen on the tune parts
+  # (experiments/results/tuning_scale.md): the flat k = 10 map's one-pixel Dice rose from
+  # 0.819 to 0.855 on retina (paired +0.036 [+0.014, +0.063]) and from 0.453 to 0.557 on the
+  # brain (+0.103 [+0.055, +0.148]); under the scale rule from 0.854 to 0.865 and 0.516 to 0.571.
+  config.evaluation.snap_scale = 32.0
   # The same two choices for a volume (cuts_jax.volume), chosen on the brain's tune hemisphere
   # (experiments/results/tuning_volume.md): a quarter of a volume holds many structures, so
   # the cap is a share of the volume's voxels of its own; pieces of a 3-D segmentation fold

@@ -75,17 +75,18 @@ class SegmentSettings:
     scale_max_fraction: levels whose clicked segment covers more than this
       share of the image are passed over by the rules other than "fixed"
       (`config.evaluation.scale_max_fraction`).
-    scale_snap: each level of an image's `ScaleStack` is redrawn along the
-      edges of the image's superpixels (Felzenszwalb's graph segmentation at
-      this `scale`, sigma 0.8, pieces of at least 20 px, at the segmenting
-      size): every superpixel takes the segment holding most of its pixels,
-      then the level is cut into connected segments again. The embeddings
-      come from 31 px receptive fields and blur boundaries; the superpixels
-      follow the image's edges. None or 0: levels as clustered (0 also as an
-      override: `segment_hierarchy(params, image, scale_snap=0)`)
-      (`config.evaluation.scale_snap`; chosen on the tune
-      parts: experiments/results/tuning_scale.md). 2-D only: volumes'
-      stacks are not snapped.
+    snap_scale: an image's connected segments (`segment`'s, and each level
+      of its `ScaleStack`) are redrawn along the edges of the image's
+      superpixels (Felzenszwalb's graph segmentation at this `scale`, sigma
+      0.8, pieces of at least 20 px, at the segmenting size): every
+      superpixel takes the segment holding most of its pixels, then the map
+      is cut into connected segments again. The embeddings come from 31 px
+      receptive fields and blur boundaries; the superpixels follow the
+      image's edges. None or 0: segments as clustered (0 also as an
+      override: `segment(params, image, snap_scale=0)`); plain clusters
+      (`connected=False`) are never snapped (`config.evaluation.snap_scale`;
+      chosen on the tune parts: experiments/results/tuning_scale.md). 2-D
+      only: volumes are not snapped.
     volume_max_fraction: the same share for a 3-D stack (`volume.volume_stack`),
       of the volume's voxels: a share that keeps a background half out of a
       slice lets a region of many structures through in a volume
@@ -124,7 +125,7 @@ class SegmentSettings:
   scale_num_clusters: tuple[int, ...] = tuple(range(2, 16))
   scale_rule: str = "stability"
   scale_max_fraction: float = 0.25
-  scale_snap: Optional[float] = 32.0
+  snap_scale: Optional[float] = 32.0
   volume_max_fraction: float = 0.05
   volume_min_segment_voxels: Optional[int] = 1000
   volume_min_kept_voxels: int = 1000
@@ -167,16 +168,16 @@ class SegmentSettings:
     object.__setattr__(self, "scale_num_clusters", tuple(sorted({int(k) for k in ks})))
     _validation.check_one_of(self.scale_rule, SCALE_RULES, what="scale rule")
     _validation.check_share(self.scale_max_fraction, name="scale_max_fraction")
-    if isinstance(self.scale_snap, (int, float)) and not isinstance(self.scale_snap, bool) \
-        and self.scale_snap == 0:
-      object.__setattr__(self, "scale_snap", None)  # 0: off, as in the config.
-    if self.scale_snap is not None:
-      if isinstance(self.scale_snap, (bool, np.bool_)) or \
-          not isinstance(self.scale_snap, (int, float, np.integer, np.floating)) or \
-          not np.isfinite(self.scale_snap) or self.scale_snap <= 0:
-        raise ValueError(f"scale_snap is {self.scale_snap!r}; expected a positive Felzenszwalb "
+    if isinstance(self.snap_scale, (int, float)) and not isinstance(self.snap_scale, bool) \
+        and self.snap_scale == 0:
+      object.__setattr__(self, "snap_scale", None)  # 0: off, as in the config.
+    if self.snap_scale is not None:
+      if isinstance(self.snap_scale, (bool, np.bool_)) or \
+          not isinstance(self.snap_scale, (int, float, np.integer, np.floating)) or \
+          not np.isfinite(self.snap_scale) or self.snap_scale <= 0:
+        raise ValueError(f"snap_scale is {self.snap_scale!r}; expected a positive Felzenszwalb "
                          "scale (e.g. 32.0), or 0 or None for levels as clustered.")
-      object.__setattr__(self, "scale_snap", float(self.scale_snap))
+      object.__setattr__(self, "snap_scale", float(self.snap_scale))
     _validation.check_share(self.volume_max_fraction, name="volume_max_fraction")
     if self.volume_min_segment_voxels is not None:
       _validation.check_positive_integers(volume_min_segment_voxels=self.volume_min_segment_voxels)
@@ -226,7 +227,7 @@ class SegmentSettings:
                scale_num_clusters=tuple(evaluation.get("scale_num_clusters", range(2, 16))),
                scale_rule=evaluation.get("scale_rule", "stability"),
                scale_max_fraction=float(evaluation.get("scale_max_fraction", 0.25)),
-               scale_snap=float(evaluation.get("scale_snap", cls.scale_snap or 0)) or None,
+               snap_scale=float(evaluation.get("snap_scale", cls.snap_scale or 0)) or None,
                volume_max_fraction=float(evaluation.get("volume_max_fraction",
                                                         cls.volume_max_fraction)),
                volume_min_segment_voxels=int(evaluation.get(

@@ -38,7 +38,8 @@ from cuts_jax.segment_settings import resolve_settings
 
 __all__ = ["CLUSTER_SPACES", "SegmentSettings", "SegmentationParams", "clustering_features",
            "embed", "embed_image", "image_features", "image_to_segment", "prepare_image",
-           "resolve_settings", "segment", "segment_features", "segments_from_features", "select"]
+           "resolve_settings", "segment", "segment_features", "segments_from_features", "select",
+           "superpixels_for"]
 
 
 def segment(params: SegmentationParams, image: Any, *,
@@ -83,13 +84,16 @@ def segment(params: SegmentationParams, image: Any, *,
     lesion = cuts_jax.select(stack, (64, 40))    # the region the scale rule chooses
   """
   settings = resolve_settings(params, settings=settings, **overrides)
-  features = features_lib.image_features(params, image, settings=settings)
-  return _labels(features, np.shape(image)[:2], settings)
+  prepared = features_lib.image_to_segment(params, image, settings=settings)
+  features = features_lib.segment_features(params, prepared, settings=settings)
+  return _labels(features, np.shape(image)[:2], settings,
+                 superpixels=superpixels_for(prepared, settings))
 
 
 def segments_from_features(params: SegmentationParams, features: np.ndarray, *,
                            size: Optional[Sequence[int]] = None,
                            settings: Optional[SegmentSettings] = None,
+                           superpixels: Optional[np.ndarray] = None,
                            **overrides: Any) -> np.ndarray:
   """The second half of `segment`: (h, w, R) `image_features` -> int32 label map.
 
@@ -102,21 +106,45 @@ def segments_from_features(params: SegmentationParams, features: np.ndarray, *,
     size: (H, W) to return the labels at (the image's own size); None: (h, w).
     settings, **overrides: as in `segment` (`num_clusters`, `method`, `seed`,
       `connected`, `min_segment_fraction` and `on_device` matter here).
+    superpixels: the image's superpixels at the features' size
+      (`superpixels_for(prepared, settings)`), to snap the segments to as
+      `segment` does; None: not snapped.
 
   Returns:
     int32 (H, W) labels numbered 0, 1, ... in raster order.
   """
   settings = resolve_settings(params, settings=settings, **overrides)
-  return _labels(np.asarray(features), size, settings)
+  features = np.asarray(features)
+  if superpixels is not None and np.shape(superpixels) != features.shape[:2]:
+    raise ValueError(f"superpixels have shape {np.shape(superpixels)}; the features' pixels "
+                     f"are {features.shape[:2]}.")
+  return _labels(features, size, settings,
+                 superpixels=superpixels if settings.connected else None)
 
 
-def _labels(features: np.ndarray, size: Optional[Sequence[int]],
-            settings: SegmentSettings) -> np.ndarray:
+def superpixels_for(prepared: np.ndarray, settings: SegmentSettings) -> Optional[np.ndarray]:
+  """The superpixels an image's segments are snapped to, or None (`snap_scale` off).
+
+  Args:
+    prepared: the image as it is embedded (`features.image_to_segment`).
+    settings: its `SegmentSettings`.
+  """
+  if settings.snap_scale is None or not settings.connected:
+    return None
+  return scales.image_superpixels(prepared, settings.snap_scale)
+
+
+def _labels(features: np.ndarray, size: Optional[Sequence[int]], settings: SegmentSettings,
+            *, superpixels: Optional[np.ndarray] = None) -> np.ndarray:
   labels = clustering.cluster_image(features, num_clusters=settings.num_clusters,
                                     method=settings.method, seed=settings.seed,
                                     on_device=settings.on_device)
   if settings.connected:
-    labels = regions.connected_segments(labels, min_size=settings.fold_threshold(labels.size))
+    fold = settings.fold_threshold(labels.size)
+    labels = regions.connected_segments(labels, min_size=fold)
+    if superpixels is not None:
+      labels = regions.connected_segments(scales.snap_to_superpixels(labels, superpixels),
+                                          min_size=fold)
   if size is not None and labels.shape != tuple(size):
     labels = regions.renumber(pixels.resize_labels(labels, size))
   return labels.astype(np.int32)

@@ -144,6 +144,15 @@ def load_cases(dataset: str, part: str) -> tuple[list[Case], object]:
   return cases, config
 
 
+def tune_models(dataset: str, seeds: Sequence[int], workdir_root: str):
+  """(seed, params) of each trained model a tuning script reads (the brain's models are
+  trained on every slice, so `brain_report_none_paper` serves its tune part too)."""
+  trained_part = "report" if dataset == "brain" else "tune"
+  for seed in seeds:
+    yield seed, cuts_jax.load(pathlib.Path(workdir_root) /
+                              f"{dataset}_{trained_part}_none_paper" / f"seed{seed}")
+
+
 def stacks_for(params, case: Case, config, *, pipelines: Sequence[str] = PIPELINES,
                seed: int = 0) -> dict[str, scales.ScaleStack]:
   """Each pipeline's scale stack of one image (clustering seeded with `seed`)."""
@@ -158,7 +167,7 @@ def stacks_for(params, case: Case, config, *, pipelines: Sequence[str] = PIPELIN
         baselines.colour_stack(case.image, num_clusters=settings.scale_num_clusters,
                                smoothing_sigma=config.evaluation.oracle_smoothing_sigma,
                                min_size=settings.fold_threshold(int(np.prod(size))), size=size,
-                               seed=seed, snap=settings.scale_snap),
+                               seed=seed, snap=settings.snap_scale),
         rule=settings.scale_rule, max_fraction=settings.scale_max_fraction,
         fixed_clusters=settings.num_clusters)
   if "felzenszwalb" in pipelines:
@@ -298,7 +307,7 @@ def main() -> None:
            "combine, `select`'s option): the scale rule over k = 2..15 "
            f"for CUTS and the colours (fold threshold {config.evaluation.min_segment_pixels} px "
            f"at {tuple(config.data.image_size)}; levels snapped to the image's superpixels: "
-           f"`scale_snap` {config.evaluation.get('scale_snap', 0) or 'off'}), 14 Felzenszwalb "
+           f"`snap_scale` {config.evaluation.get('snap_scale', 0) or 'off'}), 14 Felzenszwalb "
            "scales; `*_fixed_k10_*` is the stack's k = 10 level (the paper's flat map, snapped "
            "as the stack is). Simulated "
            f"user: first click the median pixel, then the farthest point inside the largest "

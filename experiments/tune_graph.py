@@ -12,12 +12,12 @@ tune part, and CUTS's clusters of 31 px receptive fields blur boundaries. So:
   that their root-mean-square difference between neighbouring pixels equals the image's, which
   gives Felzenszwalb's `scale` the same meaning on each.
 - `cuts_snapped_<superpixels>`: each level of `segment_hierarchy` (not snapped:
-  `scale_snap=0`) relabelled by the majority label inside each fine superpixel of the image
+  `snap_scale=0`) relabelled by the majority label inside each fine superpixel of the image
   (Felzenszwalb at scale 32 or 16, or 600 SLIC superpixels), then cut into connected segments
   with the 30 px fold; `colour_snapped_fh32` the same for the colours' stack
   (`baselines.colour_stack`). The first measurement, before the option existed.
 - `cuts_default`, `colour_default`: the stacks as the package now builds them with the
-  config's settings (`scale_snap`, the adopted snapping: Felzenszwalb at scale 32), to check
+  config's settings (`snap_scale`, the adopted snapping: Felzenszwalb at scale 32), to check
   that the implementation gives what was measured.
 
 Each stack gets the default scale rule (`select` with one click at the expert region's median
@@ -100,16 +100,14 @@ def main() -> None:
   args = parser.parse_args()
   started = time.perf_counter()
   cases, config = clicks.load_cases(args.dataset, "tune")
-  trained_part = "report" if args.dataset == "brain" else "tune"
   fold = int(config.evaluation.min_segment_pixels)
   scores: dict[str, list[float]] = {}  # row -> each seed's mean over images
   records = []  # Per image and seed, for the paired differences.
-  for seed in [int(s) for s in args.seeds.split(",")]:
-    params = cuts_jax.load(pathlib.Path(args.workdir_root) /
-                           f"{args.dataset}_{trained_part}_none_paper" / f"seed{seed}")
+  seeds = [int(s) for s in args.seeds.split(",")]
+  for seed, params in clicks.tune_models(args.dataset, seeds, args.workdir_root):
     settings = dataclasses.replace(
         cuts_jax.SegmentSettings.from_config(config.evaluation), seed=seed)
-    plain = dataclasses.replace(settings, scale_snap=None)
+    plain = dataclasses.replace(settings, snap_scale=None)
     per_image: dict[str, list[float]] = {}
     for case in cases:
       image = case.image if case.image.ndim == 3 else case.image[..., None]
@@ -132,11 +130,11 @@ def main() -> None:
           baselines.colour_stack(case.image, **colour_options), rule=stack.rule,
           max_fraction=stack.max_fraction, fixed_clusters=stack.fixed_clusters)
       stacks["colour"] = colour
-      if settings.scale_snap is not None:
+      if settings.snap_scale is not None:
         stacks["cuts_default"] = cuts_jax.segment_hierarchy(params, case.image,
                                                             settings=settings)
         stacks["colour_default"] = dataclasses.replace(
-            baselines.colour_stack(case.image, snap=settings.scale_snap, **colour_options),
+            baselines.colour_stack(case.image, snap=settings.snap_scale, **colour_options),
             rule=stack.rule, max_fraction=stack.max_fraction,
             fixed_clusters=stack.fixed_clusters)
       for name, superpixels in SUPERPIXELS.items():

@@ -4,6 +4,7 @@ import numpy as np
 import pytest
 
 from configs import tiny
+from cuts_jax import scales
 from cuts_jax import segmentation
 from cuts_jax import step as step_lib
 from cuts_jax.evaluation import baselines
@@ -72,11 +73,26 @@ def test_matched_colour_control_takes_the_evaluation_k_and_folding():
       "colour_segments", config.evaluation.baselines["colour_segments"], 3, config.evaluation)
   assert function == "kmeans_pixels"
   assert kwargs == dict(num_clusters=6, method="spectral", smoothing_sigma=2.0, connected=True,
-                        min_segment_fraction=0.02, min_segment_pixels=0, seed=3)
+                        min_segment_fraction=0.02, min_segment_pixels=0, seed=3,
+                        snap_scale=config.evaluation.snap_scale)
   config.evaluation.min_segment_pixels = 30
+  config.evaluation.snap_scale = 0.0
   _, kwargs = evaluate._baseline_call(  # pylint: disable=protected-access
       "colour_segments", config.evaluation.baselines["colour_segments"], 3, config.evaluation)
-  assert kwargs["min_segment_pixels"] == 30
+  assert kwargs["min_segment_pixels"] == 30 and kwargs["snap_scale"] is None
+
+
+def test_matched_colour_snaps_to_the_superpixels_when_the_model_does():
+  # A blurred step: the colours' clusters split the blur band; snapped, each superpixel is whole.
+  rng = np.random.default_rng(0)
+  image = np.zeros((32, 32, 3))
+  image[:, 16:] = 1.0
+  image = np.clip(image + 0.05 * rng.standard_normal(image.shape), 0, 1)
+  snapped = baselines.kmeans_pixels(image, num_clusters=3, method="kmeans", connected=True,
+                                    smoothing_sigma=3.0, min_segment_pixels=20, snap_scale=32.0)
+  superpixels = scales.image_superpixels(image, 32.0)
+  for number in np.unique(superpixels):
+    assert len(np.unique(snapped[superpixels == number])) == 1
 
 
 def test_matched_colour_folds_by_pixels_when_the_model_does():

@@ -220,14 +220,16 @@ def test_segment_hierarchy_clusters_one_image_at_every_k(tiny_workdir):
   assert stack.labels.shape == (3, 40, 36) and stack.pieces.shape == (3, 40, 36)
   assert stack.rule == params.settings.scale_rule
   assert stack.folded_below == params.settings.fold_threshold(32 * 32)
-  # Not snapped to superpixels, each level is segment's own label map at that k.
-  plain = cuts_jax.segment_hierarchy(params, image, scale_num_clusters=(3, 5, 2), scale_snap=0)
-  np.testing.assert_array_equal(plain.labels[2], cuts_jax.segment(params, image, num_clusters=5))
+  # Each level is segment's own label map at that k, snapped or not.
+  np.testing.assert_array_equal(stack.labels[2], cuts_jax.segment(params, image, num_clusters=5))
+  plain = cuts_jax.segment_hierarchy(params, image, scale_num_clusters=(3, 5, 2), snap_scale=0)
+  np.testing.assert_array_equal(plain.labels[2],
+                                cuts_jax.segment(params, image, num_clusters=5, snap_scale=0))
   assert not np.array_equal(plain.labels, stack.labels)  # The default snaps.
   # Features computed once give the same stacks, given the same superpixels.
   prepared = cuts_jax.features.image_to_segment(params, image)
   features = cuts_jax.segmentation.image_features(params, image)
-  superpixels = scales.image_superpixels(prepared, params.settings.scale_snap)
+  superpixels = scales.image_superpixels(prepared, params.settings.snap_scale)
   again = scales.scale_stack(params, features, size=(40, 36), scale_num_clusters=(2, 3, 5),
                              superpixels=superpixels)
   np.testing.assert_array_equal(again.labels, stack.labels)
@@ -267,9 +269,9 @@ def test_snapped_levels_follow_the_superpixels_edges():
 
 @pytest.mark.parametrize("value", [-1.0, float("nan"), True, "32"])
 def test_a_bad_snapping_scale_is_refused(value):
-  with pytest.raises(ValueError, match="scale_snap"):
-    segment_settings.SegmentSettings(scale_snap=value)
-  assert segment_settings.SegmentSettings(scale_snap=0).scale_snap is None
+  with pytest.raises(ValueError, match="snap_scale"):
+    segment_settings.SegmentSettings(snap_scale=value)
+  assert segment_settings.SegmentSettings(snap_scale=0).snap_scale is None
 
 
 def test_the_fold_threshold_in_pixels_replaces_the_share():

@@ -121,9 +121,12 @@ def test_segment_clusters_the_shared_image_features(params):
   settings = cuts_jax.resolve_settings(params, num_clusters=4)
   vectors = features.image_features(params, image, settings=settings)
   assert vectors.shape == (32, 32, 16 + 3)  # At the training size, beside the colour.
+  prepared = features.image_to_segment(params, image, settings=settings)
   np.testing.assert_array_equal(
       cuts_jax.segment(params, image, settings=settings),
-      segmentation.segments_from_features(params, vectors, size=(20, 26), settings=settings))
+      segmentation.segments_from_features(
+          params, vectors, size=(20, 26), settings=settings,
+          superpixels=segmentation.superpixels_for(prepared, settings)))
   own = features.image_features(params, image, at_training_size=False, image_weight=0.0)
   assert own.shape == (20, 26, 16)
 

@@ -132,7 +132,7 @@ def _predict_image(params, item: Item, image: Any, writer: _predict_outputs.Writ
   rule = settings.scale_rule if scale is None else scale
   flat = rule == "fixed" or isinstance(rule, int)
   # The label map is `segment`'s at k; the stack (its levels snapped to the image's
-  # superpixels, `scale_snap`) only chooses the clicked region.
+  # superpixels, `snap_scale`) only chooses the clicked region.
   k = rule if isinstance(rule, int) else None
   labels = segmentation.segment(params, image, settings=settings, num_clusters=k)
   if clicks and not flat:

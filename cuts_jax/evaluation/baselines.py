@@ -192,7 +192,7 @@ def slic(image: np.ndarray, *, num_segments: int = 10, compactness: Optional[flo
 def kmeans_pixels(image: np.ndarray, *, num_clusters: int = 10, smoothing_sigma: float = 0.0,
                   method: str = "kmeans", connected: bool = False,
                   min_segment_fraction: float = 0.0, min_segment_pixels: int = 0,
-                  seed: int = 0) -> np.ndarray:
+                  seed: int = 0, snap_scale: Optional[float] = None) -> np.ndarray:
   """k-means of the pixels' values: CUTS's clustering without the learned embedding.
 
   Uses `clustering.cluster_image`, so labels are numbered in raster order of
@@ -213,11 +213,16 @@ def kmeans_pixels(image: np.ndarray, *, num_clusters: int = 10, smoothing_sigma:
     min_segment_pixels: with `connected`, when > 0, pieces below this many
       pixels join a neighbour instead (as `SegmentSettings.min_segment_pixels`).
     seed: seeds the k-means; the same seed gives the same labels.
+    snap_scale: with `connected`, the segments are snapped to the
+      (unblurred) image's superpixels as `segment`'s are
+      (`SegmentSettings.snap_scale`); None or 0: not snapped.
 
   Returns:
     int32 (H, W) labels: clusters in [0, num_clusters), or connected segments.
   """
   array = _check_image(image)
+  superpixels = scales.image_superpixels(array, snap_scale) if connected and snap_scale \
+      else None
   if smoothing_sigma < 0:
     raise ValueError(f"smoothing_sigma must be non-negative; got {smoothing_sigma}.")
   if smoothing_sigma > 0:
@@ -228,6 +233,9 @@ def kmeans_pixels(image: np.ndarray, *, num_clusters: int = 10, smoothing_sigma:
     min_size = (int(min_segment_pixels) if min_segment_pixels > 0
                 else max(1, round(min_segment_fraction * labels.size)))
     labels = regions.connected_segments(labels, min_size=min_size)
+    if superpixels is not None:
+      labels = regions.connected_segments(scales.snap_to_superpixels(labels, superpixels),
+                                          min_size=min_size)
   return labels
 
 
@@ -250,7 +258,7 @@ def colour_stack(image: np.ndarray, *, num_clusters: Sequence[int] = tuple(range
     size: (h, w) to segment at (e.g. the model's training size), the
       levels coming back at the image's size; None: the image's own.
     seed: seeds the clustering.
-    snap: `SegmentSettings.scale_snap`: the Felzenszwalb scale of the
+    snap: `SegmentSettings.snap_scale`: the Felzenszwalb scale of the
       superpixels (of the unblurred image at `size`) the levels are snapped
       to; None: not snapped.
 

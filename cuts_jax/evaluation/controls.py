@@ -118,5 +118,6 @@ def patch_segments(params: segmentation.SegmentationParams, image: Any, *,
     columns.append(ndimage.gaussian_filter(prepared, sigma=(sigma, sigma, 0), mode="reflect"))
   features = np.ascontiguousarray(np.concatenate(columns, axis=-1), dtype=np.float32)
   features = features_lib.scale_features(features, settings, image_channels=prepared.shape[-1])
-  return segmentation.segments_from_features(params, features, size=np.shape(image)[:2],
-                                             settings=settings)
+  return segmentation.segments_from_features(
+      params, features, size=np.shape(image)[:2], settings=settings,
+      superpixels=segmentation.superpixels_for(prepared, settings))

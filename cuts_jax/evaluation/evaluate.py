@@ -98,7 +98,7 @@ def _baseline_call(name: str, params: ml_collections.ConfigDict,
   A baseline that draws random numbers (random labels, k-means) gets the
   evaluation's seed unless its configuration fixes one. One marked
   `match_cuts` (a `kmeans_pixels` control) takes CUTS's k, clustering method,
-  smoothing, connected segments and folding from `evaluation`.
+  smoothing, connected segments, folding and snapping from `evaluation`.
   """
   params = params.to_dict() if hasattr(params, "to_dict") else dict(params)
   function = params.pop("baseline", name)
@@ -107,7 +107,8 @@ def _baseline_call(name: str, params: ml_collections.ConfigDict,
                   smoothing_sigma=evaluation.image_sigma,
                   connected=evaluation.connected_segments,
                   min_segment_fraction=evaluation.min_segment_fraction,
-                  min_segment_pixels=int(evaluation.get("min_segment_pixels", 0) or 0))
+                  min_segment_pixels=int(evaluation.get("min_segment_pixels", 0) or 0),
+                  snap_scale=float(evaluation.get("snap_scale", 0) or 0) or None)
   known = baselines.BASELINES.get(function)  # An unknown name fails in run_baseline.
   if known is not None and "seed" in inspect.signature(known).parameters:
     params.setdefault("seed", seed)
@@ -170,7 +171,7 @@ def click_stack(method: str, params, image: np.ndarray, evaluation: ml_collectio
     stack = baselines.colour_stack(image, num_clusters=settings.scale_num_clusters,
                                    smoothing_sigma=evaluation.oracle_smoothing_sigma,
                                    min_size=settings.fold_threshold(int(np.prod(size))),
-                                   size=size, seed=evaluation.seed, snap=settings.scale_snap)
+                                   size=size, seed=evaluation.seed, snap=settings.snap_scale)
   else:
     stack = baselines.felzenszwalb_stack(image)
   return dataclasses.replace(stack, rule=settings.scale_rule,

@@ -83,7 +83,7 @@ __all__ = ["NEGATIVE_MODES", "RULES", "ScaleStack", "StackIndex", "choose_region
 
 
 def image_superpixels(image: Any, scale: float) -> np.ndarray:
-  """An image's superpixels, which stack levels are snapped to (`SegmentSettings.scale_snap`).
+  """An image's superpixels, which stack levels are snapped to (`SegmentSettings.snap_scale`).
 
   Felzenszwalb's graph segmentation at `scale` (sigma 0.8, pieces of at
   least 20 px): many small regions whose borders follow the image's edges.
@@ -180,13 +180,13 @@ def scale_stack(params: Any, image_or_features: Any, *, size: Optional[Sequence[
     size: (H, W) to return the levels at; default: the image's own size,
       or the features' (h, w).
     superpixels: for features, the image's `image_superpixels` at the
-      features' size, to snap the levels to (`scale_snap`); None: not
-      snapped. For an image they are made here when `scale_snap` is set.
+      features' size, to snap the levels to (`snap_scale`); None: not
+      snapped. For an image they are made here when `snap_scale` is set.
     settings, **overrides: as in `segment`; read here: `scale_num_clusters`,
       `method`, `seed`, `on_device`, the fold threshold
       (`min_segment_pixels`, else `min_segment_fraction`), and the stack's
       rule defaults `scale_rule`, `scale_max_fraction` and `num_clusters`
-      (the k of the rule "fixed"); for an image also `scale_snap` and what
+      (the k of the rule "fixed"); for an image also `snap_scale` and what
       `image_features` reads.
 
   Returns:
@@ -204,8 +204,8 @@ def scale_stack(params: Any, image_or_features: Any, *, size: Optional[Sequence[
     prepared = features_lib.image_to_segment(params, image_or_features, settings=settings)
     features = features_lib.segment_features(params, prepared, settings=settings)
     size = size or array.shape[:2]
-    if settings.scale_snap is not None:
-      superpixels = image_superpixels(prepared, settings.scale_snap)
+    if settings.snap_scale is not None:
+      superpixels = image_superpixels(prepared, settings.snap_scale)
   pixel_count = features.shape[0] * features.shape[1]
   return stack_from_features(
       features, num_clusters=settings.scale_num_clusters, method=settings.method,

@@ -36,7 +36,7 @@ Progress = Callable[[int, int, Optional[float]], bool]
 _FEATURE_FIELDS = ("space", "image_weight", "image_sigma", "at_training_size", "resize_to")
 # The settings a scale stack's levels depend on beside the features.
 _STACK_FIELDS = ("scale_num_clusters", "method", "seed", "min_segment_fraction",
-                 "min_segment_pixels", "on_device", "scale_snap")
+                 "min_segment_pixels", "on_device", "snap_scale")
 
 
 def volume_cache() -> volume_features_lib.FeatureCache:
@@ -170,8 +170,8 @@ def _stack(params: cuts_jax.SegmentationParams, features: Features,
   key = tuple(getattr(settings, name) for name in _STACK_FIELDS)
   if features.stack is None or features.stack[0] != key:
     superpixels = None
-    if settings.scale_snap is not None and features.prepared is not None:
-      superpixels = scales.image_superpixels(features.prepared, settings.scale_snap)
+    if settings.snap_scale is not None and features.prepared is not None:
+      superpixels = scales.image_superpixels(features.prepared, settings.snap_scale)
     features.stack = (key, scales.scale_stack(params, features.values, size=features.shape,
                                               settings=settings, superpixels=superpixels))
   return dataclasses.replace(features.stack[1], rule=settings.scale_rule,
@@ -190,8 +190,10 @@ def segments(params: cuts_jax.SegmentationParams, features: Features,
   """
   values = features.values
   if isinstance(values, np.ndarray):
+    superpixels = (None if features.prepared is None else
+                   segmentation.superpixels_for(features.prepared, settings))
     labels = segmentation.segments_from_features(params, values, size=features.shape,
-                                                 settings=settings)
+                                                 settings=settings, superpixels=superpixels)
     return Segments(labels=labels, stack=_stack(params, features, settings), settings=settings)
   labels = volume_lib.segments_from_volume_features(values, cache=cache, settings=settings)
   return Segments(labels=np.asarray(labels, np.int32), axis=features.axis, settings=settings)
