@@ -151,7 +151,7 @@ def _labels(features: np.ndarray, size: Optional[Sequence[int]], settings: Segme
 
 
 def select(segments: Union[np.ndarray, scales.ScaleStack], clicks: Any, *, negative: Any = (),
-           rule: Union[str, int, None] = None, level: Optional[int] = None,
+           rule: Union[str, int, None] = None, level: Union[int, str, None] = None,
            max_fraction: Optional[float] = None, negatives: Optional[str] = None,
            grow: float = 0.25, shrink: float = 0.5,
            connected: Optional[bool] = None) -> np.ndarray:
@@ -184,7 +184,9 @@ def select(segments: Union[np.ndarray, scales.ScaleStack], clicks: Any, *, negat
       "stability", "fixed"), or an int k (the level with the nearest k);
       None: the stack's rule (the model's `scale_rule`).
     level: for a stack, instead of `rule`: this level's index (0 coarsest),
-      as a flat map.
+      as a flat map; "persistent" (the label-free level of the former
+      hierarchy, kept for code written against it) means the stack's own
+      label-free choice, as `level=None`.
     max_fraction: for a stack: the largest share of the image a region
       chosen by a rule other than "fixed" may cover; None: the stack's.
     negatives: how several clicks combine: "bounded" (as above; chosen on
@@ -215,6 +217,8 @@ def select(segments: Union[np.ndarray, scales.ScaleStack], clicks: Any, *, negat
   """
   if isinstance(segments, scales.ScaleStack):
     stack = segments
+    if isinstance(level, str) and level == "persistent":
+      level = None  # The stack's rule is the label-free choice the name stood for.
     if level is not None:
       count = len(stack)
       if isinstance(level, (bool, np.bool_)) or not isinstance(level, (int, np.integer)) \

@@ -190,6 +190,16 @@ def test_bad_clicks_are_refused_clearly(clicks, negative, message):
       cuts_jax.select(segments, clicks, negative=negative)
 
 
+def test_the_former_persistent_level_means_the_stacks_own_choice():
+  # Code written against the former hierarchy asks for level="persistent": it gets the
+  # label-free region of the stack's rule, as with no level; other names are refused.
+  stack = _stack()
+  np.testing.assert_array_equal(cuts_jax.select(stack, (1, 5), level="persistent"),
+                                cuts_jax.select(stack, (1, 5)))
+  with pytest.raises(ValueError, match="level"):
+    cuts_jax.select(stack, (1, 5), level="coarsest")
+
+
 def test_bad_options_are_refused():
   with pytest.raises(ValueError, match="scale rule"):
     cuts_jax.select(_stack(), (1, 1), rule="persistent")
