@@ -168,16 +168,14 @@ class SegmentSettings:
     object.__setattr__(self, "scale_num_clusters", tuple(sorted({int(k) for k in ks})))
     _validation.check_one_of(self.scale_rule, SCALE_RULES, what="scale rule")
     _validation.check_share(self.scale_max_fraction, name="scale_max_fraction")
-    if isinstance(self.snap_scale, (int, float)) and not isinstance(self.snap_scale, bool) \
-        and self.snap_scale == 0:
-      object.__setattr__(self, "snap_scale", None)  # 0: off, as in the config.
-    if self.snap_scale is not None:
-      if isinstance(self.snap_scale, (bool, np.bool_)) or \
-          not isinstance(self.snap_scale, (int, float, np.integer, np.floating)) or \
-          not np.isfinite(self.snap_scale) or self.snap_scale <= 0:
-        raise ValueError(f"snap_scale is {self.snap_scale!r}; expected a positive Felzenszwalb "
-                         "scale (e.g. 32.0), or 0 or None for levels as clustered.")
-      object.__setattr__(self, "snap_scale", float(self.snap_scale))
+    snap = self.snap_scale
+    if snap is not None:
+      number = isinstance(snap, (int, float, np.integer, np.floating)) and \
+          not isinstance(snap, (bool, np.bool_))
+      if not number or not np.isfinite(snap) or snap < 0:
+        raise ValueError(f"snap_scale is {snap!r}; expected a positive Felzenszwalb scale "
+                         "(e.g. 32.0), or 0 or None for segments as clustered.")
+      object.__setattr__(self, "snap_scale", float(snap) or None)  # 0: off, as in the config.
     _validation.check_share(self.volume_max_fraction, name="volume_max_fraction")
     if self.volume_min_segment_voxels is not None:
       _validation.check_positive_integers(volume_min_segment_voxels=self.volume_min_segment_voxels)

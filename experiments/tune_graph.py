@@ -52,8 +52,7 @@ from cuts_jax.evaluation import metrics
 from cuts_jax.evaluation import paired
 
 SUPERPIXELS = {
-    "fh32": lambda image: skimage_segmentation.felzenszwalb(
-        image, scale=32, sigma=0.8, min_size=20, channel_axis=-1),
+    "fh32": lambda image: scales.image_superpixels(image, 32.0),  # The adopted `snap_scale`.
     "fh16": lambda image: skimage_segmentation.felzenszwalb(
         image, scale=16, sigma=0.5, min_size=10, channel_axis=-1),
     "slic600": lambda image: skimage_segmentation.slic(
@@ -82,11 +81,8 @@ def graph_stack(values: np.ndarray, like: scales.ScaleStack) -> scales.ScaleStac
 
 def snapped(stack: scales.ScaleStack, superpixels: np.ndarray, fold: int) -> scales.ScaleStack:
   """Every level relabelled by its majority label in each superpixel, then connected."""
-  levels = []
-  for labels in stack.labels:
-    votes = np.zeros((int(superpixels.max()) + 1, int(labels.max()) + 1), np.int64)
-    np.add.at(votes, (superpixels.ravel(), labels.ravel()), 1)
-    levels.append(regions.connected_segments(votes.argmax(axis=1)[superpixels], min_size=fold))
+  levels = [regions.connected_segments(scales.snap_to_superpixels(labels, superpixels),
+                                       min_size=fold) for labels in stack.labels]
   return scales.ScaleStack(labels=np.stack(levels).astype(np.int32),
                            num_clusters=stack.num_clusters, rule=stack.rule,
                            max_fraction=stack.max_fraction, fixed_clusters=stack.fixed_clusters)

@@ -304,33 +304,35 @@ def _blocky_3d_stack(seed: int, *, min_size: int = 4, scale: int = 1, shift: int
                            pieces=np.stack(pieces), folded_below=min_size, **options)
 
 
-def _random_points(stack: scales.ScaleStack, rng: np.random.Generator, count: int) -> list:
-  """Up to `count` distinct random voxels of the stack."""
-  return list(dict.fromkeys(tuple(int(rng.integers(0, n)) for n in stack.shape)
-                            for _ in range(count)))
+def _random_clicks(rule: str, *, seeds: int, first_rng_seed: int, draws: int, count: int):
+  """(seed, blocky stack, up to `count` distinct random voxels of it, the generator they came
+  from), `draws` per stack."""
+  for seed in range(seeds):
+    stack = _blocky_3d_stack(seed, rule=rule)
+    rng = np.random.default_rng(first_rng_seed + seed)
+    for _ in range(draws):
+      yield seed, stack, list(dict.fromkeys(tuple(int(rng.integers(0, n)) for n in stack.shape)
+                                            for _ in range(count))), rng
 
 
 @pytest.mark.parametrize("rule", scales.RULES)
 def test_a_click_drawn_in_its_box_picks_what_the_full_levels_pick(rule):
   # The fast path reads sizes and boxes from the stack's index and draws only the compared
   # regions in their common box; the full path draws every level's region over the volume.
-  for seed in range(4):
-    stack = _blocky_3d_stack(seed, rule=rule)
-    rng = np.random.default_rng(100 + seed)
-    for _ in range(6):
-      points = _random_points(stack, rng, 2)
-      if len(points) < 2:
-        continue
-      click, other = points
-      for fraction in (0.02, 0.1, 0.3, 1.0):
-        for negative in ((), (other,)):
-          full = scales_choosing._clicked_regions(stack, click, connected=False)
-          expected = scales_choosing._choose(full, stack, click, negative, rule=rule,
-                                    max_fraction=fraction, fixed_clusters=3)
-          got = scales_choosing._region_for_click(stack, click, negative, rule=rule,
-                                         max_fraction=fraction, fixed_clusters=3,
-                                         connected=False)
-          np.testing.assert_array_equal(got, expected, err_msg=f"{seed} {click} {fraction}")
+  for seed, stack, points, _ in _random_clicks(rule, seeds=4, first_rng_seed=100, draws=6,
+                                               count=2):
+    if len(points) < 2:
+      continue
+    click, other = points
+    for fraction in (0.02, 0.1, 0.3, 1.0):
+      for negative in ((), (other,)):
+        full = scales_choosing._clicked_regions(stack, click, connected=False)
+        expected = scales_choosing._choose(full, stack, click, negative, rule=rule,
+                                           max_fraction=fraction, fixed_clusters=3)
+        got = scales_choosing._region_for_click(stack, click, negative, rule=rule,
+                                                max_fraction=fraction, fixed_clusters=3,
+                                                connected=False)
+        np.testing.assert_array_equal(got, expected, err_msg=f"{seed} {click} {fraction}")
 
 
 @pytest.mark.parametrize("rule", scales.RULES)
@@ -338,20 +340,17 @@ def test_later_clicks_edited_in_boxes_match_levels_drawn_in_full(rule):
   # The blocky stack's segments and pieces are connected, so drawing every level's region over
   # the volume (connected=True) gives the same regions as the index's boxes: every edit of a
   # mask, through a level or locally, must come out the same both ways.
-  for seed in range(3):
-    stack = _blocky_3d_stack(seed, rule=rule)
-    rng = np.random.default_rng(200 + seed)
-    for _ in range(8):
-      points = _random_points(stack, rng, 5)
-      split = int(rng.integers(2, len(points))) if len(points) > 2 else len(points)
-      positive, negative = points[:split], points[split:]
-      for grow, shrink in ((0.25, 0.5), (0.02, 0.02), (1.0, 1.0)):
-        options = dict(negative=negative, grow=grow, shrink=shrink, max_fraction=0.3,
-                       fixed_clusters=3)
-        np.testing.assert_array_equal(
-            scales.choose_region(stack, positive, **options),
-            scales.choose_region(stack, positive, connected=True, **options),
-            err_msg=f"{seed} {positive} {negative} {grow}")
+  for seed, stack, points, rng in _random_clicks(rule, seeds=3, first_rng_seed=200, draws=8,
+                                                 count=5):
+    split = int(rng.integers(2, len(points))) if len(points) > 2 else len(points)
+    positive, negative = points[:split], points[split:]
+    for grow, shrink in ((0.25, 0.5), (0.02, 0.02), (1.0, 1.0)):
+      options = dict(negative=negative, grow=grow, shrink=shrink, max_fraction=0.3,
+                     fixed_clusters=3)
+      np.testing.assert_array_equal(
+          scales.choose_region(stack, positive, **options),
+          scales.choose_region(stack, positive, connected=True, **options),
+          err_msg=f"{seed} {positive} {negative} {grow}")
 
 
 def test_the_distance_to_the_mask_edge_is_exact_within_its_reach():

@@ -131,12 +131,15 @@ def _predict_image(params, item: Item, image: Any, writer: _predict_outputs.Writ
   image = segmentation.prepare_image(image, channels=params.channels)
   rule = settings.scale_rule if scale is None else scale
   flat = rule == "fixed" or isinstance(rule, int)
-  # The label map is `segment`'s at k; the stack (its levels snapped to the image's
-  # superpixels, `snap_scale`) only chooses the clicked region.
-  k = rule if isinstance(rule, int) else None
-  labels = segmentation.segment(params, image, settings=settings, num_clusters=k)
   if clicks and not flat:
+    # The stack's level at k is `segment`'s map at k: one embedding serves both.
     stack = scales.segment_hierarchy(params, image, settings=settings)
+    labels = (stack.labels[stack.level_of(settings.num_clusters)]
+              if settings.num_clusters in stack.num_clusters and settings.connected
+              else segmentation.segment(params, image, settings=settings))
+  else:
+    k = rule if isinstance(rule, int) else None
+    labels = segmentation.segment(params, image, settings=settings, num_clusters=k)
   outputs = [medical.write_label_png(labels, writer.path(f"{item.name}_labels.png"))]
   mask = None
   if clicks:

@@ -128,37 +128,20 @@ def _region_for_click(stack: ScaleStack, click: tuple[int, ...],
   # The levels' regions under the click read from the stack's index: their sizes and boxes
   # come without a pass over the volume, and only the regions the rule compares are drawn,
   # inside the box that holds them all.
-  index = stack.index
-  found = [index.region(level, click) for level in range(len(stack))]
-  sizes = np.array([size for _, _, size, _ in found])
-  free = np.ones(len(stack), bool)
-  for point in negative:
-    free &= np.array([maps[level][point] == label for level, (maps, label, _, _)
-                      in enumerate(found)]) == 0
-  candidates = np.flatnonzero(free)
-
-  def whole(level: int) -> np.ndarray:
-    maps, label, _, _ = found[level]
-    return maps[level] == label
-
+  regions_ = _ClickedRegions(stack, click, connected=False)
+  sizes = regions_.sizes
+  candidates = np.flatnonzero(regions_.holding_none(negative))
+  full = tuple(slice(0, n) for n in stack.shape)
+  whole = lambda level: regions_.crop(int(level), full)
   if not len(candidates):
-    return _split_between(whole(int(np.argmin(sizes))), click, negative)
+    return _split_between(whole(np.argmin(sizes)), click, negative)
   if rule == "fixed":
     return whole(_nearest_k(stack, candidates, fixed_clusters))
-  small = candidates[sizes[candidates] <= max_fraction * index.voxels]
+  small = candidates[sizes[candidates] <= max_fraction * stack.index.voxels]
   if not len(small):
     return whole(candidates[int(np.argmin(sizes[candidates]))])
-  boxes = [found[level][3] for level in small]
-  box = tuple(slice(min(b[axis].start for b in boxes), max(b[axis].stop for b in boxes))
-              for axis in range(len(click)))
-  crops = np.stack([found[level][0][level][box] == found[level][1] for level in small])
-  # Voxels outside every region count in no overlap and no size: the rule sees only the rest.
-  covered = crops.any(axis=0)
-  chosen = np.zeros(covered.shape, bool)
-  chosen[covered] = _COMBINE[rule](crops[:, covered])
-  mask = np.zeros(stack.shape, bool)
-  mask[box] = _component_holding(chosen, tuple(c - b.start for c, b in zip(click, box)))
-  return mask
+  chosen, box = regions_.combined(small, rule)
+  return _holding_in_box(chosen, box, click, stack.shape)
 
 
 def _choose(levels: np.ndarray, stack: ScaleStack, click: tuple[int, ...],

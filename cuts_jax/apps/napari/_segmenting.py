@@ -65,7 +65,10 @@ class Features:
     stack: a 2-D image's `cuts_jax.ScaleStack`, once built, and the
       settings it was built with.
     prepared: a 2-D image as it was embedded (at the segmenting size), for
-      the superpixels its stack's levels are snapped to; None for a volume.
+      the superpixels its segments and stack's levels are snapped to; None
+      for a volume.
+    superpixels: those superpixels, once made, and the `snap_scale` they
+      were made at.
   """
 
   values: np.ndarray
@@ -74,6 +77,15 @@ class Features:
   key: tuple
   stack: Optional[tuple[tuple, Any]] = None
   prepared: Optional[np.ndarray] = None
+  superpixels: Optional[tuple[float, np.ndarray]] = None
+
+  def superpixels_at(self, snap_scale: Optional[float]) -> Optional[np.ndarray]:
+    """The image's superpixels at `snap_scale` (made once per scale); None without one."""
+    if self.prepared is None or snap_scale is None:
+      return None
+    if self.superpixels is None or self.superpixels[0] != snap_scale:
+      self.superpixels = (snap_scale, scales.image_superpixels(self.prepared, snap_scale))
+    return self.superpixels[1]
 
 
 def interactive_settings(params: cuts_jax.SegmentationParams,
@@ -169,11 +181,9 @@ def _stack(params: cuts_jax.SegmentationParams, features: Features,
   """
   key = tuple(getattr(settings, name) for name in _STACK_FIELDS)
   if features.stack is None or features.stack[0] != key:
-    superpixels = None
-    if settings.snap_scale is not None and features.prepared is not None:
-      superpixels = scales.image_superpixels(features.prepared, settings.snap_scale)
-    features.stack = (key, scales.scale_stack(params, features.values, size=features.shape,
-                                              settings=settings, superpixels=superpixels))
+    features.stack = (key, scales.scale_stack(
+        params, features.values, size=features.shape, settings=settings,
+        superpixels=features.superpixels_at(settings.snap_scale)))
   return dataclasses.replace(features.stack[1], rule=settings.scale_rule,
                              max_fraction=settings.scale_max_fraction,
                              fixed_clusters=settings.num_clusters)
@@ -190,10 +200,9 @@ def segments(params: cuts_jax.SegmentationParams, features: Features,
   """
   values = features.values
   if isinstance(values, np.ndarray):
-    superpixels = (None if features.prepared is None else
-                   segmentation.superpixels_for(features.prepared, settings))
-    labels = segmentation.segments_from_features(params, values, size=features.shape,
-                                                 settings=settings, superpixels=superpixels)
+    labels = segmentation.segments_from_features(
+        params, values, size=features.shape, settings=settings,
+        superpixels=features.superpixels_at(settings.snap_scale))
     return Segments(labels=labels, stack=_stack(params, features, settings), settings=settings)
   labels = volume_lib.segments_from_volume_features(values, cache=cache, settings=settings)
   return Segments(labels=np.asarray(labels, np.int32), axis=features.axis, settings=settings)
