@@ -203,13 +203,14 @@ def get_config(*, model_preset: str = "paper") -> ml_collections.ConfigDict:
   config.evaluation.volume_max_fraction = 0.05
   config.evaluation.volume_min_segment_voxels = 1000
   # A clicked piece below that threshold is kept out of the fold (answered with itself) only
-  # from this many grid voxels up; a smaller one folds like any piece and the click takes the
-  # segment it joins (a rim click on the report hemisphere had landed on a kept 3-voxel piece
-  # of one model; 1: every clicked piece is kept, as before). Chosen on the brain's tune
-  # hemisphere among 27, 125 and 1000 (experiments/results/tuning_volume.md): 1000, the fold
-  # threshold itself, so a volume's clicks take segments, never pieces below the fold (rim
-  # clicks: 0.177 against 0.157 for 27 and 125 and 0.156 for 1).
-  config.evaluation.volume_min_kept_voxels = 1000
+  # from this many grid voxels up; a smaller one (a speck) folds like any piece and the click
+  # takes the segment it joins (a rim click on the report hemisphere had landed on a kept
+  # 3-voxel piece of one model; 1: every clicked piece is kept). 27 (3 voxels across) leaves
+  # no speck among the brain tune hemisphere's 51 clicks (experiments/results/tuning_volume.md).
+  # The sweep's rule had picked 1000, the fold threshold itself (rim clicks 0.177 against
+  # 0.157 for 27); it was set back to 27 because 1000 makes every structure under 1000 grid
+  # voxels (about 17 mm across on the brain's grid) unselectable, e.g. a small lesion.
+  config.evaluation.volume_min_kept_voxels = 27
   config.evaluation.segment_at_training_size = True  # Segment at data.image_size.
   # CUTS rows of an evaluation (cuts_jax.evaluation.evaluate): the default `segment`, the
   # plain clusters in each space (the paper's literal row is cuts_raw_embedding), and the

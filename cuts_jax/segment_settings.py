@@ -101,10 +101,11 @@ class SegmentSettings:
       than the fold threshold is kept out of the fold (answered with itself)
       only when it has at least this many grid voxels; a smaller one folds
       like any other piece and the click takes the segment it joins
-      (`volume_kept_floor`; 1: every clicked piece is kept; the default, the
-      fold threshold itself, keeps none, so a click takes a segment)
-      (`config.evaluation.volume_min_kept_voxels`, chosen on the brain's tune
-      hemisphere: experiments/results/tuning_volume.md).
+      (`volume_kept_floor`; 1: every clicked piece is kept; the default, 27
+      grid voxels, 3 across, folds specks but keeps any structure the
+      encoder resolves, however far below the fold threshold)
+      (`config.evaluation.volume_min_kept_voxels`; experiments/results/
+      tuning_volume.md).
 
   Raises:
     ValueError: when a value is invalid (checked when the settings are made).
@@ -128,7 +129,7 @@ class SegmentSettings:
   snap_scale: Optional[float] = 32.0
   volume_max_fraction: float = 0.05
   volume_min_segment_voxels: Optional[int] = 1000
-  volume_min_kept_voxels: int = 1000
+  volume_min_kept_voxels: int = 27
 
   def __post_init__(self):
     _validation.check_positive_integers(num_clusters=self.num_clusters)

@@ -22,8 +22,8 @@ in 3-D, so a label means the same thing on every slice and one click
    (`volume_min_segment_voxels` of the settings) fold into the neighbour
    they share the most border area with (in mm^2: `spacing`); a piece
    holding a click (`keep=`) is not folded away unless it has fewer voxels
-   than `volume_min_kept_voxels` (by default the fold threshold itself: the
-   click then takes the segment the piece joins).
+   than `volume_min_kept_voxels` (27 grid voxels by default: a clicked
+   speck takes the segment it joins, a small structure stays itself).
 5. Labels are made on the grid of resized slices and enlarged back to the
    volume (nearest neighbour, so connected stays connected).
 

@@ -41,11 +41,13 @@ from scipy import ndimage
 
 REPO_ROOT = pathlib.Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO_ROOT))
+sys.path.insert(0, str(REPO_ROOT / "experiments"))
 
 import cuts_jax  # pylint: disable=g-import-not-at-top
 from cuts_jax import scales
 from cuts_jax.evaluation import baselines
 from cuts_jax.evaluation import metrics
+import run_cuts  # pylint: disable=g-import-not-at-top,g-bad-import-order
 
 MAX_CLICKS = 10
 DICE_AFTER = (1, 2, 3, 5)
@@ -133,8 +135,6 @@ class Case:
 
 def load_cases(dataset: str, part: str) -> tuple[list[Case], object]:
   """The part's scored images and the config they are loaded with (run_cuts's)."""
-  sys.path.insert(0, str(REPO_ROOT / "experiments"))
-  import run_cuts  # pylint: disable=import-outside-toplevel
   from cuts_jax.io import datasets  # pylint: disable=import-outside-toplevel
   args = argparse.Namespace(dataset=dataset, part=part, preset="paper", data_root=None, set=[])
   config = run_cuts.build_config(args, "none", 0, evaluation=True)
@@ -147,7 +147,7 @@ def load_cases(dataset: str, part: str) -> tuple[list[Case], object]:
 def tune_models(dataset: str, seeds: Sequence[int], workdir_root: str):
   """(seed, params) of each trained model a tuning script reads (the brain's models are
   trained on every slice, so `brain_report_none_paper` serves its tune part too)."""
-  trained_part = "report" if dataset == "brain" else "tune"
+  trained_part = run_cuts.trained_part(dataset, "tune")
   for seed in seeds:
     yield seed, cuts_jax.load(pathlib.Path(workdir_root) /
                               f"{dataset}_{trained_part}_none_paper" / f"seed{seed}")
@@ -257,7 +257,7 @@ def main() -> None:
   cases = cases[::args.stride][:args.limit] if args.limit else cases[::args.stride]
   variants = (args.variants.split(",") if args.variants else
               [f"{config.evaluation.scale_rule}:{config.evaluation.scale_max_fraction}:bounded"])
-  trained_part = "report" if args.dataset == "brain" else args.part
+  trained_part = run_cuts.trained_part(args.dataset, args.part)
   rows = rows_to_score(variants)
   curves = {name: [] for name, _, _ in rows}  # row -> runs -> {image: dices}
   oracle = {p: [] for p in PIPELINES}

@@ -17,12 +17,13 @@ to tune, `val` to report), the brain volume on every slice; the brain is scored 
 slices of the part's hemisphere that cross the ventricles.
 
 For each seed the dataset's config is trained with `cuts_jax.train` in
-`--workdir_root/<dataset>_<ablation>_<preset>[_<hash of --set>]/seed<k>` (a finished
-run is reused, an interrupted one resumed), then `cuts_jax.evaluation.evaluate` segments
-every image with CUTS and every baseline. The table gives, per method and metric, the mean and
-standard deviation over seeds of the per-seed mean over images (the paper's
-"mean and standard deviation across three independent trials"). Results go to
-experiments/results/<name>.md and .csv, with the figures of the first seed.
+`--workdir_root/<dataset>_<part>_<ablation>_<preset>[_<hash of --set>]/seed<k>` (a finished
+run is reused, an interrupted one resumed; the brain's training reads every slice whatever
+the part, so both its parts use the models under `brain_report_...`), then
+`cuts_jax.evaluation.evaluate` segments every image with CUTS and every baseline. The table
+gives, per method and metric, the mean and standard deviation over seeds of the per-seed mean
+over images (the paper's "mean and standard deviation across three independent trials").
+Results go to experiments/results/<name>.md and .csv, with the figures of the first seed.
 Any config field can be changed with --set=field=value (repeatable).
 
 With `--cluster_seeds`, every trained model is scored once per clustering seed (the
@@ -118,6 +119,12 @@ def _training_origin(timing: dict) -> str:
   if timing["start_step"]:
     return f" (resumed at step {timing['start_step']})"
   return ""
+
+
+def trained_part(dataset: str, part: str) -> str:
+  """The part named in a run's workdir: the brain's models, trained on every slice, are the
+  same for both parts, so its tune part reads the report part's (no second training)."""
+  return "report" if dataset == "brain" else part
 
 
 def part_assignments(dataset: str, part: str, *, evaluation: bool) -> dict:
@@ -254,7 +261,8 @@ def main() -> None:
     for seed in seeds:
       config = build_config(args, ablation, seed)
       workdir = pathlib.Path(args.workdir_root) / (
-          f"{args.dataset}_{args.part}_{ablation}_{args.preset}{_settings_suffix(args.set)}"
+          f"{args.dataset}_{trained_part(args.dataset, args.part)}_{ablation}_{args.preset}"
+          f"{_settings_suffix(args.set)}"
       ) / f"seed{seed}"
       start_step = _completed_checkpoint_step(workdir)
       tick = time.perf_counter()

@@ -5,6 +5,7 @@ import pytest
 
 import cuts_jax
 from cuts_jax import regions
+from cuts_jax import segmentation
 from cuts_jax import volume as volume_lib
 from cuts_jax import volume_features
 
@@ -76,14 +77,26 @@ def test_the_clicked_piece_is_never_folded_away(tiny_params):
   volume = 0.8 + 0.01 * np.random.default_rng(1).standard_normal((6, 20, 20))
   volume[2:4, 8:10, 8:10] = 0.1
   blob = volume < 0.5
-  # Every clicked piece kept (the default floor, chosen on the brain, folds every piece below
-  # the fold threshold).
+  # The default floor (27 voxels on a large grid) shrinks with this small grid's fold
+  # threshold to 1 voxel: every clicked piece is kept.
   options = dict(axis=0, num_clusters=2, method="kmeans", image_weight=10.0, image_sigma=0.3,
-                 min_segment_fraction=0.01, volume_min_kept_voxels=1)
+                 min_segment_fraction=0.01)
   assert not np.array_equal(cuts_jax.select(volume_lib.segment_volume(
       tiny_params, volume, **options), (3, 9, 9)), blob)  # 8 < 24 voxels: folded away.
   labels = volume_lib.segment_volume(tiny_params, volume, keep=[(3, 9, 9)], **options)
   assert _dice(cuts_jax.select(labels, (3, 9, 9)), blob) > 0.9
+
+
+def test_a_small_structure_far_below_the_fold_stays_clickable_on_a_large_grid():
+  # A lesion-sized piece (200 voxels) on the brain's grid, where the fold threshold is 1000.
+  settings = segmentation.SegmentSettings()
+  voxels = 160 * 128 * 128
+  fold, floor = settings.volume_fold_threshold(voxels), settings.volume_kept_floor(voxels)
+  assert (fold, floor) == (1000, 27)
+  labels = np.zeros((20, 40, 40), np.int32)
+  labels[8:16, 10:15, 10:15] = 1
+  kept = regions.connected_segments(labels, min_size=fold, keep=[(10, 12, 12)], min_kept=floor)
+  np.testing.assert_array_equal(kept == kept[10, 12, 12], labels == 1)
 
 
 def test_a_clicked_speck_folds_into_the_structure_around_it():
