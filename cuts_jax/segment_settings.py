@@ -85,8 +85,11 @@ class SegmentSettings:
       image's edges. None or 0: segments as clustered (0 also as an
       override: `segment(params, image, snap_scale=0)`); plain clusters
       (`connected=False`) are never snapped (`config.evaluation.snap_scale`;
-      chosen on the tune parts: experiments/results/tuning_scale.md). 2-D
-      only: volumes are not snapped.
+      chosen on the tune parts: experiments/results/tuning_scale.md). A
+      volume's segments are snapped the same way to each slice's superpixels
+      (pieces from 5 px up; a segment that no superpixel's majority keeps
+      stays as it was: `volume_features.grid_superpixels`; chosen on the
+      brain's tune hemisphere: experiments/results/tuning_volume.md).
     volume_max_fraction: the same share for a 3-D stack (`volume.volume_stack`),
       of the volume's voxels: a share that keeps a background half out of a
       slice lets a region of many structures through in a volume

@@ -23,7 +23,11 @@ in 3-D, so a label means the same thing on every slice and one click
    they share the most border area with (in mm^2: `spacing`); a piece
    holding a click (`keep=`) is not folded away unless it has fewer voxels
    than `volume_min_kept_voxels` (27 grid voxels by default: a clicked
-   speck takes the segment it joins, a small structure stays itself).
+   speck takes the segment it joins, a small structure stays itself). With
+   `snap_scale` set, the segments are then redrawn along each slice's
+   superpixels (`volume_features.grid_superpixels`, as `segment` does in
+   2-D; a segment no superpixel's majority keeps stays as it was) and cut
+   and folded again.
 5. Labels are made on the grid of resized slices and enlarged back to the
    volume (nearest neighbour, so connected stays connected).
 
@@ -164,11 +168,14 @@ def segments_from_volume_features(kept: volume_features_lib.VolumeFeatures, *,
   labels = volume_clusters(kept, settings, features=None if position_weight == 0 else features,
                            cache=cache)
   if settings.connected:
-    labels = regions.connected_segments(labels,
-                                        min_size=settings.volume_fold_threshold(labels.size),
-                                        spacing=kept.grid_spacing,
-                                        keep=[kept.to_grid(voxel) for voxel in keep],
-                                        min_kept=settings.volume_kept_floor(labels.size))
+    cut = dict(min_size=settings.volume_fold_threshold(labels.size), spacing=kept.grid_spacing,
+               keep=[kept.to_grid(voxel) for voxel in keep],
+               min_kept=settings.volume_kept_floor(labels.size))
+    labels = regions.connected_segments(labels, **cut)
+    superpixels = _superpixels(kept, settings, cache)
+    if superpixels is not None:
+      labels = regions.connected_segments(
+          scales.snap_to_superpixels(labels, superpixels, restore_lost=True), **cut)
   labels = labels.astype(np.int32)
   return labels if on_grid else regions.renumber(kept.to_volume(labels))
 
@@ -227,11 +234,16 @@ def stack_from_volume_features(kept: volume_features_lib.VolumeFeatures, *,
                                 else num_clusters)})
   voxel_count = int(np.prod(kept.grid_shape))
   min_size = settings.volume_fold_threshold(voxel_count)
+  superpixels = _superpixels(kept, settings, cache)
   pieces, labels = [], []
   for k in ks:
     clusters = volume_clusters(kept, dataclasses.replace(settings, num_clusters=k), cache=cache)
     piece_map, segment_map = regions.pieces_and_segments(clusters, min_size=min_size,
                                                          spacing=kept.grid_spacing)
+    if superpixels is not None:
+      piece_map, segment_map = regions.pieces_and_segments(
+          scales.snap_to_superpixels(segment_map, superpixels, restore_lost=True),
+          min_size=min_size, spacing=kept.grid_spacing)
     pieces.append(piece_map)
     labels.append(segment_map)
   stack = scales.ScaleStack(labels=np.stack(labels), num_clusters=tuple(ks),
@@ -312,6 +324,19 @@ def volume_clusters(kept: volume_features_lib.VolumeFeatures,
   flat = clustering.cluster_embeddings(leading, num_clusters=k, method="kmeans",
                                        seed=settings.seed, on_device=settings.on_device)
   return flat.reshape(kept.grid_shape)
+
+
+def _superpixels(kept: volume_features_lib.VolumeFeatures,
+                 settings: segmentation.SegmentSettings,
+                 cache: Optional[volume_features_lib.FeatureCache]) -> Optional[np.ndarray]:
+  """The slices' superpixels the segments are snapped to, or None (`snap_scale` off, or
+  features without slice images)."""
+  if settings.snap_scale is None or kept.images is None:
+    return None
+  scale = settings.snap_scale
+  compute = lambda: volume_features_lib.grid_superpixels(kept, scale)
+  return compute() if cache is None else cache.derived(kept, f"superpixels scale={scale}",
+                                                       compute)
 
 
 def _check_position_weight(weight: Any) -> None:

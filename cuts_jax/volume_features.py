@@ -50,11 +50,16 @@ from cuts_jax import _validation
 from cuts_jax import embedding
 from cuts_jax import features as features_lib
 from cuts_jax import pixels
+from cuts_jax import scales
 from cuts_jax import segment_settings
 
-__all__ = ["FeatureCache", "VolumeFeatures", "check_volume", "model_fingerprint",
-           "volume_features", "volume_fingerprint"]
+__all__ = ["FeatureCache", "VolumeFeatures", "check_volume", "grid_superpixels",
+           "model_fingerprint", "volume_features", "volume_fingerprint"]
 
+# A slice's superpixels keep pieces from 5 px up (2-D images: 20): a structure a few voxels
+# across in one slice, such as a small lesion's last slices, keeps its own superpixel there.
+# Chosen on the brain's tune hemisphere (experiments/results/tuning_volume.md).
+SLICE_SUPERPIXEL_MIN_SIZE = 5
 # Rows the PCA is fitted on, and rows per block when the features are projected.
 _PCA_FIT_ROWS = 65_536
 _PROJECT_BLOCK_ROWS = 262_144
@@ -74,6 +79,9 @@ class VolumeFeatures:
     axis: the axis the slices were cut along.
     spacing: the volume's voxel sizes along its own three axes (e.g. mm).
     key: the cache key (model, volume and feature settings hashed).
+    images: float16 (S, h, w, C): each slice as it is segmented (resized, in
+      [0, 1]), which the slices' superpixels are drawn from (`snap_scale`:
+      `grid_superpixels`); None: the segments are not snapped.
   """
 
   features: np.ndarray
@@ -81,6 +89,7 @@ class VolumeFeatures:
   axis: int
   spacing: tuple[float, float, float]
   key: str
+  images: Optional[np.ndarray] = None
 
   @property
   def size(self) -> tuple[int, int]:
@@ -104,8 +113,8 @@ class VolumeFeatures:
 
   @property
   def nbytes(self) -> int:
-    """Bytes held by the features."""
-    return int(self.features.nbytes)
+    """Bytes held by the features and the slices' images."""
+    return int(self.features.nbytes) + (0 if self.images is None else int(self.images.nbytes))
 
   def to_grid(self, voxel: Sequence[int]) -> tuple[int, int, int]:
     """A voxel (i, j, k) of the volume -> its (slice, row, col) on the grid."""
@@ -197,7 +206,7 @@ def _key(params, array: np.ndarray, settings: segment_settings.SegmentSettings, 
   feature_settings = dict(space=settings.space, image_weight=float(settings.image_weight),
                           image_sigma=float(settings.image_sigma), axis=axis,
                           spacing=list(spacing), size=list(size), pca_dim=pca_dim,
-                          seed=int(settings.seed))
+                          seed=int(settings.seed), images=True)
   return hashlib.blake2b(
       (model_fingerprint(params) + volume_fingerprint(array)
        + json.dumps(feature_settings, sort_keys=True)).encode(), digest_size=16).hexdigest()
@@ -329,6 +338,10 @@ class FeatureCache:
     # Written under temporary names, then renamed: a reader never sees half a file.
     array_path = self.directory / f"{entry.key}.npy"
     temporary = self.directory / f"{entry.key}.tmp.npy"
+    if entry.images is not None:
+      images_temporary = self.directory / f"{entry.key}.images.tmp.npy"
+      np.save(images_temporary, entry.images)
+      images_temporary.replace(self.directory / f"{entry.key}.images.npy")
     np.save(temporary, entry.features)
     temporary.replace(array_path)
     meta = dict(volume_shape=list(entry.volume_shape), axis=entry.axis,
@@ -341,13 +354,16 @@ class FeatureCache:
     array_path, meta_path = self.directory / f"{key}.npy", self.directory / f"{key}.json"
     if not (array_path.exists() and meta_path.exists()):
       return None
+    images_path = self.directory / f"{key}.images.npy"
     try:
       meta = json.loads(meta_path.read_text())
       features = np.load(array_path, allow_pickle=False)
-    except (OSError, ValueError):  # A damaged file is recomputed, not trusted.
+      images = np.load(images_path, allow_pickle=False)
+    except (OSError, ValueError):  # A damaged or missing file is recomputed, not trusted.
       return None
     return VolumeFeatures(features=features, volume_shape=tuple(meta["volume_shape"]),
-                          axis=int(meta["axis"]), spacing=tuple(meta["spacing"]), key=key)
+                          axis=int(meta["axis"]), spacing=tuple(meta["spacing"]), key=key,
+                          images=images)
 
 
 def check_volume(volume: Any, axis: Any) -> tuple[np.ndarray, int]:
@@ -407,15 +423,17 @@ def volume_features(params: embedding.SegmentationParams, volume: Any, *, axis: 
       return kept
   _validation.check_finite(array, what="volume")
   slices = np.moveaxis(pixels.to_unit_range(array), axis, 0)
-  features = None
+  features = images = None
   for index, image in enumerate(slices):
     # A gray slice is repeated in every channel the model was trained on.
-    vectors = features_lib.image_features(
-        params, np.repeat(image[..., None], params.channels, axis=-1), settings=settings,
-        scaled=False)
+    channels = np.repeat(image[..., None], params.channels, axis=-1)
+    vectors = features_lib.image_features(params, channels, settings=settings, scaled=False)
+    prepared = features_lib.image_to_segment(params, channels, settings=settings)
     if features is None:
       features = np.empty((len(slices), *vectors.shape), np.float32)
+      images = np.empty((len(slices), *prepared.shape), np.float16)
     features[index] = vectors
+    images[index] = prepared
     if progress is not None:
       progress(index + 1, len(slices))
   if settings.image_weight and len(slices) > 1:
@@ -423,10 +441,32 @@ def volume_features(params: embedding.SegmentationParams, volume: Any, *, axis: 
                           settings.image_sigma, channels=params.channels)
   features_lib.scale_features(features, settings, image_channels=params.channels)
   kept = VolumeFeatures(features=_principal_components(features, pca_dim, seed=settings.seed),
-                        volume_shape=tuple(array.shape), axis=axis, spacing=spacing, key=key)
+                        volume_shape=tuple(array.shape), axis=axis, spacing=spacing, key=key,
+                        images=images)
   if cache is not None:
     cache.put(kept)
   return kept
+
+
+def grid_superpixels(kept: VolumeFeatures, scale: float) -> np.ndarray:
+  """int32 (S, h, w): each slice's superpixels (`scales.image_superpixels` at `scale`, pieces
+  of at least `SLICE_SUPERPIXEL_MIN_SIZE` px), numbered apart across slices, which a
+  volume's segments are snapped to (`snap_scale`).
+
+  Raises:
+    ValueError: `kept` holds no slice images.
+  """
+  if kept.images is None:
+    raise ValueError("these volume features hold no slice images to draw superpixels from; "
+                     "compute them again with volume_features.")
+  superpixels = np.empty(kept.grid_shape, np.int32)
+  offset = 0
+  for index, image in enumerate(kept.images):
+    own = scales.image_superpixels(image.astype(np.float32), scale,
+                                   min_size=SLICE_SUPERPIXEL_MIN_SIZE)
+    superpixels[index] = own + offset
+    offset += int(own.max()) + 1
+  return superpixels
 
 
 def _smooth_across_slices(features: np.ndarray, grid_spacing: Sequence[float], sigma: float,

@@ -425,3 +425,12 @@ def test_one_level_of_a_stack_takes_later_clicks_as_a_flat_map_does():
   assert flat[:, :4].all() and flat.sum() == 8 + 32
   bounded = cuts_jax.select(stack, clicks, negative=negative, level=3, negatives="bounded")
   assert bounded.sum() < flat.sum()
+
+
+def test_snapping_can_put_back_a_structure_smaller_than_its_superpixel():
+  labels = np.zeros((8, 8), np.int32)
+  labels[3:5, 3:5] = 1  # 4 px inside one 64-px superpixel.
+  superpixels = np.zeros((8, 8), np.int32)
+  assert not scales.snap_to_superpixels(labels, superpixels).any()
+  np.testing.assert_array_equal(
+      scales.snap_to_superpixels(labels, superpixels, restore_lost=True), labels)

@@ -94,11 +94,13 @@ def test_resized_slices_and_other_axes_keep_the_volume_shape(intensity_params):
 def test_position_feature_measures_positions_in_spacing_units(intensity_params, spacing,
                                                               split_axis):
   # Dim noise only: with positions weighted far above the look, two clusters
-  # halve the volume across its longest side in millimetres.
+  # halve the volume across its longest side in millimetres (not snapped: noise has no edges
+  # for the halves' border to follow).
   shape = (4, 16, 6)
   volume = 0.5 + 0.01 * np.random.default_rng(1).standard_normal(shape)
   labels = volume_lib.segment_volume(intensity_params, volume, axis=2, num_clusters=2,
-                                     method="kmeans", spacing=spacing, position_weight=20.0)
+                                     method="kmeans", spacing=spacing, position_weight=20.0,
+                                     snap_scale=0)
   halves = np.split(labels, 2, axis=split_axis)
   assert len(np.unique(halves[0])) == 1 and len(np.unique(halves[1])) == 1
   assert halves[0].flat[0] != halves[1].flat[0]

@@ -1,10 +1,13 @@
 """Volumes in 3-D: kept features (`volume_features`, `FeatureCache`), anisotropic voxels, folding."""
 
+import dataclasses
+
 import numpy as np
 import pytest
 
 import cuts_jax
 from cuts_jax import regions
+from cuts_jax import scales
 from cuts_jax import segmentation
 from cuts_jax import volume as volume_lib
 from cuts_jax import volume_features
@@ -40,9 +43,11 @@ def test_a_structure_one_voxel_thick_across_thick_slices_is_one_3d_segment(tiny_
   assert _dice(mask, slab) > 0.9
   # One 3-D component, and a segment of the label volume itself (not only after select).
   np.testing.assert_array_equal(labels == labels[click], mask)
-  # Taken as 1 mm slices, the same smoothing spreads the slab over its neighbours.
+  # Taken as 1 mm slices, the same smoothing spreads the slab over its neighbours (seen
+  # unsnapped: the slices' superpixels would redraw the slab's border).
   isotropic = cuts_jax.segment_volume(tiny_params, volume, axis=0, spacing=1.0,
-                                      num_clusters=2, method="kmeans", image_weight=10.0)
+                                      num_clusters=2, method="kmeans", image_weight=10.0,
+                                      snap_scale=0)
   assert _dice(cuts_jax.select(isotropic, click), slab) < 0.8
 
 
@@ -99,6 +104,25 @@ def test_a_small_structure_far_below_the_fold_stays_clickable_on_a_large_grid():
   np.testing.assert_array_equal(kept == kept[10, 12, 12], labels == 1)
 
 
+def test_a_volumes_segments_follow_its_slices_superpixels(tiny_params):
+  volume, slab = _slab_volume()
+  kept = volume_features.volume_features(tiny_params, volume, axis=0)
+  assert kept.images.shape == (*kept.grid_shape, tiny_params.channels)
+  superpixels = volume_features.grid_superpixels(kept, 32.0)
+  # Numbered apart across slices: no superpixel spans two slices.
+  assert not set(np.unique(superpixels[2])) & set(np.unique(superpixels[3]))
+  settings = cuts_jax.resolve_settings(tiny_params, num_clusters=3, method="kmeans")
+  snapped = volume_lib.segments_from_volume_features(kept, settings=settings, on_grid=True)
+  plain = volume_lib.segments_from_volume_features(
+      kept, settings=dataclasses.replace(settings, snap_scale=None), on_grid=True)
+
+  def agreeing(labels):  # Voxels whose label is their superpixel's most common one.
+    return np.mean(scales.snap_to_superpixels(labels, superpixels) == labels)
+
+  # Not every voxel: a superpixel joined only at a corner is two 3-D pieces when re-cut.
+  assert agreeing(snapped) > 0.99 > agreeing(plain)
+
+
 def test_a_clicked_speck_folds_into_the_structure_around_it():
   labels = np.zeros((6, 10, 10), np.int32)
   labels[1:5, 2:8, 2:8] = 1  # 144 voxels, above the fold threshold 100.
@@ -128,37 +152,38 @@ def test_the_cache_keeps_features_until_the_model_or_the_volume_changes(tiny_par
   # Segmenting with another k reads the kept features.
   cuts_jax.segment_volume(tiny_params, volume, axis=0, cache=cache, num_clusters=3,
                           method="kmeans")
-  assert (cache.hits, cache.misses) == (2, 1)
+  assert (cache.hits, cache.misses) == (2, 2)  # The slices' superpixels are made once.
   changed = volume.copy()
   changed[0, 0, 0] += 0.01
   assert volume_features.volume_features(tiny_params, changed, axis=0,
                                          cache=cache).key != first.key
-  assert cache.misses == 2
+  assert cache.misses == 3
   weights = tiny_params.params
   nudged = tiny_params.replace(params={**weights, "conv0": {
       **weights["conv0"], "kernel": weights["conv0"]["kernel"] + 1e-3}})
   assert volume_features.volume_fingerprint(changed) != volume_features.volume_fingerprint(volume)
   assert volume_features.model_fingerprint(nudged) != volume_features.model_fingerprint(tiny_params)
   volume_features.volume_features(nudged, volume, axis=0, cache=cache)
-  assert cache.misses == 3
+  assert cache.misses == 4
   # Another axis is another grid, so other features too.
   volume_features.volume_features(tiny_params, volume, axis=1, cache=cache)
-  assert cache.misses == 4
+  assert cache.misses == 5
   # A new cache on the same folder reads the features back from disk.
   fresh = volume_features.FeatureCache(directory=tmp_path)
   back = volume_features.volume_features(tiny_params, volume, axis=0, cache=fresh)
   assert (fresh.hits, fresh.misses) == (1, 0)
   np.testing.assert_array_equal(back.features, first.features)
+  np.testing.assert_array_equal(back.images, first.images)  # The slices, for the superpixels.
 
 
 def test_another_k_reuses_the_kept_spectral_coordinates(tiny_params):
   volume, _ = _slab_volume()
   cache = volume_features.FeatureCache()
   three = cuts_jax.segment_volume(tiny_params, volume, axis=0, cache=cache, num_clusters=3)
-  assert cache.misses == 2  # The features, then their spectral coordinates.
+  assert cache.misses == 3  # The features, their spectral coordinates, the superpixels.
   four = cuts_jax.segment_volume(tiny_params, volume, axis=0, cache=cache, num_clusters=4,
                                  connected=False)
-  assert cache.misses == 2 and len(np.unique(four)) == 4
+  assert cache.misses == 3 and len(np.unique(four)) == 4
   # Kept or not, the same settings give the same labels.
   np.testing.assert_array_equal(
       three, cuts_jax.segment_volume(tiny_params, volume, axis=0, num_clusters=3))
@@ -203,7 +228,7 @@ def test_a_3d_stack_selects_with_voxels_of_the_volume(tiny_params):
                                       cache=cache, scale_num_clusters=(2, 3, 4),
                                       image_weight=10.0, method="kmeans")
   assert stack.labels.shape == (3, *kept.grid_shape) and stack.num_clusters == (2, 3, 4)
-  assert cache.misses == 1  # The features, once for every k.
+  assert cache.misses == 2  # The features and the slices' superpixels, once for every k.
   mask = volume_lib.select_voxels(kept, stack, [(3, 12, 12)], rule=2)
   assert mask.shape == volume.shape and _dice(mask, slab) > 0.9
   # A negative click in the slab leaves the positive click's region without it.

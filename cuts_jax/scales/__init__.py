@@ -82,16 +82,19 @@ __all__ = ["NEGATIVE_MODES", "RULES", "ScaleStack", "StackIndex", "choose_region
            "stack_from_features"]
 
 
-def image_superpixels(image: Any, scale: float) -> np.ndarray:
+def image_superpixels(image: Any, scale: float, *, min_size: int = 20) -> np.ndarray:
   """An image's superpixels, which stack levels are snapped to (`SegmentSettings.snap_scale`).
 
   Felzenszwalb's graph segmentation at `scale` (sigma 0.8, pieces of at
-  least 20 px): many small regions whose borders follow the image's edges.
+  least `min_size` px): many small regions whose borders follow the image's
+  edges.
 
   Args:
     image: float (h, w) or (h, w, C) in [0, 1], at the size the stack's
       levels are clustered at.
     scale: Felzenszwalb's `scale` (larger: fewer, larger superpixels).
+    min_size: the smallest superpixel in pixels (a volume's slices use 5:
+      `volume_features.grid_superpixels`).
 
   Returns:
     int (h, w) superpixel numbers from 0.
@@ -101,20 +104,36 @@ def image_superpixels(image: Any, scale: float) -> np.ndarray:
     array = array[..., None]
   if array.ndim != 3:
     raise ValueError(f"image must be (h, w) or (h, w, C); got shape {np.shape(image)}.")
-  return skimage_segmentation.felzenszwalb(array, scale=float(scale), sigma=0.8, min_size=20,
+  return skimage_segmentation.felzenszwalb(array, scale=float(scale), sigma=0.8,
+                                           min_size=int(min_size),
                                            channel_axis=-1)
 
 
-def snap_to_superpixels(labels: np.ndarray, superpixels: np.ndarray) -> np.ndarray:
-  """Each superpixel relabelled with the label holding most of its pixels (ties: the lower)."""
+def snap_to_superpixels(labels: np.ndarray, superpixels: np.ndarray, *,
+                        restore_lost: bool = False) -> np.ndarray:
+  """Each superpixel relabelled with the label holding most of its pixels (ties: the lower).
+
+  Labels come back numbered 0, 1, ... in the order of their values. With
+  `restore_lost`, a label that holds the majority of no superpixel (a
+  structure smaller than the superpixels around it) is put back where it
+  was instead of vanishing (volumes: a small lesion's voxels).
+  """
   labels, superpixels = np.asarray(labels), np.asarray(superpixels)
   if labels.shape != superpixels.shape:
     raise ValueError(f"superpixels have shape {superpixels.shape}, the labels {labels.shape}.")
   _, dense = np.unique(labels, return_inverse=True)
+  dense = dense.reshape(labels.shape)
   _, numbers = np.unique(superpixels, return_inverse=True)
-  votes = np.zeros((int(numbers.max()) + 1, int(dense.max()) + 1), np.int64)
-  np.add.at(votes, (numbers.ravel(), dense.ravel()), 1)
-  return votes.argmax(axis=1)[numbers.reshape(labels.shape)].astype(np.int32)
+  label_count = int(dense.max()) + 1
+  votes = np.bincount(numbers.ravel() * label_count + dense.ravel(),
+                      minlength=(int(numbers.max()) + 1) * label_count).reshape(-1, label_count)
+  snapped = votes.argmax(axis=1)[numbers.reshape(labels.shape)].astype(np.int32)
+  if restore_lost:
+    lost = np.setdiff1d(np.arange(label_count), np.unique(snapped))
+    if len(lost):
+      where = np.isin(dense, lost)
+      snapped[where] = dense[where]
+  return snapped
 
 
 def stack_from_features(features: np.ndarray, *, num_clusters: Sequence[int] = tuple(range(2, 16)),
