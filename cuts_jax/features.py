@@ -117,20 +117,21 @@ def image_features(params: embedding.SegmentationParams, image: Any, *,
 
 def segment_features(params: embedding.SegmentationParams, image: np.ndarray, *,
                      settings: Optional[segment_settings.SegmentSettings] = None,
-                     **overrides: Any) -> np.ndarray:
+                     scaled: bool = True, **overrides: Any) -> np.ndarray:
   """`image_features` of an image already prepared and resized (as `image_to_segment` gives).
 
   Args:
     params: the model.
     image: float32 (h, w, C) in [0, 1].
     settings, **overrides: as in `segment`.
+    scaled: as in `image_features`.
 
   Returns:
     float32 (h, w, R) with R = the embedding features (+ C when
     `image_weight` is not 0).
   """
   settings = segment_settings.resolve_settings(params, settings=settings, **overrides)
-  return _features(params, np.asarray(image), settings, scaled=True)
+  return _features(params, np.asarray(image), settings, scaled=scaled)
 
 
 def _features(params: embedding.SegmentationParams, image: np.ndarray,

@@ -115,9 +115,9 @@ def segments_from_features(params: SegmentationParams, features: np.ndarray, *,
   """
   settings = resolve_settings(params, settings=settings, **overrides)
   features = np.asarray(features)
-  if superpixels is not None and np.shape(superpixels) != features.shape[:2]:
-    raise ValueError(f"superpixels have shape {np.shape(superpixels)}; the features' pixels "
-                     f"are {features.shape[:2]}.")
+  if superpixels is not None:
+    _validation.check_same_shape(np.shape(superpixels), features.shape[:2],
+                                 names=("superpixels", "the features' pixels"))
   return _labels(features, size, settings,
                  superpixels=superpixels if settings.connected else None)
 

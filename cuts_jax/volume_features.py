@@ -427,8 +427,8 @@ def volume_features(params: embedding.SegmentationParams, volume: Any, *, axis: 
   for index, image in enumerate(slices):
     # A gray slice is repeated in every channel the model was trained on.
     channels = np.repeat(image[..., None], params.channels, axis=-1)
-    vectors = features_lib.image_features(params, channels, settings=settings, scaled=False)
     prepared = features_lib.image_to_segment(params, channels, settings=settings)
+    vectors = features_lib.segment_features(params, prepared, settings=settings, scaled=False)
     if features is None:
       features = np.empty((len(slices), *vectors.shape), np.float32)
       images = np.empty((len(slices), *prepared.shape), np.float16)

@@ -238,6 +238,13 @@ def _interior_voxel(target: np.ndarray, spacing) -> tuple[int, ...]:
   return tuple(int(i) for i in np.unravel_index(int(np.argmax(depth)), depth.shape))
 
 
+def load_scan(path) -> tuple[np.ndarray, np.ndarray]:
+  """(intensities scaled to [0, 1], bool ventricle mask) of the brain volume's .npz."""
+  with np.load(path, allow_pickle=False) as archive:
+    return (pixels.to_unit_range(archive["vol"]),
+            np.isin(archive["seg"], brain_ventricles.VENTRICLE_LABELS))
+
+
 def hemisphere(shape, part: str) -> np.ndarray:
   """bool volume: the voxels of the brain's `part` hemisphere (its slices in splits.json)."""
   if part not in PARTS:
@@ -391,9 +398,7 @@ def run_part(args, config) -> None:
   methods = args.methods.split(",")
   described = {s[0]: s for s in SETTINGS}
   models = trained_models([pathlib.Path(w) for w in args.workdir.split(",")], config)
-  with np.load(args.data_root, allow_pickle=False) as archive:
-    volume = pixels.to_unit_range(archive["vol"])
-    target = np.isin(archive["seg"], brain_ventricles.VENTRICLE_LABELS)
+  volume, target = load_scan(args.data_root)
   inside, part_target, click = hemisphere_protocol(target, part)
   interior = _interior_voxel(part_target, spacing)
   cache = volume_features.FeatureCache(directory=args.cache or None)
@@ -549,9 +554,7 @@ def main() -> None:
   (_, _, params, training_config), = trained_models([workdir], config)
   axis = int(training_config.data.axis)
 
-  with np.load(args.data_root, allow_pickle=False) as archive:
-    volume = pixels.to_unit_range(archive["vol"])
-    target = np.isin(archive["seg"], brain_ventricles.VENTRICLE_LABELS)
+  volume, target = load_scan(args.data_root)
   click = metrics.centre_pixel(target)
   interior = _interior_voxel(target, spacing)
   # Training reads no labels (every slice); the slice-wise protocol clicks every slice that

@@ -49,7 +49,6 @@ from scipy import ndimage  # pylint: disable=g-import-not-at-top
 import brain_volume  # pylint: disable=g-import-not-at-top
 import tune_scale  # pylint: disable=g-import-not-at-top
 from configs import brain_ventricles  # pylint: disable=g-import-not-at-top
-from cuts_jax import pixels
 from cuts_jax import regions
 from cuts_jax import segmentation
 from cuts_jax import volume as volume_lib
@@ -114,6 +113,11 @@ def rim_clicks(part_target: np.ndarray, count: int) -> list[tuple[int, int, int]
   return sorted(tuple(int(v) for v in rim[i]) for i in chosen)
 
 
+def protocol_and_rim_clicks(part_target: np.ndarray, click) -> list[tuple[int, ...]]:
+  """The protocol's click, then `RIM_CLICKS` rim voxels of the part's lateral ventricle."""
+  return [tuple(click)] + [c for c in rim_clicks(part_target, RIM_CLICKS) if c != tuple(click)]
+
+
 def _kept_choice(rows: list[dict], fold: int) -> list[str]:
   """The rule, written before the sweep was run: among the floors above 1 (1 is the former
   rule, shown for comparison), the highest mean tune Dice of `cuts_3d_scales` over all the
@@ -144,7 +148,7 @@ def sweep_kept(args, workdirs, volume, inside, part_target, click) -> list[str]:
   """The `--sweep=kept` section's lines (see the module doc)."""
   started, cpu_started = time.perf_counter(), time.process_time()
   floors = [int(v) for v in args.kept_voxels.split(",")]
-  clicks = [click] + [c for c in rim_clicks(part_target, RIM_CLICKS) if c != tuple(click)]
+  clicks = protocol_and_rim_clicks(part_target, click)
   cache = volume_features.FeatureCache(directory=args.cache or None)
   rows = []
   for index, (workdir, _, params, training_config) in enumerate(
@@ -239,9 +243,7 @@ def main() -> None:
   workdirs = [pathlib.Path(w) for w in args.workdirs.split(",")]
   folds = [int(v) for v in args.fold_voxels.split(",")]
   fractions = [float(v) for v in args.max_fractions.split(",")]
-  with np.load(args.data_root, allow_pickle=False) as archive:
-    volume = pixels.to_unit_range(archive["vol"])
-    target = np.isin(archive["seg"], brain_ventricles.VENTRICLE_LABELS)
+  volume, target = brain_volume.load_scan(args.data_root)
   inside, part_target, click = brain_volume.hemisphere_protocol(target, "tune")
   if args.sweep == "kept":
     lines = sweep_kept(args, workdirs, volume, inside, part_target, click)

@@ -32,7 +32,6 @@ import numpy as np  # pylint: disable=g-import-not-at-top
 import brain_volume  # pylint: disable=g-import-not-at-top
 import tune_volume  # pylint: disable=g-import-not-at-top
 from configs import brain_ventricles  # pylint: disable=g-import-not-at-top
-from cuts_jax import pixels
 from cuts_jax import segmentation
 from cuts_jax import volume as volume_lib
 from cuts_jax import volume_features
@@ -46,12 +45,9 @@ def main() -> None:
   parser.add_argument("--data_root", default=str(brain_volume.DEFAULT_DATA))
   parser.add_argument("--cache", default="", help="keep the volume's features on disk here")
   args = parser.parse_args()
-  with np.load(args.data_root, allow_pickle=False) as archive:
-    volume = pixels.to_unit_range(archive["vol"])
-    target = np.isin(archive["seg"], brain_ventricles.VENTRICLE_LABELS)
+  volume, target = brain_volume.load_scan(args.data_root)
   inside, part_target, click = brain_volume.hemisphere_protocol(target, "tune")
-  clicks = [tuple(click)] + [c for c in tune_volume.rim_clicks(part_target, 16)
-                             if c != tuple(click)]
+  clicks = tune_volume.protocol_and_rim_clicks(part_target, click)
   cache = volume_features.FeatureCache(directory=args.cache or None)
   workdirs = [pathlib.Path(w) for w in args.workdirs.split(",")]
   rows = []

@@ -166,9 +166,9 @@ def stack_from_features(features: np.ndarray, *, num_clusters: Sequence[int] = t
   ks = sorted({int(k) for k in num_clusters})
   _validation.check_positive_integers(**{f"num_clusters[{i}]": k for i, k in enumerate(ks)},
                                       min_size=min_size)
-  if superpixels is not None and np.shape(superpixels) != features.shape[:2]:
-    raise ValueError(f"superpixels have shape {np.shape(superpixels)}; the features' pixels "
-                     f"are {features.shape[:2]}.")
+  if superpixels is not None:
+    _validation.check_same_shape(np.shape(superpixels), features.shape[:2],
+                                 names=("superpixels", "the features' pixels"))
   pieces, labels = [], []
   for k in ks:
     clusters = clustering.cluster_image(features, num_clusters=k, method=method, seed=seed,
